@@ -1,0 +1,39 @@
+namespace Orchestrator.Abstractions;
+
+/// <summary>One sweep (key: the sweep id). Records it, skips cells whose results exist, queues the rest.</summary>
+[Alias("orch.sweep")]
+public interface ISweepGrain : IGrainWithStringKey
+{
+    [Alias("submit")]
+    Task<SubmitResult> SubmitAsync(SweepSubmission submission);
+
+    [Alias("progress")]
+    Task<SweepProgress> GetProgressAsync();
+}
+
+/// <summary>
+/// The pull queue (key: queue name, <see cref="DefaultName"/> unless sharded). Workers lease cells with a
+/// time limit and renew while training; an expired lease puts the cell back with attempt + 1.
+/// </summary>
+[Alias("orch.trial-queue")]
+public interface ITrialQueueGrain : IGrainWithStringKey
+{
+    public const string DefaultName = "default";
+
+    [Alias("enqueue")]
+    Task<int> EnqueueAsync(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone);
+
+    /// <summary>Leases the next pending cell for the cell's own lease time (its spec's <c>execution.lease_seconds</c>), or null.</summary>
+    [Alias("lease")]
+    Task<CellLease?> LeaseAsync(WorkerCapabilities worker);
+
+    /// <summary>Extends a lease by its cell's lease time; false when the lease is no longer current (stop work).</summary>
+    [Alias("renew")]
+    Task<bool> RenewAsync(string leaseId);
+
+    [Alias("complete")]
+    Task<bool> CompleteAsync(CellCompletion completion);
+
+    [Alias("sweep-progress")]
+    Task<SweepProgress> GetProgressAsync(string sweepId);
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Orchestrator.Core.Hashing;
+
+namespace Orchestrator.Core.Cells;
+
+/// <summary>
+/// Everything that determines one cell's result (one trained model). Its canonical JSON is hashed into the
+/// cell key, so the same work always has the same key, and resubmitting a spec never duplicates work.
+/// Run-time policy (attempts, leases) and the sweep's name are deliberately not part of it.
+/// </summary>
+public sealed record CellDefinition(
+    [property: JsonPropertyName("code_version")] string CodeVersion,
+    [property: JsonPropertyName("dataset")] DatasetIdentity Dataset,
+    [property: JsonPropertyName("split")] string Split,
+    [property: JsonPropertyName("model")] ModelIdentity Model,
+    [property: JsonPropertyName("method")] string Method,
+    [property: JsonPropertyName("method_options")] SortedDictionary<string, string> MethodOptions,
+    [property: JsonPropertyName("size")] int Size,
+    [property: JsonPropertyName("subsample")] int Subsample,
+    [property: JsonPropertyName("manifest")] ManifestIdentity Manifest,
+    [property: JsonPropertyName("seed")] int Seed,
+    [property: JsonPropertyName("training")] TrainingSettings Training,
+    [property: JsonPropertyName("decoding")] DecodingSettings Decoding)
+{
+    /// <summary>
+    /// Version of the training/decoding semantics. Bump it when a code change alters results, so that
+    /// old cells are not mistaken for new ones.
+    /// </summary>
+    public const string CurrentCodeVersion = "orchestrator-cell/1";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    /// <summary>Canonical JSON: fixed property order, ordinal-sorted option maps, invariant numbers.</summary>
+    public string ToCanonicalJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The cell key: SHA-256 of the canonical JSON, lower-case hex.</summary>
+    public string Key => ContentHash.Of(ToCanonicalJson());
+
+    public static CellDefinition FromJson(string json) =>
+        JsonSerializer.Deserialize<CellDefinition>(json, Json) ?? throw new FormatException("empty cell definition");
+
+    /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c>.</summary>
+    public string Label => $"{Method} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
+}
+
+/// <param name="Kind">Reader name (e.g. <c>synthetic-e2e</c>, <c>e2e</c>).</param>
+/// <param name="Path">Where the worker reads it (null for generated data).</param>
+/// <param name="ContentHash">Hash of the data's content (file bytes, or the generated examples).</param>
+/// <param name="Options">Reader options.</param>
+/// <param name="EvalLimit">Cap on evaluation inputs, if any.</param>
+public sealed record DatasetIdentity(
+    [property: JsonPropertyName("kind")] string Kind,
+    [property: JsonPropertyName("path")] string? Path,
+    [property: JsonPropertyName("content_hash")] string ContentHash,
+    [property: JsonPropertyName("options")] SortedDictionary<string, string> Options,
+    [property: JsonPropertyName("eval_limit")] int? EvalLimit);
+
+/// <param name="Preset">Built-in shape, randomly initialised from <paramref name="InitSeed"/> (null for a checkpoint).</param>
+/// <param name="Path">Local checkpoint folder (null for a preset).</param>
+/// <param name="ContentHash">Hash of the checkpoint folder, or of the preset's name and seed.</param>
+public sealed record ModelIdentity(
+    [property: JsonPropertyName("preset")] string? Preset,
+    [property: JsonPropertyName("path")] string? Path,
+    [property: JsonPropertyName("init_seed")] int InitSeed,
+    [property: JsonPropertyName("content_hash")] string ContentHash);
+
+/// <summary>Inputs of the subsample manifest (a pure function of these and the dataset hash).</summary>
+public sealed record ManifestIdentity(
+    [property: JsonPropertyName("algorithm")] string Algorithm,
+    [property: JsonPropertyName("pool")] string Pool,
+    [property: JsonPropertyName("seed")] int Seed,
+    [property: JsonPropertyName("nested")] bool Nested,
+    [property: JsonPropertyName("dev_fraction")] double DevFraction);
+
+public sealed record TrainingSettings(
+    [property: JsonPropertyName("learning_rate")] double LearningRate,
+    [property: JsonPropertyName("batch_size")] int BatchSize,
+    [property: JsonPropertyName("max_steps")] int MaxSteps,
+    [property: JsonPropertyName("warmup_steps")] int WarmupSteps,
+    [property: JsonPropertyName("eval_every")] int EvalEvery,
+    [property: JsonPropertyName("weight_decay")] double WeightDecay);
+
+public sealed record DecodingSettings(
+    [property: JsonPropertyName("strategy")] string Strategy,
+    [property: JsonPropertyName("beam_size")] int BeamSize,
+    [property: JsonPropertyName("max_new_tokens")] int MaxNewTokens,
+    [property: JsonPropertyName("min_new_tokens")] int MinNewTokens);

@@ -1,0 +1,434 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Orchestrator.Core.Specs;
+
+/// <summary>
+/// Parses a sweep spec from YAML and validates it. Every problem is collected (not just the first) and
+/// reported with the field's path, e.g. <c>grid.sizes[1]: expected a positive integer, got 'abc'</c>.
+/// </summary>
+public static partial class SpecParser
+{
+    public const double DevFraction = 0.3;
+
+    public static SweepSpec ParseFile(string path, SpecVocabulary vocabulary)
+    {
+        if (!File.Exists(path))
+        {
+            throw new SpecValidationException(path, [new SpecError("(file)", $"spec file not found: {Path.GetFullPath(path)}")]);
+        }
+
+        return Parse(File.ReadAllText(path), vocabulary, path);
+    }
+
+    public static SweepSpec Parse(string yaml, SpecVocabulary vocabulary, string source = "<inline>")
+    {
+        var errors = new List<SpecError>();
+        YamlNode? root;
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(yaml));
+            root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
+        }
+        catch (YamlException ex)
+        {
+            throw new SpecValidationException(source,
+                [new SpecError("(yaml)", $"not valid YAML: {ex.InnerException?.Message ?? ex.Message}", (int)ex.Start.Line)]);
+        }
+
+        if (root is null || (root is YamlScalarNode s && string.IsNullOrEmpty(s.Value)))
+        {
+            throw new SpecValidationException(source, [new SpecError("(root)", "the spec is empty")]);
+        }
+
+        var r = new Reader(errors);
+        var spec = ReadSpec(r, root, vocabulary);
+        if (errors.Count > 0 || spec is null)
+        {
+            throw new SpecValidationException(source, errors);
+        }
+
+        return spec;
+    }
+
+    private static SweepSpec? ReadSpec(Reader r, YamlNode root, SpecVocabulary v)
+    {
+        var top = r.Map(root, "", "name", "description", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution");
+        if (top is null)
+        {
+            return null;
+        }
+
+        var name = r.String(top, "name", "name", required: true);
+        if (name is not null && !NamePattern().IsMatch(name))
+        {
+            r.Error("name", $"'{name}' is not a valid sweep name (use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 64 characters)", top, "name");
+        }
+
+        var description = r.String(top, "description", "description", required: false);
+        var dataset = ReadDataset(r, top, v);
+        var model = ReadModel(r, top, v);
+        var methods = ReadMethods(r, top, v);
+        var grid = ReadGrid(r, top);
+        var training = ReadTraining(r, top, grid);
+        var decoding = ReadDecoding(r, top, v);
+        var metrics = ReadMetrics(r, top, v);
+        var execution = ReadExecution(r, top);
+
+        if (name is null || dataset is null || model is null || methods is null || grid is null || training is null
+            || decoding is null || metrics is null || execution is null || r.HasErrors)
+        {
+            return null;
+        }
+
+        return new SweepSpec(name, description, dataset, model, methods, grid, training, decoding, metrics, execution);
+    }
+
+    private static DatasetSpec? ReadDataset(Reader r, YamlMappingNode top, SpecVocabulary v)
+    {
+        var node = r.Child(top, "dataset", "", required: true);
+        if (node is null)
+        {
+            return null;
+        }
+
+        var m = r.Map(node, "dataset", "kind", "path", "splits", "eval_limit", "options");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var kind = r.String(m, "kind", "dataset.kind", required: true);
+        if (kind is not null && !v.DatasetKinds.Contains(kind))
+        {
+            r.Error("dataset.kind", $"unknown dataset kind '{kind}' (known: {string.Join(", ", v.DatasetKinds.Order(StringComparer.Ordinal))})", m, "kind");
+        }
+
+        var path = r.String(m, "path", "dataset.path", required: false);
+        var splits = r.StringList(m, "splits", "dataset.splits") ?? ["default"];
+        if (splits.Count == 0)
+        {
+            r.Error("dataset.splits", "the list of splits is empty", m, "splits");
+        }
+
+        var evalLimit = r.Int(m, "eval_limit", "dataset.eval_limit", min: 1);
+        var options = r.ScalarMap(m, "options", "dataset.options") ?? new SortedDictionary<string, string>(StringComparer.Ordinal);
+        return kind is null ? null : new DatasetSpec(kind, path, splits, evalLimit, options);
+    }
+
+    private static ModelSpec? ReadModel(Reader r, YamlMappingNode top, SpecVocabulary v)
+    {
+        var node = r.Child(top, "model", "", required: true);
+        if (node is null)
+        {
+            return null;
+        }
+
+        var m = r.Map(node, "model", "preset", "path", "init_seed");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var preset = r.String(m, "preset", "model.preset", required: false);
+        var path = r.String(m, "path", "model.path", required: false);
+        if ((preset is null) == (path is null))
+        {
+            r.Error("model", "give exactly one of 'preset' (a built-in shape) or 'path' (a local checkpoint folder)", m, null);
+        }
+
+        if (preset is not null && !v.ModelPresets.Contains(preset))
+        {
+            r.Error("model.preset", $"unknown preset '{preset}' (known: {string.Join(", ", v.ModelPresets.Order(StringComparer.Ordinal))})", m, "preset");
+        }
+
+        var seed = r.Int(m, "init_seed", "model.init_seed", min: 0) ?? 0;
+        return new ModelSpec(preset, path, seed);
+    }
+
+    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v)
+    {
+        var node = r.Child(top, "methods", "", required: true);
+        if (node is null)
+        {
+            return null;
+        }
+
+        if (node is not YamlSequenceNode seq)
+        {
+            r.Error("methods", $"expected a list of methods, got {Reader.Describe(node)}", node);
+            return null;
+        }
+
+        if (seq.Children.Count == 0)
+        {
+            r.Error("methods", "the list of methods is empty: name at least one method", node);
+            return null;
+        }
+
+        var result = new List<MethodSpec>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < seq.Children.Count; i++)
+        {
+            var path = $"methods[{i}]";
+            var item = seq.Children[i];
+            string? name;
+            IReadOnlyDictionary<string, string> options = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            if (item is YamlScalarNode scalar)
+            {
+                name = scalar.Value;
+            }
+            else
+            {
+                var m = r.Map(item, path, "name", "options");
+                if (m is null)
+                {
+                    continue;
+                }
+
+                name = r.String(m, "name", path + ".name", required: true);
+                options = r.ScalarMap(m, "options", path + ".options") ?? options;
+            }
+
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                r.Error(path, "a method needs a name", item);
+                continue;
+            }
+
+            if (!v.Methods.Contains(name))
+            {
+                r.Error(path, $"unknown method '{name}' (known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
+                continue;
+            }
+
+            var identity = name + "|" + string.Join(",", options.Select(kv => kv.Key + "=" + kv.Value));
+            if (!seen.Add(identity))
+            {
+                r.Error(path, $"method '{name}' is listed twice with the same options", item);
+                continue;
+            }
+
+            result.Add(new MethodSpec(name, options));
+        }
+
+        return result;
+    }
+
+    private static GridSpec? ReadGrid(Reader r, YamlMappingNode top)
+    {
+        var node = r.Child(top, "grid", "", required: true);
+        if (node is null)
+        {
+            return null;
+        }
+
+        var m = r.Map(node, "grid", "sizes", "subsamples", "seeds", "manifest_seed", "nested");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var sizes = r.IntList(m, "sizes", "grid.sizes", min: 1, required: true);
+        if (sizes is not null)
+        {
+            if (sizes.Count == 0)
+            {
+                r.Error("grid.sizes", "the list of sizes is empty: give at least one training-set size", m, "sizes");
+            }
+
+            for (var i = 0; i < sizes.Count; i++)
+            {
+                if (sizes.IndexOf(sizes[i]) != i)
+                {
+                    r.Error($"grid.sizes[{i}]", $"size {sizes[i]} is listed twice", m, "sizes");
+                }
+            }
+        }
+
+        var subsamples = r.Int(m, "subsamples", "grid.subsamples", min: 1, max: 1000) ?? 5;
+        IReadOnlyList<int>? seeds = [0, 1];
+        if (m.Children.TryGetValue(new YamlScalarNode("seeds"), out var seedNode))
+        {
+            if (seedNode is YamlScalarNode)
+            {
+                var count = r.Int(m, "seeds", "grid.seeds", min: 1, max: 1000);
+                seeds = count is { } c ? Enumerable.Range(0, c).ToList() : null;
+            }
+            else
+            {
+                seeds = r.IntList(m, "seeds", "grid.seeds", min: 0, required: true);
+                if (seeds is { Count: 0 })
+                {
+                    r.Error("grid.seeds", "the list of seeds is empty", m, "seeds");
+                }
+                else if (seeds is not null && seeds.Distinct().Count() != seeds.Count)
+                {
+                    r.Error("grid.seeds", "a seed is listed twice", m, "seeds");
+                }
+            }
+        }
+
+        var manifestSeed = r.Int(m, "manifest_seed", "grid.manifest_seed", min: 0) ?? 0;
+        var nested = r.Bool(m, "nested", "grid.nested") ?? false;
+        if (sizes is null || sizes.Count == 0 || seeds is null || seeds.Count == 0)
+        {
+            return null;
+        }
+
+        return new GridSpec(sizes, subsamples, seeds, manifestSeed, nested);
+    }
+
+    private static TrainingSpec? ReadTraining(Reader r, YamlMappingNode top, GridSpec? grid)
+    {
+        var node = r.Child(top, "training", "", required: false);
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "training", "learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var lr = r.Double(m, "learning_rate", "training.learning_rate", minExclusive: 0) ?? 5e-5;
+        var batch = r.Int(m, "batch_size", "training.batch_size", min: 1, max: 4096) ?? 10;
+        var warmup = r.Int(m, "warmup_steps", "training.warmup_steps", min: 0) ?? 100;
+        var evalEvery = r.Int(m, "eval_every", "training.eval_every", min: 1) ?? 50;
+        var wd = r.Double(m, "weight_decay", "training.weight_decay", minInclusive: 0) ?? 0.0;
+
+        var steps = new SortedDictionary<int, int>();
+        var sizes = grid?.Sizes ?? [];
+        if (!m.Children.TryGetValue(new YamlScalarNode("max_steps"), out var stepsNode))
+        {
+            foreach (var size in sizes)
+            {
+                steps[size] = DefaultMaxSteps(size);
+            }
+        }
+        else if (stepsNode is YamlScalarNode)
+        {
+            var all = r.Int(m, "max_steps", "training.max_steps", min: 1);
+            foreach (var size in sizes)
+            {
+                steps[size] = all ?? 1;
+            }
+        }
+        else if (stepsNode is YamlMappingNode stepsMap)
+        {
+            foreach (var (k, val) in stepsMap.Children)
+            {
+                var keyText = (k as YamlScalarNode)?.Value;
+                var path = $"training.max_steps.{keyText}";
+                if (!int.TryParse(keyText, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
+                {
+                    r.Error(path, $"expected a training-set size as the key, got '{keyText}'", k);
+                    continue;
+                }
+
+                if (grid is not null && !sizes.Contains(size))
+                {
+                    r.Error(path, $"size {size} is not in grid.sizes [{string.Join(", ", sizes)}]", k);
+                    continue;
+                }
+
+                if (r.IntValue(val, path, min: 1) is { } n)
+                {
+                    steps[size] = n;
+                }
+            }
+
+            foreach (var size in sizes.Where(s => !steps.ContainsKey(s)))
+            {
+                r.Error("training.max_steps", $"no max_steps for size {size} (give one per size in grid.sizes, or a single number)", stepsNode);
+            }
+        }
+        else
+        {
+            r.Error("training.max_steps", $"expected a number or a map from size to steps, got {Reader.Describe(stepsNode)}", stepsNode);
+        }
+
+        return new TrainingSpec(lr, batch, steps, warmup, evalEvery, wd);
+    }
+
+    /// <summary>Default max update steps per size (PEFT_METHODS.md, E2E low-data fine-tuning: 100/100/200/400).</summary>
+    public static int DefaultMaxSteps(int size) => size switch
+    {
+        <= 100 => 100,
+        <= 200 => 200,
+        _ => 400,
+    };
+
+    private static DecodingSpec? ReadDecoding(Reader r, YamlMappingNode top, SpecVocabulary v)
+    {
+        var node = r.Child(top, "decoding", "", required: false);
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "decoding", "strategy", "beam_size", "max_new_tokens", "min_new_tokens");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var defaultStrategy = v.DecodingStrategies.Contains("beam") ? "beam" : "greedy";
+        var strategy = r.String(m, "strategy", "decoding.strategy", required: false) ?? defaultStrategy;
+        if (!v.DecodingStrategies.Contains(strategy))
+        {
+            r.Error("decoding.strategy", $"unknown decoding strategy '{strategy}' (known: {string.Join(", ", v.DecodingStrategies.Order(StringComparer.Ordinal))})", m, "strategy");
+        }
+
+        var beam = r.Int(m, "beam_size", "decoding.beam_size", min: 1, max: 64) ?? 5;
+        var maxNew = r.Int(m, "max_new_tokens", "decoding.max_new_tokens", min: 1, max: 4096) ?? 100;
+        var minNew = r.Int(m, "min_new_tokens", "decoding.min_new_tokens", min: 0) ?? 5;
+        if (minNew > maxNew)
+        {
+            r.Error("decoding.min_new_tokens", $"min_new_tokens ({minNew}) is larger than max_new_tokens ({maxNew})", m, "min_new_tokens");
+        }
+
+        return new DecodingSpec(strategy, beam, maxNew, minNew);
+    }
+
+    private static IReadOnlyList<string>? ReadMetrics(Reader r, YamlMappingNode top, SpecVocabulary v)
+    {
+        if (!top.Children.ContainsKey(new YamlScalarNode("metrics")))
+        {
+            return ["bleu"];
+        }
+
+        var list = r.StringList(top, "metrics", "metrics");
+        if (list is null)
+        {
+            return null;
+        }
+
+        if (list.Count == 0)
+        {
+            r.Error("metrics", "the list of metrics is empty", top, "metrics");
+        }
+
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (!v.Metrics.Contains(list[i]))
+            {
+                r.Error($"metrics[{i}]", $"unknown metric '{list[i]}' (known: {string.Join(", ", v.Metrics.Order(StringComparer.Ordinal))})", top, "metrics");
+            }
+        }
+
+        return list;
+    }
+
+    private static ExecutionSpec? ReadExecution(Reader r, YamlMappingNode top)
+    {
+        var node = r.Child(top, "execution", "", required: false);
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "execution", "max_attempts", "lease_seconds");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var attempts = r.Int(m, "max_attempts", "execution.max_attempts", min: 1, max: 100) ?? 3;
+        var lease = r.Int(m, "lease_seconds", "execution.lease_seconds", min: 5, max: 7 * 24 * 3600) ?? 600;
+        return new ExecutionSpec(attempts, lease);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    private static partial Regex NamePattern();
+}

@@ -1,0 +1,12 @@
+namespace Orchestrator.Core.Specs;
+
+/// <summary>
+/// The names a spec may use that are defined by other layers (method plugins, dataset readers, metrics,
+/// decoders). The host passes the real registries; the parser stays free of those dependencies.
+/// </summary>
+public sealed record SpecVocabulary(
+    IReadOnlyCollection<string> Methods,
+    IReadOnlyCollection<string> DatasetKinds,
+    IReadOnlyCollection<string> Metrics,
+    IReadOnlyCollection<string> DecodingStrategies,
+    IReadOnlyCollection<string> ModelPresets);

@@ -1,0 +1,60 @@
+namespace Orchestrator.Core.Specs;
+
+/// <summary>A parsed and validated sweep specification (a file under <c>sweeps/</c>).</summary>
+public sealed record SweepSpec(
+    string Name,
+    string? Description,
+    DatasetSpec Dataset,
+    ModelSpec Model,
+    IReadOnlyList<MethodSpec> Methods,
+    GridSpec Grid,
+    TrainingSpec Training,
+    DecodingSpec Decoding,
+    IReadOnlyList<string> Metrics,
+    ExecutionSpec Execution);
+
+/// <summary>Which data to train and evaluate on.</summary>
+/// <param name="Kind">Dataset reader: <c>synthetic-e2e</c> or <c>e2e</c> (more arrive with the data issue).</param>
+/// <param name="Path">File or folder for file-backed datasets; relative paths resolve against the spec's folder.</param>
+/// <param name="Splits">Evaluation splits; <c>default</c> for datasets without named splits.</param>
+/// <param name="EvalLimit">At most this many evaluation inputs (each with all its references); null = all.</param>
+/// <param name="Options">Reader options (for example the generator's size and seed), as canonical strings.</param>
+public sealed record DatasetSpec(
+    string Kind,
+    string? Path,
+    IReadOnlyList<string> Splits,
+    int? EvalLimit,
+    IReadOnlyDictionary<string, string> Options);
+
+/// <summary>The base model: a built-in shape preset (randomly initialised) or a local checkpoint folder.</summary>
+public sealed record ModelSpec(string? Preset, string? Path, int InitSeed);
+
+/// <summary>A PEFT method and its options (canonical strings; the method plugin interprets them).</summary>
+public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options);
+
+/// <summary>The low-data grid: sizes × subsamples × seeds.</summary>
+public sealed record GridSpec(
+    IReadOnlyList<int> Sizes,
+    int Subsamples,
+    IReadOnlyList<int> Seeds,
+    int ManifestSeed,
+    bool Nested);
+
+/// <summary>Training hyper-parameters; <see cref="MaxSteps"/> may differ per size.</summary>
+public sealed record TrainingSpec(
+    double LearningRate,
+    int BatchSize,
+    IReadOnlyDictionary<int, int> MaxStepsBySize,
+    int WarmupSteps,
+    int EvalEvery,
+    double WeightDecay)
+{
+    /// <summary>Max update steps for one training-set size.</summary>
+    public int MaxStepsFor(int size) => MaxStepsBySize[size];
+}
+
+/// <summary>How outputs are decoded for scoring.</summary>
+public sealed record DecodingSpec(string Strategy, int BeamSize, int MaxNewTokens, int MinNewTokens);
+
+/// <summary>Run-time policy: not part of a cell's identity.</summary>
+public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds);

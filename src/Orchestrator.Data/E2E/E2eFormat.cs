@@ -1,0 +1,182 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Orchestrator.Data.E2E;
+
+/// <summary>E2E meaning representations: <c>name[The Eagle], eatType[pub]</c> ⇄ <c>name : The Eagle | eatType : pub</c>.</summary>
+public static partial class E2eFormat
+{
+    public static IReadOnlyList<(string Field, string Value)> ParseMr(string mr)
+    {
+        var fields = new List<(string, string)>();
+        foreach (Match m in MrField().Matches(mr))
+        {
+            fields.Add((m.Groups[1].Value.Trim(), m.Groups[2].Value.Trim()));
+        }
+
+        if (fields.Count == 0)
+        {
+            throw new FormatException($"not an E2E meaning representation (expected 'field[value], ...'): '{mr}'");
+        }
+
+        return fields;
+    }
+
+    public static string FormatMr(IEnumerable<(string Field, string Value)> fields) =>
+        string.Join(", ", fields.Select(f => $"{f.Field}[{f.Value}]"));
+
+    /// <summary>PROTOCOL.md linearisation: <c>field : value</c> joined by <c> | </c>.</summary>
+    public static string Linearise(string mr) => string.Join(" | ", ParseMr(mr).Select(f => $"{f.Field} : {f.Value}"));
+
+    /// <summary>Reads an E2E CSV (<c>mr,ref</c>, one row per reference, rows of one MR adjacent) into entries.</summary>
+    public static IReadOnlyList<(string Mr, List<string> Refs, int Line)> ReadCsv(string path)
+    {
+        string text;
+        try
+        {
+            text = new UTF8Encoding(false, true).GetString(File.ReadAllBytes(path));
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw new DatasetException($"{path}: not valid UTF-8 ({ex.Message})", ex);
+        }
+
+        var rows = Csv.Parse(text, path);
+        if (rows.Count == 0 || rows[0].Fields.Count < 2 || rows[0].Fields[0] != "mr" || rows[0].Fields[1] != "ref")
+        {
+            throw new DatasetException($"{path}:1: expected the header 'mr,ref'");
+        }
+
+        var result = new List<(string, List<string>, int)>();
+        foreach (var (line, fields) in rows.Skip(1))
+        {
+            if (fields.Count != 2)
+            {
+                throw new DatasetException($"{path}:{line}: expected 2 fields (mr, ref), found {fields.Count}");
+            }
+
+            var (mr, reference) = (fields[0].Trim(), fields[1].Trim());
+            if (mr.Length == 0 || reference.Length == 0)
+            {
+                throw new DatasetException($"{path}:{line}: empty {(mr.Length == 0 ? "mr" : "ref")}");
+            }
+
+            try
+            {
+                ParseMr(mr);
+            }
+            catch (FormatException ex)
+            {
+                throw new DatasetException($"{path}:{line}: {ex.Message}", ex);
+            }
+
+            if (result.Count > 0 && result[^1].Item1 == mr)
+            {
+                result[^1].Item2.Add(reference);
+            }
+            else
+            {
+                result.Add((mr, [reference], line));
+            }
+        }
+
+        return result;
+    }
+
+    [GeneratedRegex(@"([^,\[\]]+)\[([^\]]*)\]")]
+    private static partial Regex MrField();
+}
+
+/// <summary>Minimal RFC 4180 CSV reader that reports the line of each record and of any quoting error.</summary>
+internal static class Csv
+{
+    public static List<(int Line, List<string> Fields)> Parse(string text, string path)
+    {
+        var rows = new List<(int, List<string>)>();
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        var line = 1;
+        var recordLine = 1;
+        var inQuotes = false;
+        var i = 0;
+        while (i < text.Length)
+        {
+            var c = text[i];
+            if (inQuotes)
+            {
+                if (c == '"')
+                {
+                    if (i + 1 < text.Length && text[i + 1] == '"')
+                    {
+                        field.Append('"');
+                        i += 2;
+                        continue;
+                    }
+
+                    inQuotes = false;
+                    i++;
+                    if (i < text.Length && text[i] is not (',' or '\n' or '\r'))
+                    {
+                        throw new DatasetException($"{path}:{line}: unexpected character '{text[i]}' after a closing quote");
+                    }
+
+                    continue;
+                }
+
+                if (c == '\n')
+                {
+                    line++;
+                }
+
+                field.Append(c);
+                i++;
+                continue;
+            }
+
+            switch (c)
+            {
+                case '"' when field.Length == 0:
+                    inQuotes = true;
+                    break;
+                case '"':
+                    throw new DatasetException($"{path}:{line}: a quote inside an unquoted field");
+                case ',':
+                    fields.Add(field.ToString());
+                    field.Clear();
+                    break;
+                case '\r':
+                    break;
+                case '\n':
+                    fields.Add(field.ToString());
+                    field.Clear();
+                    if (fields.Count > 1 || fields[0].Length > 0)
+                    {
+                        rows.Add((recordLine, fields));
+                    }
+
+                    fields = [];
+                    line++;
+                    recordLine = line;
+                    break;
+                default:
+                    field.Append(c);
+                    break;
+            }
+
+            i++;
+        }
+
+        if (inQuotes)
+        {
+            throw new DatasetException($"{path}:{recordLine}: a quoted field is not closed before the end of the file");
+        }
+
+        if (field.Length > 0 || fields.Count > 0)
+        {
+            fields.Add(field.ToString());
+            rows.Add((recordLine, fields));
+        }
+
+        return rows;
+    }
+}

@@ -1,0 +1,56 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Results;
+using Orchestrator.Worker;
+
+namespace Orchestrator.Hosting;
+
+/// <summary>
+/// Builds the embedded mode: an in-process Orleans silo (localhost clustering) hosting the sweep and queue
+/// grains, the pull worker in the same process, and the SQLite results store under the data directory.
+/// </summary>
+public static class EmbeddedHost
+{
+    public const string ClusterId = "orchestrator-embedded";
+    public const string ServiceId = "orchestrator";
+
+    public static IHost Build(EmbeddedOptions options, Action<ILoggingBuilder>? logging = null)
+    {
+        options.Validate();
+        Directory.CreateDirectory(Path.GetFullPath(options.DataDirectory));
+        var siloPort = options.SiloPort == 0 ? FreePort() : options.SiloPort;
+        var gatewayPort = options.GatewayPort == 0 ? FreePort() : options.GatewayPort;
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        if (logging is not null)
+        {
+            logging(builder.Logging);
+        }
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<IResultStore>(_ =>
+        {
+            var store = ResultStores.Sqlite(options.ResultsDatabasePath);
+            store.EnsureSchemaAsync().GetAwaiter().GetResult();
+            return store;
+        });
+        builder.Services.AddOrchestratorWorker(w => w.Slots = options.WorkerSlots);
+        builder.UseOrleans(silo =>
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: ClusterId);
+            silo.AddMemoryGrainStorage("Default");
+        });
+        return builder.Build();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,36 @@
+namespace Orchestrator.Hosting;
+
+/// <summary>Settings of the embedded mode: one in-process silo with both roles and a SQLite results file.</summary>
+public sealed class EmbeddedOptions
+{
+    /// <summary>Folder for the results database and caches (default <c>.orchestrator</c> in the working directory).</summary>
+    public string DataDirectory { get; set; } = ".orchestrator";
+
+    /// <summary>Cells trained at once in this process.</summary>
+    public int WorkerSlots { get; set; } = 1;
+
+    /// <summary>Silo and gateway ports on loopback; 0 picks free ports (so several embedded hosts can coexist).</summary>
+    public int SiloPort { get; set; }
+
+    public int GatewayPort { get; set; }
+
+    public string ResultsDatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "results.db");
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            throw new ArgumentException("DataDirectory must not be empty");
+        }
+
+        if (WorkerSlots is < 1 or > 64)
+        {
+            throw new ArgumentException($"WorkerSlots must be between 1 and 64, got {WorkerSlots}");
+        }
+
+        if (SiloPort is < 0 or > 65535 || GatewayPort is < 0 or > 65535)
+        {
+            throw new ArgumentException("ports must be between 0 and 65535");
+        }
+    }
+}

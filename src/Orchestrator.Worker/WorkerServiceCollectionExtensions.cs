@@ -1,0 +1,26 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Orchestrator.Worker;
+
+public static class WorkerServiceCollectionExtensions
+{
+    /// <summary>Adds the pull worker (and its cell runner) to a silo or embedded host.</summary>
+    public static IServiceCollection AddOrchestratorWorker(this IServiceCollection services, Action<WorkerOptions>? configure = null)
+    {
+        var builder = services.AddOptions<WorkerOptions>();
+        if (configure is not null)
+        {
+            builder.Configure(configure);
+        }
+
+        builder.Validate(o =>
+        {
+            o.Validate();
+            return true;
+        }).ValidateOnStart();
+        services.AddSingleton<CellRunner>();
+        services.AddSingleton<PullWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<PullWorker>());
+        return services;
+    }
+}
