@@ -11,6 +11,7 @@ using Orchestrator.Training.Decoding;
 using Orchestrator.Training.Models;
 using Orchestrator.Training.Peft;
 using Orchestrator.Training.Tokenization;
+using TrainingPair = Orchestrator.Training.TrainingExample;
 
 namespace Orchestrator.Worker;
 
@@ -47,8 +48,8 @@ public sealed class CellRunner
         })).Value;
 
         var manifest = SubsampleManifest.For(cell, data);
-        var train = manifest.TrainIds.Select(id => data.Example(id)).Select(e => new Seq2SeqExample(e.Source, e.Target)).ToList();
-        var dev = manifest.DevIds.Select(id => data.Example(id)).Select(e => new Seq2SeqExample(e.Source, e.Target)).ToList();
+        var train = manifest.TrainIds.Select(id => data.Example(id)).Select(e => new TrainingPair(e.Source, e.Target)).ToList();
+        var dev = manifest.DevIds.Select(id => data.Example(id)).Select(e => new TrainingPair(e.Source, e.Target)).ToList();
 
         if (cell.Model.Preset is null)
         {
@@ -58,15 +59,15 @@ public sealed class CellRunner
         var config = Gpt2Config.Preset(cell.Model.Preset, tokenizer.VocabSize);
         using var model = new Gpt2Model(config, cell.Model.InitSeed);
         var method = PeftRegistry.Get(cell.Method);
-        var trainable = method.Prepare(model);
 
         var options = new TrainingOptions(
             cell.Training.MaxSteps, cell.Training.BatchSize, cell.Training.LearningRate, cell.Training.WarmupSteps,
             cell.Training.EvalEvery, cell.Seed, cell.Training.WeightDecay);
-        var report = new CausalLmTrainer().Train(model, tokenizer, trainable, train, dev, options, progress, ct);
+        var report = new CausalLmTrainer(model, tokenizer, method).Train(train, dev, options, progress, ct);
+        var trainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
 
         var sources = data.Eval.Select(e => e.Source).ToList();
-        var outputs = GreedyDecoder.Decode(model, tokenizer, sources, cell.Decoding.MaxNewTokens, cell.Decoding.MinNewTokens, ct);
+        var outputs = GreedyDecoder.Decode(model, tokenizer, sources, cell.Decoding.MaxNewTokens, cell.Decoding.MinNewTokens, cancellationToken: ct);
         var references = data.Eval.Select(e => e.References).ToList();
 
         var scores = new SortedDictionary<string, double>(StringComparer.Ordinal);
@@ -90,7 +91,7 @@ public sealed class CellRunner
             model = config,
             method = cell.Method,
             method_options = cell.MethodOptions,
-            trainable_parameters = trainable.Sum(p => p.numel()),
+            trainable_parameters = trainable,
             training = cell.Training,
             decoding = cell.Decoding,
             seed = cell.Seed,

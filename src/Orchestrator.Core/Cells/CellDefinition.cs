@@ -39,12 +39,14 @@ public sealed record CellDefinition(
     public string ToCanonicalJson() => JsonSerializer.Serialize(this, Json);
 
     /// <summary>The cell key: SHA-256 of the canonical JSON, lower-case hex.</summary>
+    [JsonIgnore]
     public string Key => ContentHash.Of(ToCanonicalJson());
 
     public static CellDefinition FromJson(string json) =>
         JsonSerializer.Deserialize<CellDefinition>(json, Json) ?? throw new FormatException("empty cell definition");
 
     /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c>.</summary>
+    [JsonIgnore]
     public string Label => $"{Method} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
 }
 

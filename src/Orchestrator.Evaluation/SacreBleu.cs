@@ -1,0 +1,341 @@
+namespace Orchestrator.Evaluation;
+
+/// <summary>
+/// BLEU computed the way sacreBLEU 2.6.0 computes it (<c>sacrebleu.metrics.BLEU</c>):
+/// 13a tokenisation, mixed case, exponential smoothing, closest reference length (ties → shorter),
+/// statistics summed over segments, max order 4.
+/// </summary>
+public static class SacreBleu
+{
+    /// <summary>The sacreBLEU version whose behaviour (and signature) this reproduces.</summary>
+    public const string Version = "2.6.0";
+
+    /// <summary>
+    /// Corpus BLEU with sacreBLEU's defaults. <paramref name="referenceStreams"/> is a list of
+    /// reference "documents", each as long as <paramref name="hypotheses"/> (sacreBLEU's layout).
+    /// An empty string (or null) reference is padding and is dropped for that segment, so segments
+    /// may have different numbers of references (the signature then says <c>nrefs:var</c>).
+    /// </summary>
+    public static BleuScore Corpus(IReadOnlyList<string> hypotheses, IReadOnlyList<IReadOnlyList<string>> referenceStreams) =>
+        Corpus(hypotheses, referenceStreams, SacreBleuOptions.Default);
+
+    /// <summary>Corpus BLEU over reference streams with explicit settings.</summary>
+    public static BleuScore Corpus(
+        IReadOnlyList<string> hypotheses,
+        IReadOnlyList<IReadOnlyList<string>> referenceStreams,
+        SacreBleuOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(hypotheses);
+        ArgumentNullException.ThrowIfNull(referenceStreams);
+        ArgumentNullException.ThrowIfNull(options);
+        if (referenceStreams.Count == 0)
+        {
+            throw new ArgumentException("At least one reference stream is required.", nameof(referenceStreams));
+        }
+
+        for (var k = 0; k < referenceStreams.Count; k++)
+        {
+            var stream = referenceStreams[k] ?? throw new ArgumentException($"Reference stream {k} is null.", nameof(referenceStreams));
+            if (stream.Count != hypotheses.Count)
+            {
+                throw new ArgumentException(
+                    $"Reference stream {k} has {stream.Count} lines but there are {hypotheses.Count} hypotheses.",
+                    nameof(referenceStreams));
+            }
+        }
+
+        return CorpusCore(hypotheses, i => referenceStreams.Select(s => (string?)s[i]), options);
+    }
+
+    /// <summary>
+    /// Corpus BLEU with sacreBLEU's defaults, references grouped per hypothesis
+    /// (<c>referencesPerHypothesis[i]</c> are the references of <c>hypotheses[i]</c>; groups may differ in size).
+    /// Equivalent to <see cref="Corpus(IReadOnlyList{string}, IReadOnlyList{IReadOnlyList{string}})"/>
+    /// with the groups transposed into streams padded with absent entries.
+    /// </summary>
+    public static BleuScore CorpusFromGroups(IReadOnlyList<string> hypotheses, IReadOnlyList<IReadOnlyList<string>> referencesPerHypothesis) =>
+        CorpusFromGroups(hypotheses, referencesPerHypothesis, SacreBleuOptions.Default);
+
+    /// <summary>Corpus BLEU over per-hypothesis reference groups with explicit settings.</summary>
+    public static BleuScore CorpusFromGroups(
+        IReadOnlyList<string> hypotheses,
+        IReadOnlyList<IReadOnlyList<string>> referencesPerHypothesis,
+        SacreBleuOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(hypotheses);
+        ArgumentNullException.ThrowIfNull(referencesPerHypothesis);
+        ArgumentNullException.ThrowIfNull(options);
+        if (referencesPerHypothesis.Count != hypotheses.Count)
+        {
+            throw new ArgumentException(
+                $"There are {referencesPerHypothesis.Count} reference groups but {hypotheses.Count} hypotheses.",
+                nameof(referencesPerHypothesis));
+        }
+
+        return CorpusCore(
+            hypotheses,
+            i => referencesPerHypothesis[i] ?? throw new ArgumentException($"Reference group {i} is null.", nameof(referencesPerHypothesis)),
+            options);
+    }
+
+    /// <summary>
+    /// Sentence BLEU with sacreBLEU's <c>sentence_bleu</c> defaults (exp smoothing, effective order on).
+    /// </summary>
+    public static BleuScore Sentence(string hypothesis, IReadOnlyList<string> references) =>
+        Sentence(hypothesis, references, SacreBleuOptions.SentenceDefault);
+
+    /// <summary>Sentence BLEU with explicit settings.</summary>
+    public static BleuScore Sentence(string hypothesis, IReadOnlyList<string> references, SacreBleuOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(hypothesis);
+        ArgumentNullException.ThrowIfNull(references);
+        ArgumentNullException.ThrowIfNull(options);
+        return CorpusCore([hypothesis], _ => references, options);
+    }
+
+    /// <summary>
+    /// The sacreBLEU signature string for the given settings and number of references per segment
+    /// (<c>-1</c> for a varying number, printed as <c>var</c>).
+    /// </summary>
+    public static string Signature(int numberOfReferences, SacreBleuOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var nrefs = numberOfReferences == -1 ? "var" : numberOfReferences.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return $"nrefs:{nrefs}|case:{(options.Lowercase ? "lc" : "mixed")}|eff:{(options.EffectiveOrder ? "yes" : "no")}" +
+               $"|tok:{options.TokenizerSignature}|smooth:{options.SmoothingSignature}|version:{Version}";
+    }
+
+    /// <summary>
+    /// Applies sacreBLEU's per-segment pre-processing: optional lower-casing, <c>rstrip()</c>, then the tokenizer.
+    /// </summary>
+    public static string Preprocess(string segment, SacreBleuOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(segment);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Lowercase)
+        {
+            segment = PythonText.Lower(segment);
+        }
+
+        segment = PythonText.RStrip(segment);
+        return options.Tokenization switch
+        {
+            BleuTokenization.V13a => Tokenizer13a.Tokenize(segment),
+            BleuTokenization.None => segment,
+            _ => throw new InvalidOperationException($"Unknown tokenization {options.Tokenization}."),
+        };
+    }
+
+    /// <summary>
+    /// sacreBLEU's <c>BLEU.compute_bleu</c>: the score from summed sufficient statistics.
+    /// </summary>
+    public static BleuScore ComputeFromStatistics(
+        IReadOnlyList<int> counts,
+        IReadOnlyList<int> totals,
+        int sysLen,
+        int refLen,
+        SacreBleuOptions options,
+        string signature)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        ArgumentNullException.ThrowIfNull(totals);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(signature);
+        var order = options.MaxNgramOrder;
+        if (counts.Count != order || totals.Count != order)
+        {
+            throw new ArgumentException($"Expected {order} counts and totals.");
+        }
+
+        var countsCopy = counts.ToArray();
+        var totalsCopy = totals.ToArray();
+
+        var bp = 1.0;
+        if (sysLen < refLen)
+        {
+            bp = sysLen > 0 ? Math.Exp(1.0 - ((double)refLen / sysLen)) : 0.0;
+        }
+
+        var precisions = new double[order];
+
+        // Early stop if there are no matches (sacreBLEU #141).
+        if (countsCopy.All(c => c == 0))
+        {
+            return new BleuScore(0.0, countsCopy, totalsCopy, precisions, bp, sysLen, refLen, signature);
+        }
+
+        var smoothValue = options.EffectiveSmoothValue;
+        var smoothMteval = 1.0;
+        var effectiveOrder = order;
+        for (var n = 1; n <= order; n++)
+        {
+            double correct = countsCopy[n - 1];
+            double total = totalsCopy[n - 1];
+            if (options.Smoothing == BleuSmoothing.AddK && n > 1)
+            {
+                correct += smoothValue;
+                total += smoothValue;
+            }
+
+            if (total == 0)
+            {
+                break;
+            }
+
+            if (options.EffectiveOrder)
+            {
+                effectiveOrder = n;
+            }
+
+            if (correct == 0)
+            {
+                if (options.Smoothing == BleuSmoothing.Exp)
+                {
+                    smoothMteval *= 2;
+                    precisions[n - 1] = 100.0 / (smoothMteval * total);
+                }
+                else if (options.Smoothing == BleuSmoothing.Floor)
+                {
+                    precisions[n - 1] = 100.0 * smoothValue / total;
+                }
+            }
+            else
+            {
+                precisions[n - 1] = 100.0 * correct / total;
+            }
+        }
+
+        // sum(my_log(p) for p in precisions[:eff_order]) / eff_order, summed left to right.
+        var logSum = 0.0;
+        for (var n = 0; n < effectiveOrder; n++)
+        {
+            logSum += precisions[n] == 0.0 ? -9999999999.0 : Math.Log(precisions[n]);
+        }
+
+        var score = bp * Math.Exp(logSum / effectiveOrder);
+        return new BleuScore(score, countsCopy, totalsCopy, precisions, bp, sysLen, refLen, signature);
+    }
+
+    private static BleuScore CorpusCore(
+        IReadOnlyList<string> hypotheses,
+        Func<int, IEnumerable<string?>> referencesOf,
+        SacreBleuOptions options)
+    {
+        if (hypotheses.Count == 0)
+        {
+            throw new ArgumentException("At least one hypothesis is required.", nameof(hypotheses));
+        }
+
+        if (options.MaxNgramOrder < 1)
+        {
+            throw new ArgumentException("MaxNgramOrder must be at least 1.", nameof(options));
+        }
+
+        var order = options.MaxNgramOrder;
+        var counts = new int[order];
+        var totals = new int[order];
+        var sysLen = 0;
+        var refLen = 0;
+        var referenceCounts = new HashSet<int>();
+
+        for (var i = 0; i < hypotheses.Count; i++)
+        {
+            var hypothesis = hypotheses[i] ?? throw new ArgumentException($"Hypothesis {i} is null.", nameof(hypotheses));
+            var references = referencesOf(i)
+                .Where(r => r is not null && !(options.DropEmptyReferences && r.Length == 0))
+                .Select(r => r!)
+                .ToList();
+            if (references.Count == 0)
+            {
+                throw new ArgumentException(
+                    $"Segment {i} has no references (all were null or empty).", nameof(hypotheses));
+            }
+
+            referenceCounts.Add(references.Count);
+
+            // Reference side: max count of every n-gram over the references, and their lengths.
+            var maxRefCounts = new Dictionary<string, int>(StringComparer.Ordinal);
+            var refLengths = new List<int>(references.Count);
+            foreach (var reference in references)
+            {
+                var refTokens = PythonText.SplitWhitespace(Preprocess(reference, options));
+                refLengths.Add(refTokens.Count);
+                foreach (var (ngram, count) in CountNgrams(refTokens, order))
+                {
+                    if (!maxRefCounts.TryGetValue(ngram, out var existing) || count > existing)
+                    {
+                        maxRefCounts[ngram] = count;
+                    }
+                }
+            }
+
+            var hypTokens = PythonText.SplitWhitespace(Preprocess(hypothesis, options));
+            sysLen += hypTokens.Count;
+            refLen += ClosestReferenceLength(hypTokens.Count, refLengths);
+
+            foreach (var (ngram, count) in CountNgrams(hypTokens, order))
+            {
+                var n = NgramOrder(ngram) - 1;
+                totals[n] += count;
+                if (maxRefCounts.TryGetValue(ngram, out var refCount))
+                {
+                    counts[n] += Math.Min(count, refCount);
+                }
+            }
+        }
+
+        var nrefs = referenceCounts.Count == 1 ? referenceCounts.First() : -1;
+        return ComputeFromStatistics(counts, totals, sysLen, refLen, options, Signature(nrefs, options));
+    }
+
+    /// <summary>Closest reference length; on a tie the shorter reference wins (sacreBLEU <c>_get_closest_ref_len</c>).</summary>
+    internal static int ClosestReferenceLength(int hypLength, IReadOnlyList<int> referenceLengths)
+    {
+        int closestDiff = -1, closestLen = -1;
+        foreach (var len in referenceLengths)
+        {
+            var diff = Math.Abs(hypLength - len);
+            if (closestDiff == -1 || diff < closestDiff)
+            {
+                closestDiff = diff;
+                closestLen = len;
+            }
+            else if (diff == closestDiff && len < closestLen)
+            {
+                closestLen = len;
+            }
+        }
+
+        return closestLen;
+    }
+
+    // Tokens never contain whitespace, so joining with a single space identifies an n-gram uniquely.
+    private static Dictionary<string, int> CountNgrams(List<string> tokens, int maxOrder)
+    {
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var n = 1; n <= maxOrder; n++)
+        {
+            for (var i = 0; i + n <= tokens.Count; i++)
+            {
+                var key = n == 1 ? tokens[i] : NgramKey.Join(tokens, i, n);
+                result[key] = result.TryGetValue(key, out var c) ? c + 1 : 1;
+            }
+        }
+
+        return result;
+    }
+
+    private static int NgramOrder(string ngram)
+    {
+        var spaces = 0;
+        foreach (var c in ngram)
+        {
+            if (c == ' ')
+            {
+                spaces++;
+            }
+        }
+
+        return spaces + 1;
+    }
+}

@@ -1,0 +1,150 @@
+namespace Orchestrator.Results;
+
+/// <summary>One schema migration: the same change written for each provider.</summary>
+internal sealed record Migration(int Version, string Description, string SqliteSql, string PostgresSql);
+
+/// <summary>
+/// The results schema as our own, provider-specific SQL scripts, applied in version order by
+/// <see cref="ResultStore.EnsureSchemaAsync"/> and recorded in <c>schema_migrations(version, applied_at)</c>.
+/// Append new migrations; never edit an applied one.
+/// </summary>
+internal static class ResultSchema
+{
+    /// <summary>Key of the Postgres transaction-level advisory lock that serialises migrations across processes.</summary>
+    public const long PostgresAdvisoryLockKey = 0x4F52_4348_5253_4C54; // "ORCHRSLT"
+
+    public const string SqliteMigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER NOT NULL PRIMARY KEY,
+            applied_at TEXT    NOT NULL
+        );
+        """;
+
+    public const string PostgresMigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer     NOT NULL PRIMARY KEY,
+            applied_at timestamptz NOT NULL
+        );
+        """;
+
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "sweeps, cells, sweep_cells, cell_results, cell_metrics, cell_outputs",
+            SqliteSql: """
+                CREATE TABLE IF NOT EXISTS sweeps (
+                    sweep_id     TEXT    NOT NULL PRIMARY KEY,
+                    name         TEXT    NOT NULL,
+                    spec_yaml    TEXT    NOT NULL,
+                    spec_hash    TEXT    NOT NULL,
+                    submitted_at TEXT    NOT NULL,
+                    cell_count   INTEGER NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_sweeps_name_submitted_at ON sweeps (name, submitted_at);
+
+                CREATE TABLE IF NOT EXISTS cells (
+                    cell_key  TEXT    NOT NULL PRIMARY KEY,
+                    dataset   TEXT    NOT NULL,
+                    split     TEXT    NOT NULL,
+                    method    TEXT    NOT NULL,
+                    size      INTEGER NOT NULL,
+                    subsample INTEGER NOT NULL,
+                    seed      INTEGER NOT NULL,
+                    cell_json TEXT    NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_cells_dataset_split_method_size ON cells (dataset, split, method, size);
+
+                CREATE TABLE IF NOT EXISTS sweep_cells (
+                    sweep_id TEXT NOT NULL REFERENCES sweeps (sweep_id) ON DELETE CASCADE,
+                    cell_key TEXT NOT NULL REFERENCES cells (cell_key),
+                    PRIMARY KEY (sweep_id, cell_key)
+                );
+                CREATE INDEX IF NOT EXISTS ix_sweep_cells_cell_key ON sweep_cells (cell_key);
+
+                CREATE TABLE IF NOT EXISTS cell_results (
+                    cell_key          TEXT    NOT NULL PRIMARY KEY,
+                    attempt           INTEGER NOT NULL,
+                    status            TEXT    NOT NULL CHECK (status IN ('succeeded', 'failed')),
+                    error             TEXT    NULL,
+                    worker_id         TEXT    NOT NULL,
+                    device            TEXT    NOT NULL,
+                    wall_seconds      REAL    NOT NULL,
+                    peak_memory_bytes INTEGER NOT NULL,
+                    provenance_json   TEXT    NOT NULL,
+                    finished_at       TEXT    NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_cell_results_status ON cell_results (status);
+
+                CREATE TABLE IF NOT EXISTS cell_metrics (
+                    cell_key TEXT NOT NULL REFERENCES cell_results (cell_key) ON DELETE CASCADE,
+                    metric   TEXT NOT NULL,
+                    value    REAL NULL,
+                    PRIMARY KEY (cell_key, metric)
+                );
+                CREATE INDEX IF NOT EXISTS ix_cell_metrics_metric ON cell_metrics (metric);
+
+                CREATE TABLE IF NOT EXISTS cell_outputs (
+                    cell_key     TEXT NOT NULL PRIMARY KEY REFERENCES cell_results (cell_key) ON DELETE CASCADE,
+                    outputs_json TEXT NOT NULL
+                );
+                """,
+            PostgresSql: """
+                CREATE TABLE IF NOT EXISTS sweeps (
+                    sweep_id     text        NOT NULL PRIMARY KEY,
+                    name         text        NOT NULL,
+                    spec_yaml    text        NOT NULL,
+                    spec_hash    text        NOT NULL,
+                    submitted_at timestamptz NOT NULL,
+                    cell_count   integer     NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_sweeps_name_submitted_at ON sweeps (name, submitted_at);
+
+                CREATE TABLE IF NOT EXISTS cells (
+                    cell_key  text    NOT NULL PRIMARY KEY,
+                    dataset   text    NOT NULL,
+                    split     text    NOT NULL,
+                    method    text    NOT NULL,
+                    size      integer NOT NULL,
+                    subsample integer NOT NULL,
+                    seed      integer NOT NULL,
+                    cell_json text    NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_cells_dataset_split_method_size ON cells (dataset, split, method, size);
+
+                CREATE TABLE IF NOT EXISTS sweep_cells (
+                    sweep_id text NOT NULL REFERENCES sweeps (sweep_id) ON DELETE CASCADE,
+                    cell_key text NOT NULL REFERENCES cells (cell_key),
+                    PRIMARY KEY (sweep_id, cell_key)
+                );
+                CREATE INDEX IF NOT EXISTS ix_sweep_cells_cell_key ON sweep_cells (cell_key);
+
+                CREATE TABLE IF NOT EXISTS cell_results (
+                    cell_key          text             NOT NULL PRIMARY KEY,
+                    attempt           integer          NOT NULL,
+                    status            text             NOT NULL CHECK (status IN ('succeeded', 'failed')),
+                    error             text             NULL,
+                    worker_id         text             NOT NULL,
+                    device            text             NOT NULL,
+                    wall_seconds      double precision NOT NULL,
+                    peak_memory_bytes bigint           NOT NULL,
+                    provenance_json   text             NOT NULL,
+                    finished_at       timestamptz      NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS ix_cell_results_status ON cell_results (status);
+
+                CREATE TABLE IF NOT EXISTS cell_metrics (
+                    cell_key text             NOT NULL REFERENCES cell_results (cell_key) ON DELETE CASCADE,
+                    metric   text             NOT NULL,
+                    value    double precision NULL,
+                    PRIMARY KEY (cell_key, metric)
+                );
+                CREATE INDEX IF NOT EXISTS ix_cell_metrics_metric ON cell_metrics (metric);
+
+                CREATE TABLE IF NOT EXISTS cell_outputs (
+                    cell_key     text NOT NULL PRIMARY KEY REFERENCES cell_results (cell_key) ON DELETE CASCADE,
+                    outputs_json text NOT NULL
+                );
+                """),
+    ];
+
+    public static int LatestVersion => Migrations[^1].Version;
+}

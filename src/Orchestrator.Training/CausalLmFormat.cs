@@ -1,0 +1,151 @@
+using Orchestrator.Training.Tokenization;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training;
+
+/// <summary>A tokenized training sequence; <see cref="Labels"/> has the same length as <see cref="InputIds"/>.</summary>
+public sealed record EncodedExample(int[] InputIds, int[] Labels)
+{
+    /// <summary>Number of positions that count in the loss.</summary>
+    public int TargetTokens => Labels.Count(l => l != CausalLmFormat.IgnoreIndex);
+}
+
+/// <summary>Input ids and labels of one batch, [B,T] int64 each, right-padded.</summary>
+public sealed class CausalLmBatch : IDisposable
+{
+    public CausalLmBatch(Tensor inputIds, Tensor labels, long tokens, long targetTokens)
+    {
+        InputIds = inputIds;
+        Labels = labels;
+        Tokens = tokens;
+        TargetTokens = targetTokens;
+    }
+
+    public Tensor InputIds { get; }
+
+    public Tensor Labels { get; }
+
+    /// <summary>Non-padding tokens.</summary>
+    public long Tokens { get; }
+
+    /// <summary>Positions that count in the loss.</summary>
+    public long TargetTokens { get; }
+
+    public void Dispose()
+    {
+        InputIds.Dispose();
+        Labels.Dispose();
+    }
+}
+
+/// <summary>
+/// The causal-LM data format of the Prefix-Tuning code: the sequence is
+/// <c>' ' + source + ' &lt;|endoftext|&gt; ' + target + ' &lt;|endoftext|&gt;'</c>; labels are <see cref="IgnoreIndex"/>
+/// up to and including the first end token, so the loss covers the target tokens and the final end token.
+/// Labels are aligned with the input ids (the label of position i is token i); the loss compares logits at i with labels
+/// at i+1 (see <see cref="Loss"/>).
+/// </summary>
+public static class CausalLmFormat
+{
+    /// <summary>Label value excluded from the loss (as in PyTorch's cross_entropy ignore_index).</summary>
+    public const int IgnoreIndex = -100;
+
+    /// <summary>The generation prompt: <c>' ' + source + ' &lt;|endoftext|&gt;'</c>.</summary>
+    public static string Prompt(string source) => " " + source + " <|endoftext|>";
+
+    /// <summary>The continuation after the prompt: <c>' ' + target + ' &lt;|endoftext|&gt;'</c>.</summary>
+    public static string Continuation(string target) => " " + target + " <|endoftext|>";
+
+    /// <summary>
+    /// Tokenizes one pair. The prompt and the continuation are encoded separately and concatenated, which equals
+    /// encoding the whole string for tokenizers that split on the special token (word-level, GPT-2 BPE).
+    /// Sequences longer than <paramref name="maxLength"/> are cut at the end.
+    /// </summary>
+    /// <exception cref="ArgumentException">The prompt alone needs all <paramref name="maxLength"/> positions.</exception>
+    public static EncodedExample Encode(ITextTokenizer tokenizer, string source, string target, int maxLength)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(target);
+        IReadOnlyList<int> prompt = tokenizer.Encode(Prompt(source));
+        if (prompt.Count >= maxLength)
+        {
+            throw new ArgumentException(
+                $"The source needs {prompt.Count} tokens with its end token, which leaves no room for the target within the model's {maxLength} positions: '{Shorten(source)}'.");
+        }
+
+        IReadOnlyList<int> continuation = tokenizer.Encode(Continuation(target));
+        int length = Math.Min(maxLength, prompt.Count + continuation.Count);
+        var ids = new int[length];
+        var labels = new int[length];
+        for (int i = 0; i < length; i++)
+        {
+            if (i < prompt.Count)
+            {
+                ids[i] = prompt[i];
+                labels[i] = IgnoreIndex;
+            }
+            else
+            {
+                ids[i] = continuation[i - prompt.Count];
+                labels[i] = ids[i];
+            }
+        }
+
+        return new EncodedExample(ids, labels);
+    }
+
+    /// <summary>Right-pads to the longest sequence with <paramref name="pad"/>; labels are <see cref="IgnoreIndex"/> at pads.</summary>
+    public static CausalLmBatch Collate(IReadOnlyList<EncodedExample> examples, int pad, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        if (examples.Count == 0)
+        {
+            throw new ArgumentException("A batch needs at least one example.", nameof(examples));
+        }
+
+        int b = examples.Count;
+        int t = examples.Max(e => e.InputIds.Length);
+        var ids = new long[b * t];
+        var labels = new long[b * t];
+        long tokens = 0, targets = 0;
+        for (int r = 0; r < b; r++)
+        {
+            EncodedExample e = examples[r];
+            for (int c = 0; c < t; c++)
+            {
+                bool real = c < e.InputIds.Length;
+                ids[r * t + c] = real ? e.InputIds[c] : pad;
+                labels[r * t + c] = real ? e.Labels[c] : IgnoreIndex;
+                if (real) tokens++;
+                if (real && e.Labels[c] != IgnoreIndex) targets++;
+            }
+        }
+
+        ReadOnlySpan<long> shape = [b, t];
+        return new CausalLmBatch(
+            tensor(ids, shape, ScalarType.Int64, device),
+            tensor(labels, shape, ScalarType.Int64, device),
+            tokens,
+            targets);
+    }
+
+    /// <summary>
+    /// Token-level cross-entropy of logits [B,T,V] against labels [B,T] (shifted by one: logits at i predict label i+1),
+    /// ignoring <see cref="IgnoreIndex"/>; <paramref name="sum"/> gives the sum instead of the mean.
+    /// </summary>
+    public static Tensor Loss(Tensor logits, Tensor labels, bool sum = false)
+    {
+        long v = logits.shape[2];
+        long t = logits.shape[1];
+        using var shiftedLogits = logits.narrow(1, 0, t - 1).reshape(-1, v);
+        using var shiftedLabels = labels.narrow(1, 1, t - 1).reshape(-1);
+        return nn.functional.cross_entropy(
+            shiftedLogits,
+            shiftedLabels,
+            ignore_index: IgnoreIndex,
+            reduction: sum ? nn.Reduction.Sum : nn.Reduction.Mean);
+    }
+
+    private static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
+}

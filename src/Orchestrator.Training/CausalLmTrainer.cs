@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft;
+using Orchestrator.Training.Peft.Finetune;
+using Orchestrator.Training.Tokenization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training;
+
+/// <summary>
+/// Trains a <see cref="Gpt2Model"/> on (source, target) pairs in the <see cref="CausalLmFormat"/> with a PEFT method
+/// (default: full fine-tuning): AdamW, linear schedule with warm-up, gradient clipping, periodic dev loss, and the
+/// parameters of the best dev step restored at the end.
+/// <para>
+/// Determinism: the data order comes from <see cref="TrainingOptions.Seed"/> (own generator), the model initialisation from
+/// the model's seed; with dropout the global torch generator is seeded with the same seed at the start. Same seed, data and
+/// thread count ⇒ the same losses.
+/// </para>
+/// <para>Every training and evaluation step runs inside its own DisposeScope, so no tensor outlives its step.</para>
+/// </summary>
+public sealed class CausalLmTrainer
+{
+    public CausalLmTrainer(Gpt2Model model, ITextTokenizer tokenizer, IPeftMethod? method = null)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        Method = method ?? new FinetuneMethod();
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            throw new ArgumentException(
+                $"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Config.VocabSize} embeddings.", nameof(tokenizer));
+        }
+    }
+
+    public Gpt2Model Model { get; }
+
+    public ITextTokenizer Tokenizer { get; }
+
+    public IPeftMethod Method { get; }
+
+    /// <summary>Batch size of dev-loss evaluation (32, as in the Prefix-Tuning code).</summary>
+    public int EvalBatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Runs <see cref="TrainingOptions.MaxSteps"/> updates over <paramref name="train"/> (reshuffled each epoch), evaluates
+    /// <paramref name="dev"/> every <see cref="TrainingOptions.EvalEvery"/> steps and at the end, and leaves the model with
+    /// the parameters of the best dev step (with an empty dev set: the last step). The model is left in eval mode.
+    /// </summary>
+    /// <exception cref="TrainingDivergedException">A loss or gradient norm became NaN or infinite.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (parameters as they were).</exception>
+    public TrainReport Train(
+        IReadOnlyList<TrainingExample> train,
+        IReadOnlyList<TrainingExample> dev,
+        TrainingOptions options,
+        IProgress<TrainProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(dev);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (train.Count == 0)
+        {
+            throw new ArgumentException("The training set is empty.", nameof(train));
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        EncodedExample[] trainSet = EncodeAll(train, "training");
+        EncodedExample[] devSet = EncodeAll(dev, "dev");
+
+        if (Model.Config.Dropout > 0)
+        {
+            torch.manual_seed(options.Seed);
+        }
+
+        IReadOnlyList<Parameter> trainable = Method.Prepare(Model);
+        if (trainable.Count == 0)
+        {
+            throw new InvalidOperationException($"PEFT method '{Method.Name}' left no trainable parameters.");
+        }
+
+        var order = new EpochOrder(trainSet.Length, options.BatchSize, options.Seed);
+        var stepLosses = new List<double>(options.MaxSteps);
+        var devLosses = new List<(int Step, double Loss)>();
+        int bestStep = options.MaxSteps;
+        double bestDevLoss = double.NaN;
+        bool bestIsCurrent = true;
+        long tokens = 0;
+        Tensor[]? best = null;
+        Device device = Model.Device;
+
+        try
+        {
+            using var optimizer = CreateOptimizer(trainable, options);
+            Model.train();
+            for (int step = 1; step <= options.MaxSteps; step++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                double lr = options.LearningRate * options.ScheduleFactor(step - 1);
+                foreach (ParamGroup group in optimizer.ParamGroups)
+                {
+                    group.LearningRate = lr;
+                }
+
+                double loss;
+                using (var scope = torch.NewDisposeScope())
+                {
+                    int[] indices = order.NextBatch();
+                    using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
+                    optimizer.zero_grad();
+                    using var logits = Model.forward(batch.InputIds);
+                    using var lossTensor = CausalLmFormat.Loss(logits, batch.Labels);
+                    loss = lossTensor.item<float>();
+                    if (!double.IsFinite(loss))
+                    {
+                        throw new TrainingDivergedException(step, loss);
+                    }
+
+                    lossTensor.backward();
+                    if (options.MaxGradNorm > 0)
+                    {
+                        double norm = nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
+                        if (!double.IsFinite(norm))
+                        {
+                            throw new TrainingDivergedException(step, norm, "gradient norm");
+                        }
+                    }
+
+                    optimizer.step();
+                    tokens += batch.Tokens;
+                }
+
+                stepLosses.Add(loss);
+                bestIsCurrent = false;
+                double? devLoss = null;
+                bool evaluate = devSet.Length > 0 &&
+                    (step == options.MaxSteps || (options.EvalEvery > 0 && step % options.EvalEvery == 0));
+                if (evaluate)
+                {
+                    double d = EvaluateEncoded(devSet, cancellationToken);
+                    Model.train();
+                    devLoss = d;
+                    devLosses.Add((step, d));
+                    if (double.IsNaN(bestDevLoss) || d < bestDevLoss)
+                    {
+                        bestDevLoss = d;
+                        bestStep = step;
+                        best = Snapshot(trainable, best);
+                        bestIsCurrent = true;
+                    }
+                }
+
+                progress?.Report(new TrainProgress(step, options.MaxSteps, loss) { LearningRate = lr, DevLoss = devLoss });
+            }
+
+            if (best is not null && !bestIsCurrent)
+            {
+                Restore(trainable, best);
+            }
+        }
+        finally
+        {
+            Model.eval();
+            if (best is not null)
+            {
+                foreach (Tensor t in best) t.Dispose();
+            }
+        }
+
+        stopwatch.Stop();
+        return new TrainReport(stepLosses, devLosses, bestStep, bestDevLoss, options.MaxSteps, stopwatch.Elapsed.TotalSeconds)
+        {
+            Tokens = tokens,
+        };
+    }
+
+    /// <summary>
+    /// Token-weighted mean loss over the target tokens of <paramref name="examples"/> (eval mode, no gradients). Returns NaN
+    /// for an empty set. Leaves the model in eval mode.
+    /// </summary>
+    public double EvaluateLoss(IReadOnlyList<TrainingExample> examples, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        return EvaluateEncoded(EncodeAll(examples, "evaluation"), cancellationToken);
+    }
+
+    private double EvaluateEncoded(EncodedExample[] examples, CancellationToken cancellationToken)
+    {
+        if (examples.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        Model.eval();
+        double total = 0;
+        long count = 0;
+        using var noGrad = torch.no_grad();
+        for (int start = 0; start < examples.Length; start += EvalBatchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            var slice = examples.AsSpan(start, Math.Min(EvalBatchSize, examples.Length - start)).ToArray();
+            using var batch = CausalLmFormat.Collate(slice, Tokenizer.Pad, Model.Device);
+            using var logits = Model.forward(batch.InputIds);
+            using var sum = CausalLmFormat.Loss(logits, batch.Labels, sum: true);
+            total += sum.item<float>();
+            count += batch.TargetTokens;
+        }
+
+        return total / count;
+    }
+
+    private EncodedExample[] EncodeAll(IReadOnlyList<TrainingExample> examples, string set)
+    {
+        var encoded = new EncodedExample[examples.Count];
+        for (int i = 0; i < examples.Count; i++)
+        {
+            try
+            {
+                encoded[i] = CausalLmFormat.Encode(Tokenizer, examples[i].Source, examples[i].Target, Model.Config.Positions);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"{set} example {i}: {e.Message}", e);
+            }
+        }
+
+        return encoded;
+    }
+
+    private static optim.Optimizer CreateOptimizer(IReadOnlyList<Parameter> trainable, TrainingOptions options)
+    {
+        const double eps = 1e-8;
+        if (options.WeightDecay <= 0)
+        {
+            return optim.AdamW(trainable, options.LearningRate, eps: eps, weight_decay: 0);
+        }
+
+        // Decay matrices (linear weights, embeddings); not biases and LayerNorm weights (1-D), as in the reference code.
+        var decay = trainable.Where(p => p.dim() >= 2).ToArray();
+        var noDecay = trainable.Where(p => p.dim() < 2).ToArray();
+        var groups = new List<AdamW.ParamGroup>();
+        if (decay.Length > 0) groups.Add(new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, eps, options.WeightDecay, false, false));
+        if (noDecay.Length > 0) groups.Add(new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, eps, 0, false, false));
+        return optim.AdamW(groups, options.LearningRate, eps: eps, weight_decay: options.WeightDecay);
+    }
+
+    private static Tensor[] Snapshot(IReadOnlyList<Parameter> parameters, Tensor[]? into)
+    {
+        using var noGrad = torch.no_grad();
+        if (into is null)
+        {
+            var copies = new Tensor[parameters.Count];
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                copies[i] = parameters[i].clone().DetachFromDisposeScope();
+            }
+
+            return copies;
+        }
+
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            into[i].copy_(parameters[i]);
+        }
+
+        return into;
+    }
+
+    private static void Restore(IReadOnlyList<Parameter> parameters, Tensor[] saved)
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            parameters[i].copy_(saved[i]);
+        }
+    }
+
+    /// <summary>Seeded epoch shuffling (SplitMix64 + Fisher–Yates); a batch never spans two epochs.</summary>
+    private sealed class EpochOrder(int count, int batchSize, long seed)
+    {
+        private readonly int[] _order = Enumerable.Range(0, count).ToArray();
+        private ulong _state = unchecked((ulong)seed);
+        private int _position = count;
+
+        public int[] NextBatch()
+        {
+            if (_position >= _order.Length)
+            {
+                Shuffle();
+                _position = 0;
+            }
+
+            int n = Math.Min(batchSize, _order.Length - _position);
+            int[] batch = _order.AsSpan(_position, n).ToArray();
+            _position += n;
+            return batch;
+        }
+
+        private void Shuffle()
+        {
+            for (int i = _order.Length - 1; i > 0; i--)
+            {
+                int j = (int)(Next() % (ulong)(i + 1));
+                (_order[i], _order[j]) = (_order[j], _order[i]);
+            }
+        }
+
+        private ulong Next()
+        {
+            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Orchestrator.Training.Models;
+
+/// <summary>
+/// GPT-2 causal self-attention with Hugging Face parameter names: <c>c_attn</c> (fused q|k|v projection, output columns
+/// [q | k | v], each head a contiguous HeadDim slice) and <c>c_proj</c>.
+/// Both are <see cref="Linear"/> layers, so their weights are stored [out, in]; Hugging Face's Conv1D stores the same
+/// matrices transposed, [in, out] (y = x·W + b). Importing a Hugging Face checkpoint must therefore transpose
+/// <c>c_attn</c>, <c>c_proj</c>, <c>c_fc</c> and <c>mlp.c_proj</c> weights (see Checkpoints/ModelCheckpoint).
+/// </summary>
+public sealed class Gpt2Attention : Module
+{
+    private readonly Linear c_attn;
+    private readonly Linear c_proj;
+    private readonly int _heads;
+    private readonly int _width;
+    private readonly double _dropout;
+
+    public Gpt2Attention(Gpt2Config config) : base(nameof(Gpt2Attention))
+    {
+        _heads = config.Heads;
+        _width = config.Width;
+        _dropout = config.Dropout;
+        c_attn = Linear(config.Width, 3L * config.Width);
+        c_proj = Linear(config.Width, config.Width);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// x [B,T,C] → [B,T,C]. Call inside a DisposeScope (<see cref="Gpt2Model.Hidden"/> opens one), which releases the temporaries. <paramref name="mask"/> is null for plain causal attention, else a boolean mask broadcastable to
+    /// [B, Heads, T, P+T] (true = may attend). <paramref name="past"/> keys/values are prepended to the current ones.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor? mask = null, LayerKeyValue? past = null)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        long headDim = _width / _heads;
+        using var qkv = c_attn.forward(x);
+        Tensor[] parts = qkv.split(_width, -1);
+        using var q = parts[0].view(b, t, _heads, headDim).transpose(1, 2);
+        Tensor k = parts[1].view(b, t, _heads, headDim).transpose(1, 2);
+        Tensor v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
+        foreach (var part in parts) part.Dispose();
+        if (past is not null)
+        {
+            var kk = cat([past.Key, k], 2);
+            var vv = cat([past.Value, v], 2);
+            k.Dispose();
+            v.Dispose();
+            k = kk;
+            v = vv;
+        }
+
+        double p = training ? _dropout : 0.0;
+        using var y = mask is null
+            ? functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: true)
+            : functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: p);
+        k.Dispose();
+        v.Dispose();
+        using var merged = y.transpose(1, 2).reshape(b, t, _width);
+        using var projected = c_proj.forward(merged);
+        return functional.dropout(projected, p, training);
+    }
+}

@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training;
+
+/// <summary>
+/// One place that loads TorchSharp's native backend, sets the number of intra-op threads and describes the runtime.
+/// Call <see cref="EnsureAvailable"/> before touching any tensor: a failure then surfaces as a
+/// <see cref="TorchUnavailableException"/> with an actionable message instead of TorchSharp's misleading
+/// "doesn't contain a reference to libtorch-cpu-linux-x64".
+/// </summary>
+public static class TorchRuntime
+{
+    /// <summary>Environment variable with the number of torch intra-op threads (a positive integer).</summary>
+    public const string ThreadsEnvironmentVariable = "ORCHESTRATOR_TORCH_THREADS";
+
+    private static readonly Lock Gate = new();
+    private static bool _initialized;
+    private static TorchUnavailableException? _failure;
+
+    /// <summary>Whether the native backend has been loaded successfully in this process.</summary>
+    public static bool IsInitialized
+    {
+        get { lock (Gate) { return _initialized; } }
+    }
+
+    /// <summary>
+    /// Loads the native backend once (thread-safe; later calls are cheap). Threads: <paramref name="threads"/> when given,
+    /// else <see cref="ThreadsEnvironmentVariable"/> when set, else libtorch's default (the number of cores).
+    /// An explicit <paramref name="threads"/> on a later call changes the thread count again.
+    /// </summary>
+    /// <exception cref="TorchUnavailableException">The native library could not be loaded; the failure is cached.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not positive.</exception>
+    /// <exception cref="ArgumentException">The environment variable is not a positive integer.</exception>
+    public static void EnsureAvailable(int? threads = null)
+    {
+        if (threads is <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, "The number of torch threads must be positive.");
+        }
+
+        lock (Gate)
+        {
+            if (_failure is not null)
+            {
+                throw _failure;
+            }
+
+            if (!_initialized)
+            {
+                try
+                {
+                    torch.InitializeDeviceType(DeviceType.CPU);
+                }
+                catch (Exception e)
+                {
+                    _failure = Diagnose(e);
+                    throw _failure;
+                }
+
+                _initialized = true;
+                threads ??= ParseThreads(Environment.GetEnvironmentVariable(ThreadsEnvironmentVariable));
+            }
+
+            if (threads is { } n && torch.get_num_threads() != n)
+            {
+                torch.set_num_threads(n);
+            }
+        }
+    }
+
+    /// <summary>Loads the backend if needed and describes it, e.g. "cpu, 2 threads, torch 2.10".</summary>
+    public static string Describe()
+    {
+        EnsureAvailable();
+        string version = torch.__version__;
+        string[] parts = version.Split('.');
+        string shortVersion = parts.Length >= 2 ? parts[0] + "." + parts[1] : version;
+        int n = torch.get_num_threads();
+        return string.Create(CultureInfo.InvariantCulture, $"cpu, {n} thread{(n == 1 ? "" : "s")}, torch {shortVersion}");
+    }
+
+    /// <summary>The current number of torch intra-op threads (loads the backend if needed).</summary>
+    public static int Threads
+    {
+        get
+        {
+            EnsureAvailable();
+            return torch.get_num_threads();
+        }
+    }
+
+    /// <summary>Parses the value of <see cref="ThreadsEnvironmentVariable"/>: null/blank → null (internal for tests).</summary>
+    internal static int? ParseThreads(string? raw)
+    {
+        if (string.IsNullOrWhiteSpace(raw))
+        {
+            return null;
+        }
+
+        if (!int.TryParse(raw.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n <= 0)
+        {
+            throw new ArgumentException(
+                $"{ThreadsEnvironmentVariable}='{raw}' is not a positive integer (the number of torch intra-op threads).");
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// TorchSharp's own error is a TypeInitializationException around a NotSupportedException that blames a missing
+    /// package reference. Loading the two native libraries by hand yields the real dynamic-linker message.
+    /// </summary>
+    private static TorchUnavailableException Diagnose(Exception error)
+    {
+        string baseDir = Path.GetDirectoryName(typeof(torch).Assembly.Location) is { Length: > 0 } d ? d : AppContext.BaseDirectory;
+        string? failedLibrary = null;
+        string? linkerMessage = null;
+        if (OperatingSystem.IsLinux())
+        {
+            foreach (string name in new[] { "libtorch_cpu.so", "libLibTorchSharp.so" })
+            {
+                string path = Path.Combine(baseDir, name);
+                if (!File.Exists(path))
+                {
+                    failedLibrary = path;
+                    linkerMessage = "the file does not exist";
+                    break;
+                }
+
+                if (!NativeLibrary.TryLoad(path, out _))
+                {
+                    failedLibrary = path;
+                    try
+                    {
+                        NativeLibrary.Load(path);
+                    }
+                    catch (Exception e)
+                    {
+                        linkerMessage = e.Message;
+                    }
+
+                    break;
+                }
+            }
+        }
+
+        string torchSharpMessage = (error.InnerException ?? error).Message.Split('\n')[0].Trim();
+        return new TorchUnavailableException(FailureMessage(failedLibrary, linkerMessage, torchSharpMessage), error);
+    }
+
+    /// <summary>The text of <see cref="TorchUnavailableException"/> (internal for tests).</summary>
+    internal static string FailureMessage(string? failedLibrary, string? linkerMessage, string torchSharpMessage)
+    {
+        // .NET prefixes the dynamic linker's message with advice about strace/LD_DEBUG; keep the linker's own words.
+        string? reason = linkerMessage?.ReplaceLineEndings(" ").Trim();
+        const string marker = "environment variable:";
+        if (reason is not null && reason.IndexOf(marker, StringComparison.Ordinal) is int at and >= 0)
+        {
+            reason = reason[(at + marker.Length)..].Trim();
+        }
+
+        var message = new System.Text.StringBuilder();
+        message.Append("TorchSharp's native backend could not be loaded");
+        message.Append(failedLibrary is null
+            ? " (libtorch_cpu.so and libLibTorchSharp.so load when tried directly; see the inner exception)."
+            : $": {failedLibrary} failed to load ({reason}).");
+        message.Append(" Requirements: Linux x64 with glibc >= 2.34 (cannot be patched around);");
+        message.Append(" the process must reference libtorch-cpu-linux-x64 (UsesLibTorch=true and RuntimeIdentifier=linux-x64 in the project);");
+        message.Append(" libLibTorchSharp.so in the output folder must be the copy patched by our build (GLIBCXX_3.4.32 marked weak, see build/LibTorchSharp.targets;");
+        message.Append(" check with `objdump -p libLibTorchSharp.so | grep 3.4.32`, flags 0x02) - rebuild with `dotnet build` if it is not.");
+        message.Append(" TorchSharp reported: ").Append(torchSharpMessage);
+        return message.ToString();
+    }
+}

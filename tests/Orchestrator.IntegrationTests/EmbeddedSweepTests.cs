@@ -1,0 +1,138 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orchestrator.Abstractions;
+using Orchestrator.Core.Cells;
+using Orchestrator.Data;
+using Orchestrator.Hosting;
+using Orchestrator.Results;
+using Orchestrator.Worker;
+
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>The slice end to end: an in-process silo, the queue, the worker training for real, and the SQLite store.</summary>
+public sealed class EmbeddedSweepTests : IDisposable
+{
+    private const string Spec = """
+        name: it-slice
+        dataset:
+          kind: synthetic-e2e
+          options: {mrs: 60, seed: 3}
+          eval_limit: 5
+        model:
+          preset: test
+        methods: [finetune]
+        grid:
+          sizes: [10]
+          subsamples: 1
+          seeds: [0, 1]
+        training:
+          learning_rate: 3.0e-3
+          batch_size: 5
+          max_steps: 12
+          warmup_steps: 2
+          eval_every: 6
+        decoding:
+          strategy: greedy
+          max_new_tokens: 12
+          min_new_tokens: 1
+        execution:
+          max_attempts: 2
+          lease_seconds: 30
+        """;
+
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("orch-it-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private IHost NewHost() => EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = _dir.FullName, WorkerSlots = 1 });
+
+    [Fact]
+    public async Task A_two_cell_sweep_runs_to_completion_and_resubmitting_does_no_new_work()
+    {
+        var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
+        Assert.Equal(2, plan.Cells.Count);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+
+        IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> first;
+        using (var host = NewHost())
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
+            Assert.Equal((2, 2, 0), (submitted.Total, submitted.Queued, submitted.AlreadyDone));
+            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal((2, 0), (final.Done, final.Failed));
+
+            first = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        Assert.Equal(2, first.Count);
+        Assert.Equal(plan.Cells.Select(c => c.Key).Order(), first.Select(c => c.Cell.CellKey).Order());
+        foreach (var (cell, result) in first)
+        {
+            Assert.NotNull(result);
+            Assert.Equal("succeeded", result.Status);
+            Assert.Equal(1, result.Attempt);
+            Assert.InRange(result.Metrics["bleu"], 0.0, 100.0);
+            Assert.Equal(5, result.Outputs.Count);
+            using var provenance = JsonDocument.Parse(result.ProvenanceJson);
+            Assert.Equal(plan.Dataset.ContentHash, provenance.RootElement.GetProperty("dataset_hash").GetString());
+            Assert.Matches("^[0-9a-f]{64}$", provenance.RootElement.GetProperty("manifest_hash").GetString());
+            Assert.Equal(10, provenance.RootElement.GetProperty("train_examples").GetInt32());
+            Assert.Equal(3, provenance.RootElement.GetProperty("dev_examples").GetInt32());
+            Assert.Equal("finetune", cell.Method);
+        }
+
+        // The two seeds trained different models over the same subsample.
+        var provenances = first.Select(c => JsonDocument.Parse(c.Result!.ProvenanceJson).RootElement).ToList();
+        Assert.Equal(provenances[0].GetProperty("manifest_hash").GetString(), provenances[1].GetProperty("manifest_hash").GetString());
+
+        // A new process on the same results file: the same spec is recognised as done and nothing is retrained.
+        using (var host = NewHost())
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            var again = await SweepSubmitter.SubmitAsync(grains, plan);
+            Assert.Equal((2, 0, 2), (again.Total, again.Queued, again.AlreadyDone));
+            var progress = await grains.GetGrain<ISweepGrain>(plan.SweepId).GetProgressAsync();
+            Assert.True(progress.IsComplete);
+            Assert.Equal(2, progress.Reused);
+
+            var second = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
+            Assert.Equal(
+                first.Select(c => (c.Cell.CellKey, c.Result!.FinishedAt, c.Result.Metrics["bleu"])).OrderBy(x => x.CellKey),
+                second.Select(c => (c.Cell.CellKey, c.Result!.FinishedAt, c.Result.Metrics["bleu"])).OrderBy(x => x.CellKey));
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_cell_whose_data_changed_fails_with_its_reason_after_its_attempts_and_the_sweep_completes()
+    {
+        var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
+        var good = plan.Cells[0];
+        var tampered = good with { Dataset = good.Dataset with { ContentHash = new string('0', 64) } };
+        var sweepId = "it-failing";
+        var work = new[] { tampered }
+            .Select(c => new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, 2, 30, ["bleu"]))
+            .ToList();
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var host = NewHost();
+        await host.StartAsync(cts.Token);
+        var grains = host.Services.GetRequiredService<IGrainFactory>();
+        await grains.GetGrain<ISweepGrain>(sweepId).SubmitAsync(new SweepSubmission(sweepId, "it-failing", Spec, "h", work));
+        var final = await SweepSubmitter.WaitAsync(grains, sweepId, null, TimeSpan.FromMilliseconds(100), cts.Token);
+        Assert.Equal((0, 1), (final.Done, final.Failed));
+
+        var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(sweepId, cts.Token);
+        var result = Assert.Single(rows).Result;
+        Assert.NotNull(result);
+        Assert.Equal("failed", result.Status);
+        Assert.Equal(2, result.Attempt);
+        Assert.Contains("changed since the sweep was submitted", result.Error);
+        await host.StopAsync(CancellationToken.None);
+    }
+}

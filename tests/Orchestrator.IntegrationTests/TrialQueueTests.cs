@@ -1,0 +1,106 @@
+using Orchestrator.Abstractions;
+using Orchestrator.Grains;
+
+namespace Orchestrator.IntegrationTests;
+
+public sealed class TrialQueueTests
+{
+    private sealed class ManualClock : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    private static readonly WorkerCapabilities Worker = new("w1", "cpu", 0, 0, 1);
+
+    private static CellWork Work(string key, int maxAttempts = 2, string sweep = "s") =>
+        new(sweep, key, "{}", key, maxAttempts, 60, ["bleu"]);
+
+    [Fact]
+    public void Cells_are_leased_in_order_once_and_completed()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        Assert.Equal(2, queue.Enqueue("s", [Work("a"), Work("b")], 0));
+        var first = queue.Lease(Worker)!;
+        var second = queue.Lease(Worker)!;
+        Assert.Equal(["a", "b"], new[] { first.Work.CellKey, second.Work.CellKey });
+        Assert.Equal(1, first.Attempt);
+        Assert.Null(queue.Lease(Worker));
+        Assert.True(queue.Complete(new CellCompletion(first.LeaseId, true, null)));
+        var p = queue.Progress("s");
+        Assert.Equal((2, 0, 1, 1, 0), (p.Total, p.Pending, p.Leased, p.Done, p.Failed));
+        Assert.False(p.IsComplete);
+        Assert.True(queue.Complete(new CellCompletion(second.LeaseId, true, null)));
+        Assert.True(queue.Progress("s").IsComplete);
+    }
+
+    [Fact]
+    public void An_expired_lease_returns_the_cell_with_the_next_attempt_and_the_old_holder_cannot_complete()
+    {
+        var clock = new ManualClock();
+        var queue = new TrialQueue(clock);
+        queue.Enqueue("s", [Work("a", maxAttempts: 3)], 0);
+        var lease1 = queue.Lease(Worker)!;
+        clock.Now += TimeSpan.FromSeconds(61);
+        var lease2 = queue.Lease(Worker)!;
+        Assert.Equal("a", lease2.Work.CellKey);
+        Assert.Equal(2, lease2.Attempt);
+        Assert.False(queue.Renew(lease1.LeaseId));
+        Assert.False(queue.Complete(new CellCompletion(lease1.LeaseId, true, null)));
+        Assert.True(queue.Complete(new CellCompletion(lease2.LeaseId, true, null)));
+        Assert.Equal(1, queue.Progress("s").Done);
+    }
+
+    [Fact]
+    public void Renewal_keeps_a_lease_alive_past_its_first_deadline()
+    {
+        var clock = new ManualClock();
+        var queue = new TrialQueue(clock);
+        queue.Enqueue("s", [Work("a")], 0);
+        var lease = queue.Lease(Worker)!;
+        for (var i = 0; i < 5; i++)
+        {
+            clock.Now += TimeSpan.FromSeconds(40);
+            Assert.True(queue.Renew(lease.LeaseId));
+        }
+
+        Assert.Null(queue.Lease(Worker));
+        Assert.True(queue.Complete(new CellCompletion(lease.LeaseId, true, null)));
+    }
+
+    [Fact]
+    public void Failures_are_retried_up_to_the_limit_then_marked_failed_with_the_reason()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a", maxAttempts: 2)], 0);
+        var l1 = queue.Lease(Worker)!;
+        queue.Complete(new CellCompletion(l1.LeaseId, false, "NaN loss at step 3"));
+        var l2 = queue.Lease(Worker)!;
+        Assert.Equal(2, l2.Attempt);
+        queue.Complete(new CellCompletion(l2.LeaseId, false, "NaN loss at step 4"));
+        Assert.Null(queue.Lease(Worker));
+        var p = queue.Progress("s");
+        Assert.Equal(1, p.Failed);
+        Assert.True(p.IsComplete);
+        Assert.Equal("NaN loss at step 4", queue.Entries["a"].LastError);
+
+        // Resubmitting gives a failed cell a fresh set of attempts.
+        Assert.Equal(1, queue.Enqueue("s", [Work("a", maxAttempts: 2)], 0));
+        Assert.Equal(1, queue.Lease(Worker)!.Attempt);
+    }
+
+    [Fact]
+    public void Enqueueing_a_cell_twice_does_not_duplicate_it_and_reused_cells_count_as_done()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a")], alreadyDone: 3);
+        Assert.Equal(0, queue.Enqueue("s", [Work("a")], alreadyDone: 3));
+        Assert.NotNull(queue.Lease(Worker));
+        Assert.Null(queue.Lease(Worker));
+        var p = queue.Progress("s");
+        Assert.Equal(4, p.Total);
+        Assert.Equal(3, p.Done);
+        Assert.Equal(3, p.Reused);
+    }
+}

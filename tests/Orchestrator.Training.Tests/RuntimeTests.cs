@@ -1,0 +1,78 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Tests;
+
+public sealed class RuntimeTests
+{
+    [Fact]
+    public void Native_library_loads_and_describes_itself()
+    {
+        TorchRuntime.EnsureAvailable();
+        TorchRuntime.EnsureAvailable(); // idempotent
+        Assert.True(TorchRuntime.IsInitialized);
+        string description = TorchRuntime.Describe();
+        Assert.Matches(@"^cpu, \d+ threads?, torch 2\.10$", description);
+    }
+
+    [Fact]
+    public void Thread_count_can_be_set_explicitly()
+    {
+        int before = TorchRuntime.Threads;
+        try
+        {
+            TorchRuntime.EnsureAvailable(threads: 1);
+            Assert.Equal(1, torch.get_num_threads());
+            Assert.Contains("1 thread,", TorchRuntime.Describe());
+        }
+        finally
+        {
+            TorchRuntime.EnsureAvailable(threads: before);
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => TorchRuntime.EnsureAvailable(threads: 0));
+    }
+
+    [Fact]
+    public void Backward_gives_the_analytic_gradient()
+    {
+        TorchRuntime.EnsureAvailable();
+        using var scope = NewDisposeScope();
+        // f(x) = sum(3 x^2 + sin x)  =>  df/dx = 6x + cos x
+        var x = tensor(new[] { -1.5, 0.0, 0.25, 2.0 }, ScalarType.Float64, requires_grad: true);
+        var f = (3 * x.pow(2) + x.sin()).sum();
+        f.backward();
+        double[] grad = x.grad!.data<double>().ToArray();
+        double[] expected = new[] { -1.5, 0.0, 0.25, 2.0 }.Select(v => 6 * v + Math.Cos(v)).ToArray();
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.Equal(expected[i], grad[i], 12);
+        }
+    }
+
+    [Fact]
+    public void Load_failure_message_names_the_library_and_the_fixes()
+    {
+        string message = TorchRuntime.FailureMessage(
+            "/app/libLibTorchSharp.so",
+            "Unable to load shared library '/app/libLibTorchSharp.so' or one of its dependencies. In order to help diagnose loading problems, consider using a tool like strace. If you're using glibc, consider setting the LD_DEBUG environment variable: \n/lib/x86_64-linux-gnu/libstdc++.so.6: version `GLIBCXX_3.4.32' not found (required by /app/libLibTorchSharp.so)",
+            "This application or script uses TorchSharp but doesn't contain a reference to libtorch-cpu-linux-x64, Version=2.10.0.0.");
+        Assert.Contains("/app/libLibTorchSharp.so failed to load (/lib/x86_64-linux-gnu/libstdc++.so.6: version `GLIBCXX_3.4.32' not found", message);
+        Assert.DoesNotContain("strace", message);
+        Assert.Contains("glibc >= 2.34", message);
+        Assert.Contains("GLIBCXX_3.4.32 marked weak", message);
+        Assert.Contains("dotnet build", message);
+        Assert.Contains("TorchSharp reported: This application", message);
+    }
+
+    [Fact]
+    public void Thread_environment_variable_must_be_a_positive_integer()
+    {
+        Assert.Null(TorchRuntime.ParseThreads(null));
+        Assert.Null(TorchRuntime.ParseThreads("  "));
+        Assert.Equal(3, TorchRuntime.ParseThreads(" 3 "));
+        var e = Assert.Throws<ArgumentException>(() => TorchRuntime.ParseThreads("two"));
+        Assert.Contains(TorchRuntime.ThreadsEnvironmentVariable, e.Message);
+        Assert.Throws<ArgumentException>(() => TorchRuntime.ParseThreads("0"));
+    }
+}
