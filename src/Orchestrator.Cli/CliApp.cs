@@ -53,6 +53,8 @@ public static class CliApp
         root.Subcommands.Add(demo);
         root.Subcommands.Add(run);
         root.Subcommands.Add(validate);
+
+        // Each area registers its commands from its own file under Commands/ (one line each).
         return await root.Parse(args).InvokeAsync();
     }
 
