@@ -9,6 +9,25 @@ public interface ISweepGrain : IGrainWithStringKey
 
     [Alias("progress")]
     Task<SweepProgress> GetProgressAsync();
+
+    /// <summary>Adds cells to an existing sweep (same id). Refused unless every existing cell is kept unchanged.</summary>
+    [Alias("extend")]
+    Task<SubmitResult> ExtendAsync(SweepSubmission submission);
+
+    /// <summary>Stops the sweep: pending cells leave the queue, running ones are told to stop at their next renewal.</summary>
+    [Alias("cancel")]
+    Task CancelAsync();
+
+    /// <summary>Re-queues every cell without a result from the database (also un-cancels). Returns how many were queued.</summary>
+    [Alias("resume")]
+    Task<int> ResumeAsync();
+
+    /// <summary>Gives failed cells a fresh set of attempts and queues them. Returns how many.</summary>
+    [Alias("rerun-failed")]
+    Task<int> RerunFailedAsync();
+
+    [Alias("cells")]
+    Task<IReadOnlyList<CellState>> GetCellsAsync();
 }
 
 /// <summary>
@@ -36,4 +55,15 @@ public interface ITrialQueueGrain : IGrainWithStringKey
 
     [Alias("sweep-progress")]
     Task<SweepProgress> GetProgressAsync(string sweepId);
+
+    [Alias("sweep-cells")]
+    Task<IReadOnlyList<CellState>> GetCellsAsync(string sweepId);
+
+    /// <summary>Drops the sweep's pending cells; its leased cells lose their lease at the next renewal.</summary>
+    [Alias("cancel-sweep")]
+    Task CancelSweepAsync(string sweepId);
+
+    /// <summary>Rebuilds the sweep's queue entries from the database (cells without a successful result).</summary>
+    [Alias("reload-sweep")]
+    Task<int> ReloadSweepAsync(string sweepId, bool resetFailed);
 }

@@ -9,7 +9,8 @@ public sealed record CellWork(
     [property: Id(3)] string Label,
     [property: Id(4)] int MaxAttempts,
     [property: Id(5)] int LeaseSeconds,
-    [property: Id(6)] IReadOnlyList<string> Metrics)
+    [property: Id(6)] IReadOnlyList<string> Metrics,
+    [property: Id(7)] string? RequiredDevice = null)
 {
     public TimeSpan LeaseTime => TimeSpan.FromSeconds(LeaseSeconds);
 }
@@ -52,6 +53,16 @@ public sealed record SweepProgress(
     public bool IsComplete => Total > 0 && Done + Failed == Total;
 }
 
+/// <summary>One cell's place in the queue, for <c>status</c>.</summary>
+[GenerateSerializer, Immutable, Alias("orch.cell-state")]
+public sealed record CellState(
+    [property: Id(0)] string CellKey,
+    [property: Id(1)] string Label,
+    [property: Id(2)] string State,
+    [property: Id(3)] int Attempts,
+    [property: Id(4)] string? WorkerId,
+    [property: Id(5)] string? LastError);
+
 /// <summary>A sweep to start: the planned cells (already validated), the spec text and its hash.</summary>
 [GenerateSerializer, Immutable, Alias("orch.sweep-submission")]
 public sealed record SweepSubmission(
@@ -59,7 +70,11 @@ public sealed record SweepSubmission(
     [property: Id(1)] string Name,
     [property: Id(2)] string SpecYaml,
     [property: Id(3)] string SpecHash,
-    [property: Id(4)] IReadOnlyList<CellWork> Cells);
+    [property: Id(4)] IReadOnlyList<CellWork> Cells,
+    [property: Id(5)] int MaxAttempts,
+    [property: Id(6)] int LeaseSeconds,
+    [property: Id(7)] IReadOnlyList<string> Metrics,
+    [property: Id(8)] string? RequiredDevice);
 
 /// <summary>What submitting did: how many cells were queued and how many were already done.</summary>
 [GenerateSerializer, Immutable, Alias("orch.submit-result")]

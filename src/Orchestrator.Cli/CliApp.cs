@@ -55,6 +55,7 @@ public static class CliApp
         root.Subcommands.Add(validate);
 
         // Each area registers its commands from its own file under Commands/ (one line each).
+        SweepCommands.Register(root, dataDir, slots, verbose);
         return await root.Parse(args).InvokeAsync();
     }
 
@@ -74,7 +75,7 @@ public static class CliApp
         return 0;
     }
 
-    private static bool TryPlan(string specPath, out SweepPlan plan)
+    internal static bool TryPlan(string specPath, out SweepPlan plan)
     {
         try
         {
@@ -107,7 +108,7 @@ public static class CliApp
         }
 
         var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots };
-        using var host = EmbeddedHost.Build(options, verbose ? l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information) : null);
+        using var host = EmbeddedHost.Build(options, HostLogging(verbose));
         var started = DateTimeOffset.UtcNow;
         await host.StartAsync(ct);
         try
@@ -115,17 +116,7 @@ public static class CliApp
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
             Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath}");
-            var final = await WatchAsync(grains, submitted.SweepId, ct);
-
-            var store = host.Services.GetRequiredService<IResultStore>();
-            var cells = await store.GetSweepCellsAsync(submitted.SweepId, ct);
-            foreach (var metric in plan.Spec.Metrics)
-            {
-                PrintTable(plan, SweepReport.Build(cells, metric), metric);
-            }
-
-            Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed.");
-            return final.Failed > 0 ? ExitFailedCells : 0;
+            return await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
         }
         finally
         {
@@ -133,7 +124,25 @@ public static class CliApp
         }
     }
 
-    private static async Task<SweepProgress> WatchAsync(IGrainFactory grains, string sweepId, CancellationToken ct)
+    internal static Action<ILoggingBuilder>? HostLogging(bool verbose) =>
+        verbose ? l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information) : null;
+
+    /// <summary>Waits for the sweep with a progress display, then prints its tables; exit 3 if cells failed.</summary>
+    internal static async Task<int> FinishAsync(IServiceProvider services, string name, IReadOnlyList<string> metrics, string sweepId,
+        DateTimeOffset started, CancellationToken ct)
+    {
+        var final = await WatchAsync(services.GetRequiredService<IGrainFactory>(), sweepId, ct);
+        var cells = await services.GetRequiredService<IResultStore>().GetSweepCellsAsync(sweepId, ct);
+        foreach (var metric in metrics)
+        {
+            PrintTable(name, SweepReport.Build(cells, metric), metric);
+        }
+
+        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed.");
+        return final.Failed > 0 ? ExitFailedCells : 0;
+    }
+
+    internal static async Task<SweepProgress> WatchAsync(IGrainFactory grains, string sweepId, CancellationToken ct)
     {
         var poll = TimeSpan.FromMilliseconds(500);
         if (!AnsiConsole.Profile.Capabilities.Interactive)
@@ -165,10 +174,10 @@ public static class CliApp
         return result!;
     }
 
-    private static void PrintTable(SweepPlan plan, IReadOnlyList<PointRow> rows, string metric)
+    internal static void PrintTable(string name, IReadOnlyList<PointRow> rows, string metric)
     {
         var showSplit = rows.Select(r => r.Split).Distinct().Count() > 1;
-        var table = new Table().Title($"{plan.Spec.Name}: {metric.ToUpperInvariant()} per point (mean over cells)");
+        var table = new Table().Title($"{name}: {metric.ToUpperInvariant()} per point (mean over cells)");
         if (showSplit)
         {
             table.AddColumn("split");

@@ -5,17 +5,19 @@ namespace Orchestrator.Grains;
 /// <summary>
 /// The lease state machine of the pull queue, free of Orleans so it can be tested directly. A cell is
 /// Pending → Leased (attempt n) → Done, or back to Pending with attempt n + 1 when its lease expires or its
-/// attempt fails, until the spec's attempt limit makes it Failed (with the last reason).
+/// attempt fails, until the spec's attempt limit makes it Failed (with the last reason). Attempt counts are
+/// reported through <see cref="TakeChangedAttempts"/> so the grain can persist them; after a restart the queue is
+/// rebuilt from the database with <see cref="Load"/>.
 /// </summary>
 public sealed class TrialQueue(TimeProvider clock)
 {
-    public enum CellState { Pending, Leased, Done, Failed }
+    public enum QueueState { Pending, Leased, Done, Failed }
 
     public sealed class Entry(CellWork work)
     {
         public CellWork Work { get; } = work;
         public HashSet<string> Sweeps { get; } = new(StringComparer.Ordinal);
-        public CellState State { get; set; } = CellState.Pending;
+        public QueueState State { get; set; } = QueueState.Pending;
         public int Attempts { get; set; }
         public string? LeaseId { get; set; }
         public string? WorkerId { get; set; }
@@ -27,65 +29,103 @@ public sealed class TrialQueue(TimeProvider clock)
     private readonly LinkedList<string> _pending = new();
     private readonly Dictionary<string, (int Total, int Reused)> _sweeps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _leases = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _changedAttempts = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<string, Entry> Entries => _entries;
+
+    public bool HasSweep(string sweepId) => _sweeps.ContainsKey(sweepId);
 
     /// <summary>Adds cells (ignoring ones already queued, running or done); returns how many were newly queued.</summary>
     public int Enqueue(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone)
     {
-        var queued = 0;
-        foreach (var work in cells)
-        {
-            if (work.SweepId != sweepId)
-            {
-                throw new ArgumentException($"cell {work.CellKey} belongs to sweep {work.SweepId}, not {sweepId}", nameof(cells));
-            }
-
-            if (_entries.TryGetValue(work.CellKey, out var existing))
-            {
-                existing.Sweeps.Add(sweepId);
-                if (existing.State == CellState.Failed)
-                {
-                    // A resubmission gives a failed cell a fresh set of attempts.
-                    existing.State = CellState.Pending;
-                    existing.Attempts = 0;
-                    _pending.AddLast(work.CellKey);
-                    queued++;
-                }
-
-                continue;
-            }
-
-            var entry = new Entry(work);
-            entry.Sweeps.Add(work.SweepId);
-            _entries[work.CellKey] = entry;
-            _pending.AddLast(work.CellKey);
-            queued++;
-        }
-
+        var queued = cells.Count(work => Add(sweepId, work, attempts: 0, lastError: null, resetFailed: true));
         _sweeps[sweepId] = (cells.Count + alreadyDone, alreadyDone);
-
         return queued;
     }
 
+    /// <summary>
+    /// Rebuilds a sweep from the database: <paramref name="unfinished"/> are its cells without a successful result
+    /// (with their recorded attempts and last failure); the others count as done. A cell whose attempts are used
+    /// up stays Failed unless <paramref name="resetFailed"/>. Returns how many cells are pending afterwards.
+    /// </summary>
+    public int Load(string sweepId, int total, IReadOnlyList<(CellWork Work, int Attempts, string? LastError)> unfinished, bool resetFailed)
+    {
+        foreach (var (work, attempts, lastError) in unfinished)
+        {
+            Add(sweepId, work, attempts, lastError, resetFailed);
+        }
+
+        _sweeps[sweepId] = (total, total - unfinished.Count);
+        return _entries.Values.Count(e => e.State == QueueState.Pending && e.Sweeps.Contains(sweepId));
+    }
+
+    private bool Add(string sweepId, CellWork work, int attempts, string? lastError, bool resetFailed)
+    {
+        if (work.SweepId != sweepId)
+        {
+            throw new ArgumentException($"cell {work.CellKey} belongs to sweep {work.SweepId}, not {sweepId}");
+        }
+
+        if (_entries.TryGetValue(work.CellKey, out var existing))
+        {
+            existing.Sweeps.Add(sweepId);
+            if (existing.State == QueueState.Failed && resetFailed)
+            {
+                existing.State = QueueState.Pending;
+                existing.Attempts = 0;
+                _changedAttempts.Add(work.CellKey);
+                _pending.AddLast(work.CellKey);
+                return true;
+            }
+
+            return false;
+        }
+
+        var entry = new Entry(work) { Attempts = resetFailed ? 0 : attempts, LastError = lastError };
+        entry.Sweeps.Add(sweepId);
+        _entries[work.CellKey] = entry;
+        if (resetFailed && attempts > 0)
+        {
+            _changedAttempts.Add(work.CellKey);
+        }
+
+        if (entry.Attempts >= work.MaxAttempts)
+        {
+            entry.State = QueueState.Failed;
+            entry.LastError ??= $"all {work.MaxAttempts} attempts used (the last lease expired)";
+            return false;
+        }
+
+        _pending.AddLast(work.CellKey);
+        return true;
+    }
+
+    /// <summary>Leases the first pending cell this worker can run (device requirement), or null.</summary>
     public CellLease? Lease(WorkerCapabilities worker)
     {
         ExpireLeases();
-        while (_pending.First is { } node)
+        var node = _pending.First;
+        while (node is not null)
         {
-            _pending.RemoveFirst();
-            if (!_entries.TryGetValue(node.Value, out var entry) || entry.State != CellState.Pending)
+            var next = node.Next;
+            if (!_entries.TryGetValue(node.Value, out var entry) || entry.State != QueueState.Pending)
             {
-                continue;
+                _pending.Remove(node);
+            }
+            else if (entry.Work.RequiredDevice is null || entry.Work.RequiredDevice == worker.DeviceKind)
+            {
+                _pending.Remove(node);
+                entry.State = QueueState.Leased;
+                entry.Attempts++;
+                _changedAttempts.Add(entry.Work.CellKey);
+                entry.LeaseId = Guid.NewGuid().ToString("N");
+                entry.WorkerId = worker.WorkerId;
+                entry.ExpiresAt = clock.GetUtcNow() + entry.Work.LeaseTime;
+                _leases[entry.LeaseId] = entry.Work.CellKey;
+                return new CellLease(entry.LeaseId, entry.Work, entry.Attempts, entry.ExpiresAt);
             }
 
-            entry.State = CellState.Leased;
-            entry.Attempts++;
-            entry.LeaseId = Guid.NewGuid().ToString("N");
-            entry.WorkerId = worker.WorkerId;
-            entry.ExpiresAt = clock.GetUtcNow() + entry.Work.LeaseTime;
-            _leases[entry.LeaseId] = entry.Work.CellKey;
-            return new CellLease(entry.LeaseId, entry.Work, entry.Attempts, entry.ExpiresAt);
+            node = next;
         }
 
         return null;
@@ -103,7 +143,7 @@ public sealed class TrialQueue(TimeProvider clock)
         return true;
     }
 
-    /// <summary>Ends a lease. A completion for a lease that is no longer current (expired, re-leased) is ignored.</summary>
+    /// <summary>Ends a lease. A completion for a lease that is no longer current (expired, re-leased, cancelled) is ignored.</summary>
     public bool Complete(CellCompletion completion)
     {
         ExpireLeases();
@@ -116,7 +156,7 @@ public sealed class TrialQueue(TimeProvider clock)
         entry.LeaseId = null;
         if (completion.Succeeded)
         {
-            entry.State = CellState.Done;
+            entry.State = QueueState.Done;
             entry.LastError = null;
         }
         else
@@ -125,6 +165,21 @@ public sealed class TrialQueue(TimeProvider clock)
         }
 
         return true;
+    }
+
+    /// <summary>Removes a sweep: its pending cells leave the queue and its leased cells lose their lease.</summary>
+    public void Cancel(string sweepId)
+    {
+        _sweeps.Remove(sweepId);
+        foreach (var entry in _entries.Values.Where(e => e.Sweeps.Remove(sweepId) && e.Sweeps.Count == 0).ToList())
+        {
+            if (entry.LeaseId is not null)
+            {
+                _leases.Remove(entry.LeaseId);
+            }
+
+            _entries.Remove(entry.Work.CellKey);
+        }
     }
 
     public SweepProgress Progress(string sweepId)
@@ -136,27 +191,49 @@ public sealed class TrialQueue(TimeProvider clock)
         {
             switch (entry.State)
             {
-                case CellState.Pending: pending++; break;
-                case CellState.Leased: leased++; break;
-                case CellState.Done: done++; break;
-                case CellState.Failed: failed++; break;
+                case QueueState.Pending: pending++; break;
+                case QueueState.Leased: leased++; break;
+                case QueueState.Done: done++; break;
+                case QueueState.Failed: failed++; break;
             }
         }
 
         return new SweepProgress(sweepId, totals.Total, pending, leased, done + totals.Reused, failed, totals.Reused);
     }
 
+    public IReadOnlyList<CellState> Cells(string sweepId)
+    {
+        ExpireLeases();
+        return _entries.Values
+            .Where(e => e.Sweeps.Contains(sweepId))
+            .Select(e => new CellState(e.Work.CellKey, e.Work.Label, e.State.ToString().ToLowerInvariant(), e.Attempts,
+                e.State == QueueState.Leased ? e.WorkerId : null, e.LastError))
+            .ToList();
+    }
+
+    /// <summary>Attempt counts changed since the last call (to persist), and forgets them.</summary>
+    public IReadOnlyList<KeyValuePair<string, int>> TakeChangedAttempts()
+    {
+        var changed = _changedAttempts
+            .Select(k => new KeyValuePair<string, int>(k, _entries.TryGetValue(k, out var e) ? e.Attempts : 0))
+            .ToList();
+        _changedAttempts.Clear();
+        return changed;
+    }
+
+    public void MarkAttemptsChanged(string cellKey) => _changedAttempts.Add(cellKey);
+
     private bool TryGetLeased(string leaseId, out Entry entry)
     {
         entry = null!;
         return _leases.TryGetValue(leaseId, out var key) && _entries.TryGetValue(key, out entry!) &&
-               entry.State == CellState.Leased && entry.LeaseId == leaseId;
+               entry.State == QueueState.Leased && entry.LeaseId == leaseId;
     }
 
     private void ExpireLeases()
     {
         var now = clock.GetUtcNow();
-        foreach (var entry in _entries.Values.Where(e => e.State == CellState.Leased && e.ExpiresAt <= now).ToList())
+        foreach (var entry in _entries.Values.Where(e => e.State == QueueState.Leased && e.ExpiresAt <= now).ToList())
         {
             _leases.Remove(entry.LeaseId!);
             entry.LeaseId = null;
@@ -169,11 +246,11 @@ public sealed class TrialQueue(TimeProvider clock)
         entry.LastError = reason;
         if (entry.Attempts >= entry.Work.MaxAttempts)
         {
-            entry.State = CellState.Failed;
+            entry.State = QueueState.Failed;
         }
         else
         {
-            entry.State = CellState.Pending;
+            entry.State = QueueState.Pending;
             _pending.AddLast(entry.Work.CellKey);
         }
     }

@@ -1,11 +1,34 @@
+using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
+using Orchestrator.Results;
 
 namespace Orchestrator.Grains;
 
-/// <summary>Orleans face of <see cref="TrialQueue"/>. State is a cache: the results database is the truth.</summary>
-public sealed class TrialQueueGrain(TimeProvider clock) : Grain, ITrialQueueGrain
+/// <summary>
+/// Orleans face of <see cref="TrialQueue"/>. Its state is a cache of the database: on activation (first use, or
+/// after the coordinator restarted) it rebuilds every active sweep from the cells that have no successful result,
+/// and it writes attempt counts behind (about once a second) so that retry limits survive restarts.
+/// </summary>
+public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILogger<TrialQueueGrain> logger) : Grain, ITrialQueueGrain
 {
+    private static readonly TimeSpan FlushPeriod = TimeSpan.FromSeconds(1);
     private readonly TrialQueue _queue = new(clock);
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var sweeps = await store.GetSweepsAsync(SweepStatus.Active, cancellationToken);
+        var pending = 0;
+        foreach (var sweep in sweeps)
+        {
+            pending += await LoadAsync(sweep, resetFailed: false, cancellationToken);
+        }
+
+        logger.LogInformation("Queue {Queue} activated: {Sweeps} active sweep(s), {Pending} cell(s) pending", this.GetPrimaryKeyString(), sweeps.Count, pending);
+        this.RegisterGrainTimer(FlushAttemptsAsync, new GrainTimerCreationOptions(FlushPeriod, FlushPeriod) { Interleave = true });
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        await FlushAttemptsAsync(cancellationToken);
 
     public Task<int> EnqueueAsync(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone) =>
         Task.FromResult(_queue.Enqueue(sweepId, cells, alreadyDone));
@@ -18,4 +41,53 @@ public sealed class TrialQueueGrain(TimeProvider clock) : Grain, ITrialQueueGrai
     public Task<bool> CompleteAsync(CellCompletion completion) => Task.FromResult(_queue.Complete(completion));
 
     public Task<SweepProgress> GetProgressAsync(string sweepId) => Task.FromResult(_queue.Progress(sweepId));
+
+    public Task<IReadOnlyList<CellState>> GetCellsAsync(string sweepId) => Task.FromResult(_queue.Cells(sweepId));
+
+    public Task CancelSweepAsync(string sweepId)
+    {
+        _queue.Cancel(sweepId);
+        return Task.CompletedTask;
+    }
+
+    public async Task<int> ReloadSweepAsync(string sweepId, bool resetFailed)
+    {
+        var sweep = await store.FindSweepAsync(sweepId) ?? throw new ArgumentException($"no sweep '{sweepId}'");
+        var pending = await LoadAsync(sweep, resetFailed, CancellationToken.None);
+        await FlushAttemptsAsync(CancellationToken.None);
+        return pending;
+    }
+
+    private async Task<int> LoadAsync(SweepRecord sweep, bool resetFailed, CancellationToken ct)
+    {
+        var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, ct);
+        var work = unfinished
+            .Select(c => (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
+                sweep.RequiredDevice), c.Attempts, c.LastError))
+            .ToList();
+        return _queue.Load(sweep.SweepId, sweep.CellCount, work, resetFailed);
+    }
+
+    private async Task FlushAttemptsAsync(CancellationToken ct)
+    {
+        var changed = _queue.TakeChangedAttempts();
+        if (changed.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await store.RecordAttemptsAsync(changed, ct);
+        }
+        catch (Exception ex)
+        {
+            // Attempt counts are advisory (they bound retries); the next flush writes the newer values.
+            logger.LogWarning(ex, "Could not record attempt counts for {Count} cell(s); will retry", changed.Count);
+            foreach (var (key, _) in changed)
+            {
+                _queue.MarkAttemptsChanged(key);
+            }
+        }
+    }
 }

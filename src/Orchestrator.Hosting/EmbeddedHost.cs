@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -21,8 +19,8 @@ public static class EmbeddedHost
     {
         options.Validate();
         Directory.CreateDirectory(Path.GetFullPath(options.DataDirectory));
-        var siloPort = options.SiloPort == 0 ? FreePort() : options.SiloPort;
-        var gatewayPort = options.GatewayPort == 0 ? FreePort() : options.GatewayPort;
+        var siloPort = options.SiloPort == 0 ? ClusterHost.FreePort() : options.SiloPort;
+        var gatewayPort = options.GatewayPort == 0 ? ClusterHost.FreePort() : options.GatewayPort;
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
@@ -38,19 +36,16 @@ public static class EmbeddedHost
             store.EnsureSchemaAsync().GetAwaiter().GetResult();
             return store;
         });
-        builder.Services.AddOrchestratorWorker(w => w.Slots = options.WorkerSlots);
+        if (options.RunWorker)
+        {
+            builder.Services.AddOrchestratorWorker(w => w.Slots = options.WorkerSlots);
+        }
+
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: ClusterId);
             silo.AddMemoryGrainStorage("Default");
         });
         return builder.Build();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

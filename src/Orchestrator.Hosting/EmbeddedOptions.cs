@@ -9,6 +9,9 @@ public sealed class EmbeddedOptions
     /// <summary>Cells trained at once in this process.</summary>
     public int WorkerSlots { get; set; } = 1;
 
+    /// <summary>Whether this process trains cells (false for query commands such as <c>status</c>).</summary>
+    public bool RunWorker { get; set; } = true;
+
     /// <summary>Silo and gateway ports on loopback; 0 picks free ports (so several embedded hosts can coexist).</summary>
     public int SiloPort { get; set; }
 

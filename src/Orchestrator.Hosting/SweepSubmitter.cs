@@ -6,14 +6,22 @@ namespace Orchestrator.Hosting;
 /// <summary>Client-side submission: sends a planned (already validated) sweep to its sweep grain.</summary>
 public static class SweepSubmitter
 {
-    public static Task<SubmitResult> SubmitAsync(IGrainFactory grains, SweepPlan plan)
+    public static Task<SubmitResult> SubmitAsync(IGrainFactory grains, SweepPlan plan) =>
+        grains.GetGrain<ISweepGrain>(plan.SweepId).SubmitAsync(ToSubmission(plan, plan.SweepId));
+
+    /// <summary>Adds the plan's new cells to the existing sweep <paramref name="sweepId"/>.</summary>
+    public static Task<SubmitResult> ExtendAsync(IGrainFactory grains, SweepPlan plan, string sweepId) =>
+        grains.GetGrain<ISweepGrain>(sweepId).ExtendAsync(ToSubmission(plan, sweepId));
+
+    public static SweepSubmission ToSubmission(SweepPlan plan, string sweepId)
     {
+        var execution = plan.Spec.Execution;
         var work = plan.Cells
-            .Select(c => new CellWork(plan.SweepId, c.Key, c.ToCanonicalJson(), c.Label, plan.Spec.Execution.MaxAttempts,
-                plan.Spec.Execution.LeaseSeconds, plan.Spec.Metrics))
+            .Select(c => new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
+                execution.LeaseSeconds, plan.Spec.Metrics, execution.Device))
             .ToList();
-        return grains.GetGrain<ISweepGrain>(plan.SweepId)
-            .SubmitAsync(new SweepSubmission(plan.SweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work));
+        return new SweepSubmission(sweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work,
+            execution.MaxAttempts, execution.LeaseSeconds, plan.Spec.Metrics, execution.Device);
     }
 
     /// <summary>Polls the sweep's progress until it is complete (done or failed for every cell).</summary>

@@ -29,4 +29,19 @@ public interface IResultStore : IAsyncDisposable
 
     /// <summary>The sweep's cells with their results (null where none yet); empty when the sweep does not exist.</summary>
     Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(string sweepId, CancellationToken ct = default);
+
+    /// <summary>The highest applied schema migration (0 when the database has no schema yet).</summary>
+    Task<int> GetSchemaVersionAsync(CancellationToken ct = default);
+
+    /// <summary>Marks a sweep active or cancelled (<see cref="SweepStatus"/>).</summary>
+    Task SetSweepStatusAsync(string sweepId, string status, CancellationToken ct = default);
+
+    /// <summary>Sweeps with the given status (all when null), oldest first.</summary>
+    Task<IReadOnlyList<SweepRecord>> GetSweepsAsync(string? status, CancellationToken ct = default);
+
+    /// <summary>The sweep's cells without a successful result, with their recorded attempts and last failure.</summary>
+    Task<IReadOnlyList<UnfinishedCell>> GetUnfinishedCellsAsync(string sweepId, CancellationToken ct = default);
+
+    /// <summary>Records how many attempts (leases) each cell has had; a value of 0 resets a cell's count.</summary>
+    Task RecordAttemptsAsync(IReadOnlyCollection<KeyValuePair<string, int>> attempts, CancellationToken ct = default);
 }

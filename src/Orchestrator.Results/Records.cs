@@ -7,7 +7,35 @@ public sealed record SweepRecord(
     string SpecYaml,
     string SpecHash,
     DateTimeOffset SubmittedAt,
-    int CellCount);
+    int CellCount)
+{
+    /// <summary><see cref="SweepStatus.Active"/> or <see cref="SweepStatus.Cancelled"/>.</summary>
+    public string Status { get; init; } = SweepStatus.Active;
+
+    /// <summary>Attempts per cell before it is marked failed (the spec's <c>execution.max_attempts</c>).</summary>
+    public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Lease time per attempt (the spec's <c>execution.lease_seconds</c>).</summary>
+    public int LeaseSeconds { get; init; } = 600;
+
+    /// <summary>Metric names the spec asks for.</summary>
+    public IReadOnlyList<string> Metrics { get; init; } = ["bleu"];
+
+    /// <summary>Device kind a worker must have to run this sweep's cells (null: any).</summary>
+    public string? RequiredDevice { get; init; }
+}
+
+/// <summary>The values of <see cref="SweepRecord.Status"/>.</summary>
+public static class SweepStatus
+{
+    public const string Active = "active";
+    public const string Cancelled = "cancelled";
+}
+
+/// <summary>A cell that has no successful result yet, with what the queue needs to (re)build its state.</summary>
+/// <param name="Attempts">Attempts started so far (leases granted), as last recorded.</param>
+/// <param name="LastError">The reason of the last recorded failure, if the stored result is a failure.</param>
+public sealed record UnfinishedCell(string CellKey, string CellJson, string Label, int Attempts, string? LastError);
 
 /// <summary>One cell (= one trained model), identified by its content-hash <see cref="CellKey"/>.</summary>
 public sealed record CellDescriptor(

@@ -144,6 +144,36 @@ internal static class ResultSchema
                     outputs_json text NOT NULL
                 );
                 """),
+        new(2, "sweep run settings and status; cell attempt counters for the lease queue",
+            SqliteSql: """
+                ALTER TABLE sweeps ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+                ALTER TABLE sweeps ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;
+                ALTER TABLE sweeps ADD COLUMN lease_seconds INTEGER NOT NULL DEFAULT 600;
+                ALTER TABLE sweeps ADD COLUMN metrics_json TEXT NOT NULL DEFAULT '["bleu"]';
+                ALTER TABLE sweeps ADD COLUMN required_device TEXT NULL;
+                CREATE INDEX IF NOT EXISTS ix_sweeps_status ON sweeps (status);
+                CREATE TABLE IF NOT EXISTS cell_attempts (
+                    cell_key   TEXT    NOT NULL PRIMARY KEY,
+                    attempts   INTEGER NOT NULL,
+                    updated_at TEXT    NOT NULL
+                );
+                """,
+            PostgresSql: """
+                ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'active';
+                ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS max_attempts integer NOT NULL DEFAULT 3;
+                ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS lease_seconds integer NOT NULL DEFAULT 600;
+                ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS metrics_json text NOT NULL DEFAULT '["bleu"]';
+                ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS required_device text NULL;
+                CREATE INDEX IF NOT EXISTS ix_sweeps_status ON sweeps (status);
+                CREATE TABLE IF NOT EXISTS cell_attempts (
+                    cell_key   text        NOT NULL PRIMARY KEY,
+                    attempts   integer     NOT NULL,
+                    updated_at timestamptz NOT NULL
+                );
+                """),
+        new(3, "Orleans ADO.NET clustering (membership) tables and queries (PostgreSQL only)",
+            SqliteSql: "SELECT 1;",
+            PostgresSql: OrleansClusteringSchema.PostgresSql),
     ];
 
     public static int LatestVersion => Migrations[^1].Version;

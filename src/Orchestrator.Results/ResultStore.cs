@@ -25,7 +25,7 @@ internal enum ResultStoreProvider
 /// Transient failures (SQLite busy/locked, Npgsql transient errors, serialization failures, deadlocks) retry the
 /// whole operation, which is idempotent.
 /// </summary>
-internal sealed class ResultStore : IResultStore
+internal sealed partial class ResultStore : IResultStore
 {
     private const int MaxParametersPerStatement = 900; // below SQLite's historical 999 limit
     private const int KeysPerQuery = 500;
@@ -168,15 +168,21 @@ internal sealed class ResultStore : IResultStore
         return InTransactionAsync(write: true, async (connection, tx, _, token) =>
         {
             await ExecuteAsync(connection, tx, """
-                INSERT INTO sweeps (sweep_id, name, spec_yaml, spec_hash, submitted_at, cell_count)
-                VALUES (@sweep_id, @name, @spec_yaml, @spec_hash, @submitted_at, @cell_count)
+                INSERT INTO sweeps (sweep_id, name, spec_yaml, spec_hash, submitted_at, cell_count,
+                                    status, max_attempts, lease_seconds, metrics_json, required_device)
+                VALUES (@sweep_id, @name, @spec_yaml, @spec_hash, @submitted_at, @cell_count,
+                        @status, @max_attempts, @lease_seconds, @metrics_json, @required_device)
                 ON CONFLICT (sweep_id) DO UPDATE SET
                     name = excluded.name, spec_yaml = excluded.spec_yaml, spec_hash = excluded.spec_hash,
-                    submitted_at = excluded.submitted_at, cell_count = excluded.cell_count
+                    submitted_at = excluded.submitted_at, cell_count = excluded.cell_count, status = excluded.status,
+                    max_attempts = excluded.max_attempts, lease_seconds = excluded.lease_seconds,
+                    metrics_json = excluded.metrics_json, required_device = excluded.required_device
                 """, token,
                 ("sweep_id", sweep.SweepId), ("name", sweep.Name), ("spec_yaml", sweep.SpecYaml),
                 ("spec_hash", sweep.SpecHash), ("submitted_at", Timestamp(sweep.SubmittedAt)),
-                ("cell_count", sweep.CellCount)).ConfigureAwait(false);
+                ("cell_count", sweep.CellCount), ("status", sweep.Status), ("max_attempts", sweep.MaxAttempts),
+                ("lease_seconds", sweep.LeaseSeconds), ("metrics_json", JsonSerializer.Serialize(sweep.Metrics, Json)),
+                ("required_device", sweep.RequiredDevice)).ConfigureAwait(false);
 
             // A cell key is a content hash: an existing descriptor is identical, keep it.
             await InsertRowsAsync(connection, tx,
@@ -498,7 +504,14 @@ internal sealed class ResultStore : IResultStore
     };
 
     private static SweepRecord ToRecord(SweepRow s) =>
-        new(s.SweepId, s.Name, s.SpecYaml, s.SpecHash, s.SubmittedAt.ToUniversalTime(), s.CellCount);
+        new(s.SweepId, s.Name, s.SpecYaml, s.SpecHash, s.SubmittedAt.ToUniversalTime(), s.CellCount)
+        {
+            Status = s.Status,
+            MaxAttempts = s.MaxAttempts,
+            LeaseSeconds = s.LeaseSeconds,
+            Metrics = JsonSerializer.Deserialize<List<string>>(s.MetricsJson, Json) ?? [],
+            RequiredDevice = s.RequiredDevice,
+        };
 
     private static CellDescriptor ToRecord(CellRow c) =>
         new(c.CellKey, c.Dataset, c.Split, c.Method, c.Size, c.Subsample, c.Seed, c.CellJson);

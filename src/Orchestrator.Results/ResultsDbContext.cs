@@ -10,6 +10,11 @@ internal sealed class SweepRow
     public required string SpecHash { get; set; }
     public DateTimeOffset SubmittedAt { get; set; }
     public int CellCount { get; set; }
+    public required string Status { get; set; }
+    public int MaxAttempts { get; set; }
+    public int LeaseSeconds { get; set; }
+    public required string MetricsJson { get; set; }
+    public string? RequiredDevice { get; set; }
 }
 
 internal sealed class CellRow
@@ -82,6 +87,11 @@ internal sealed class ResultsDbContext(DbContextOptions<ResultsDbContext> option
             e.Property(x => x.SpecHash).HasColumnName("spec_hash");
             e.Property(x => x.SubmittedAt).HasColumnName("submitted_at");
             e.Property(x => x.CellCount).HasColumnName("cell_count");
+            e.Property(x => x.Status).HasColumnName("status");
+            e.Property(x => x.MaxAttempts).HasColumnName("max_attempts");
+            e.Property(x => x.LeaseSeconds).HasColumnName("lease_seconds");
+            e.Property(x => x.MetricsJson).HasColumnName("metrics_json");
+            e.Property(x => x.RequiredDevice).HasColumnName("required_device");
         });
 
         b.Entity<CellRow>(e =>

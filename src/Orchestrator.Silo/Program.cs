@@ -1,34 +1,123 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Hosting;
+using Orchestrator.Worker;
 
-// Orchestrator.Silo: a long-running silo process. This build supports `--role all` on localhost clustering
-// with a SQLite results file (the embedded topology as a service); Postgres membership and separate
-// coordinator/worker roles arrive with cluster mode.
-var role = "all";
-var slots = 1;
-var dataDir = ".orchestrator";
+// Orchestrator.Silo: a long-running silo process.
+//   cluster mode:  --role coordinator|worker|all --cluster "<PostgreSQL connection string>" [--cluster-id ID] …
+//   single host:   --role all (no connection string): localhost clustering and a SQLite results file.
+// Every switch can also come from the environment, ORCHESTRATOR_<Key> (e.g. ORCHESTRATOR_Role=worker,
+// ORCHESTRATOR_ConnectionStrings__Orchestrator=…, ORCHESTRATOR_Worker__Slots=2).
+var switches = new Dictionary<string, string>(StringComparer.Ordinal)
+{
+    ["--role"] = "Role",
+    ["--cluster"] = "ConnectionStrings:Orchestrator",
+    ["--cluster-id"] = "ClusterId",
+    ["--service-id"] = "ServiceId",
+    ["--silo-port"] = "SiloPort",
+    ["--gateway-port"] = "GatewayPort",
+    ["--advertise-address"] = "AdvertiseAddress",
+    ["--fast-membership"] = "FastFailureDetection",
+    ["--slots"] = "Worker:Slots",
+    ["--worker-id"] = "Worker:WorkerId",
+    ["--device"] = "Worker:DeviceKind",
+    ["--device-count"] = "Worker:DeviceCount",
+    ["--simulate-cell-seconds"] = "Worker:SimulateCellSeconds",
+    ["--data-dir"] = "DataDirectory",
+};
+
+var normalized = new List<string>();
 for (var i = 0; i < args.Length; i++)
 {
-    switch (args[i])
+    if (args[i] is "-h" or "--help")
     {
-        case "--role" when i + 1 < args.Length: role = args[++i]; break;
-        case "--slots" when i + 1 < args.Length && int.TryParse(args[i + 1], out var s): slots = s; i++; break;
-        case "--data-dir" when i + 1 < args.Length: dataDir = args[++i]; break;
-        default:
-            Console.Error.WriteLine($"unknown argument '{args[i]}'. Usage: Orchestrator.Silo [--role all] [--slots N] [--data-dir DIR]");
-            return 2;
+        Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
+                          "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] " +
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR]");
+        return 0;
+    }
+
+    if (!switches.ContainsKey(args[i]))
+    {
+        Console.Error.WriteLine($"error: unknown argument '{args[i]}' (see --help)");
+        return 2;
+    }
+
+    normalized.Add(args[i]);
+    if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+    {
+        normalized.Add(args[++i]);
+    }
+    else if (args[i] == "--fast-membership")
+    {
+        normalized.Add("true");
+    }
+    else
+    {
+        Console.Error.WriteLine($"error: {args[i]} needs a value");
+        return 2;
     }
 }
 
-if (role != "all")
+var config = new ConfigurationBuilder()
+    .AddEnvironmentVariables("ORCHESTRATOR_")
+    .AddCommandLine([.. normalized], switches)
+    .Build();
+
+var cluster = new ClusterSiloOptions();
+var worker = new WorkerOptions();
+IHost host;
+try
 {
-    Console.Error.WriteLine($"--role {role}: only 'all' (localhost clustering) is available in this build; coordinator/worker roles need cluster mode (Postgres membership).");
+    config.Bind(cluster);
+    config.GetSection("Worker").Bind(worker);
+    cluster.ConnectionString = config.GetConnectionString("Orchestrator") ?? "";
+    Action<ILoggingBuilder> logging = l => l.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+        .SetMinimumLevel(LogLevel.Information)
+        .AddFilter("Orleans", LogLevel.Warning)
+        .AddFilter("Microsoft", LogLevel.Warning);
+    if (cluster.ConnectionString.Length == 0)
+    {
+        if (cluster.Role != SiloRole.All)
+        {
+            Console.Error.WriteLine($"error: --role {cluster.Role.ToString().ToLowerInvariant()} needs cluster mode: give --cluster \"<PostgreSQL connection string>\"");
+            return 2;
+        }
+
+        host = EmbeddedHost.Build(new EmbeddedOptions
+        {
+            DataDirectory = config["DataDirectory"] ?? ".orchestrator",
+            WorkerSlots = worker.Slots,
+            SiloPort = cluster.SiloPort,
+            GatewayPort = cluster.GatewayPort,
+        }, logging);
+    }
+    else
+    {
+        host = ClusterHost.BuildSilo(cluster, worker, logging);
+    }
+}
+catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
     return 2;
 }
 
-using var host = EmbeddedHost.Build(
-    new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, SiloPort = 11111, GatewayPort = 30000 },
-    l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
-await host.RunAsync();
+using (host)
+{
+    try
+    {
+        await host.StartAsync();
+    }
+    catch (Exception ex)
+    {
+        Console.Error.WriteLine($"error: the silo could not start: {ex.GetBaseException().Message}");
+        return 1;
+    }
+
+    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}");
+    await host.WaitForShutdownAsync();
+}
+
 return 0;

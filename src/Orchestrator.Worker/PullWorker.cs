@@ -6,6 +6,7 @@ using Orchestrator.Abstractions;
 using Orchestrator.Core.Cells;
 using Orchestrator.Results;
 using Orchestrator.Training;
+using Polly;
 
 namespace Orchestrator.Worker;
 
@@ -13,29 +14,42 @@ namespace Orchestrator.Worker;
 /// The pull loop of a worker: each slot leases a cell, trains it on a dedicated thread (never on the Orleans
 /// scheduler) while a heartbeat renews the lease, upserts the result keyed by the cell, then completes the
 /// lease. A lost lease cancels the training; a failure is recorded with its reason and the cell is retried
-/// by the queue up to its attempt limit.
+/// by the queue up to its attempt limit. Cluster calls go through <see cref="GrainCalls"/> (retry + timeout),
+/// so a coordinator restart or a dead silo only pauses the loop.
 /// </summary>
 public sealed class PullWorker(
     IGrainFactory grains,
     IResultStore store,
-    CellRunner runner,
+    ICellRunner runner,
     IOptions<WorkerOptions> options,
     ILogger<PullWorker> logger) : BackgroundService
 {
     private readonly WorkerOptions _options = options.Value;
+    private readonly ResiliencePipeline _calls = GrainCalls.Create(logger, int.MaxValue, options.Value.CallTimeout, TimeSpan.FromSeconds(2));
     private int _busy;
 
     /// <summary>Raised when a slot finishes a cell (for progress displays).</summary>
     public event Action<CellLease, bool>? CellFinished;
 
+    private bool Simulated => _options.SimulateCellSeconds is not null;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _options.Validate();
-        var threads = Math.Max(1, Environment.ProcessorCount / _options.Slots);
-        await Task.Run(() => TorchRuntime.EnsureAvailable(threads), stoppingToken);
-        logger.LogInformation("Worker {WorkerId}: {Slots} slot(s), {Device}", _options.WorkerId, _options.Slots, TorchRuntime.Describe());
+        if (!Simulated)
+        {
+            var threads = Math.Max(1, Environment.ProcessorCount / _options.Slots);
+            await Task.Run(() => TorchRuntime.EnsureAvailable(threads), stoppingToken);
+        }
+
+        logger.LogInformation("Worker {WorkerId}: {Slots} slot(s), {Device}", _options.WorkerId, _options.Slots, Device());
         await Task.WhenAll(Enumerable.Range(0, _options.Slots).Select(slot => SlotLoopAsync(slot, stoppingToken)));
     }
+
+    private string Device() => Simulated ? "simulated" : TorchRuntime.IsInitialized ? TorchRuntime.Describe() : _options.DeviceKind;
+
+    private Task<T> CallAsync<T>(Func<Task<T>> call, CancellationToken ct) =>
+        _calls.ExecuteAsync(async token => await call().WaitAsync(token), ct).AsTask();
 
     private async Task SlotLoopAsync(int slot, CancellationToken stoppingToken)
     {
@@ -46,9 +60,14 @@ public sealed class PullWorker(
             try
             {
                 var free = _options.Slots - Volatile.Read(ref _busy);
-                lease = await queue.LeaseAsync(new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, 0, 0, Math.Max(1, free)));
+                var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, Math.Max(1, free));
+                lease = await CallAsync(() => queue.LeaseAsync(capabilities), stoppingToken);
             }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
             {
                 logger.LogWarning(ex, "Slot {Slot}: lease request failed; retrying", slot);
                 await Delay(_options.PollInterval * 4, stoppingToken);
@@ -66,6 +85,15 @@ public sealed class PullWorker(
             {
                 await RunLeaseAsync(queue, lease, stoppingToken);
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The result could not be stored or the lease not completed: the lease expires and the cell is retried.
+                logger.LogError(ex, "Slot {Slot}: cell {Label} could not be finished; its lease will expire", slot, lease.Work.Label);
+            }
             finally
             {
                 Interlocked.Decrement(ref _busy);
@@ -76,43 +104,53 @@ public sealed class PullWorker(
     private async Task RunLeaseAsync(ITrialQueueGrain queue, CellLease lease, CancellationToken stoppingToken)
     {
         var work = lease.Work;
-        using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var heartbeat = HeartbeatAsync(queue, lease, lost);
-        CellResultRecord result;
-        try
+        CellResultRecord? result = null;
+
+        // After a coordinator restart a cell may be leased again although a worker already stored its result.
+        var done = await store.GetSucceededKeysAsync([work.CellKey], stoppingToken);
+        if (done.Count == 0)
         {
-            var cell = CellDefinition.FromJson(work.CellJson);
-            var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, null, lost.Token));
-            result = new CellResultRecord(work.CellKey, lease.Attempt, "succeeded", outcome.Metrics, null, _options.WorkerId,
-                TorchRuntime.Describe(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow);
-        }
-        catch (OperationCanceledException) when (lost.IsCancellationRequested)
-        {
-            logger.LogWarning("Cell {Label} ({Key}) attempt {Attempt}: stopped ({Reason})", work.Label, work.CellKey[..12], lease.Attempt,
-                stoppingToken.IsCancellationRequested ? "worker stopping" : "lease lost");
-            lost.Cancel();
+            using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            var heartbeat = HeartbeatAsync(queue, lease, lost);
+            try
+            {
+                var cell = CellDefinition.FromJson(work.CellJson);
+                var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token));
+                result = new CellResultRecord(work.CellKey, lease.Attempt, CellStatus.Succeeded, outcome.Metrics, null, _options.WorkerId,
+                    Device(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow);
+            }
+            catch (OperationCanceledException) when (lost.IsCancellationRequested)
+            {
+                logger.LogWarning("Cell {Label} ({Key}) attempt {Attempt}: stopped ({Reason})", work.Label, work.CellKey[..12], lease.Attempt,
+                    stoppingToken.IsCancellationRequested ? "worker stopping" : "lease lost or sweep cancelled");
+                await lost.CancelAsync();
+                await heartbeat;
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Cell {Label} ({Key}) attempt {Attempt} failed", work.Label, work.CellKey[..12], lease.Attempt);
+                result = new CellResultRecord(work.CellKey, lease.Attempt, CellStatus.Failed, new Dictionary<string, double>(), Describe(ex),
+                    _options.WorkerId, Device(), 0, 0, "{}", [], DateTimeOffset.UtcNow);
+            }
+
+            await lost.CancelAsync();
             await heartbeat;
-            return;
-        }
-        catch (Exception ex)
-        {
-            logger.LogError(ex, "Cell {Label} ({Key}) attempt {Attempt} failed", work.Label, work.CellKey[..12], lease.Attempt);
-            result = new CellResultRecord(work.CellKey, lease.Attempt, "failed", new Dictionary<string, double>(), Describe(ex), _options.WorkerId,
-                TorchRuntime.IsInitialized ? TorchRuntime.Describe() : "unavailable", 0, 0, "{}", [], DateTimeOffset.UtcNow);
         }
 
-        lost.Cancel();
-        await heartbeat;
-        var written = await store.UpsertResultAsync(result, CancellationToken.None);
-        var accepted = await queue.CompleteAsync(new CellCompletion(lease.LeaseId, result.Status == "succeeded", result.Error));
+        // Never cancelled: a computed result is not thrown away because the worker is stopping.
+        var written = result is not null && await store.UpsertResultAsync(result, CancellationToken.None);
+        var succeeded = result is null || result.Status == CellStatus.Succeeded;
+        var accepted = await CallAsync(() => queue.CompleteAsync(new CellCompletion(lease.LeaseId, succeeded, result?.Error)), stoppingToken);
         logger.LogInformation("Cell {Label} ({Key}) attempt {Attempt}: {Status}{Written}{Accepted}", work.Label, work.CellKey[..12], lease.Attempt,
-            result.Status, written ? "" : " (a newer result exists; not written)", accepted ? "" : " (lease no longer current)");
-        CellFinished?.Invoke(lease, result.Status == "succeeded");
+            result?.Status ?? "already done", result is null || written ? "" : " (a newer result exists; not written)",
+            accepted ? "" : " (lease no longer current)");
+        CellFinished?.Invoke(lease, succeeded);
     }
 
     private async Task HeartbeatAsync(ITrialQueueGrain queue, CellLease lease, CancellationTokenSource lost)
     {
-        var period = TimeSpan.FromSeconds(Math.Max(1, lease.Work.LeaseSeconds / 3.0));
+        var period = TimeSpan.FromSeconds(Math.Max(0.5, lease.Work.LeaseSeconds / 3.0));
         try
         {
             while (!lost.IsCancellationRequested)
@@ -121,7 +159,7 @@ public sealed class PullWorker(
                 bool renewed;
                 try
                 {
-                    renewed = await queue.RenewAsync(lease.LeaseId);
+                    renewed = await CallAsync(() => queue.RenewAsync(lease.LeaseId), lost.Token);
                 }
                 catch (Exception ex) when (!lost.IsCancellationRequested)
                 {
@@ -165,7 +203,7 @@ public sealed class PullWorker(
         }
 
         var stack = ex.StackTrace ?? "";
-        sb.Append(stack.Length > 2000 ? stack[..2000] : stack);
+        sb.Append(stack.Length > 2000 ? stack[^2000..] : stack);
         return sb.ToString();
     }
 }

@@ -15,6 +15,18 @@ public sealed class WorkerOptions
     /// <summary>Device kind advertised to the queue (cpu, cuda).</summary>
     public string DeviceKind { get; set; } = "cpu";
 
+    /// <summary>Number of devices of that kind (0 for cpu).</summary>
+    public int DeviceCount { get; set; }
+
+    /// <summary>
+    /// Benchmarks and queue tests only: when set, cells are not trained; each sleeps this long and reports a
+    /// pseudo-score (everything else — leases, heartbeats, the store — is real). Null in normal use.
+    /// </summary>
+    public double? SimulateCellSeconds { get; set; }
+
+    /// <summary>Time limit of one call to the cluster (lease, renew, complete).</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(WorkerId))
@@ -25,6 +37,16 @@ public sealed class WorkerOptions
         if (Slots is < 1 or > 256)
         {
             throw new ArgumentException($"Worker:Slots must be between 1 and 256, got {Slots}");
+        }
+
+        if (DeviceKind is not ("cpu" or "cuda"))
+        {
+            throw new ArgumentException($"Worker:DeviceKind must be cpu or cuda, got '{DeviceKind}'");
+        }
+
+        if (SimulateCellSeconds is < 0)
+        {
+            throw new ArgumentException($"Worker:SimulateCellSeconds must not be negative, got {SimulateCellSeconds}");
         }
 
         if (PollInterval <= TimeSpan.Zero)

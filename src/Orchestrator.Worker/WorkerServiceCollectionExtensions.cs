@@ -19,6 +19,13 @@ public static class WorkerServiceCollectionExtensions
             return true;
         }).ValidateOnStart();
         services.AddSingleton<CellRunner>();
+        services.AddSingleton<ICellRunner>(sp =>
+        {
+            var options = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WorkerOptions>>().Value;
+            return options.SimulateCellSeconds is { } seconds
+                ? new SimulatedCellRunner(TimeSpan.FromSeconds(seconds))
+                : new TrainingCellRunner(sp.GetRequiredService<CellRunner>());
+        });
         services.AddSingleton<PullWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<PullWorker>());
         return services;

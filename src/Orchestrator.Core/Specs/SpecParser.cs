@@ -418,7 +418,7 @@ public static partial class SpecParser
     private static ExecutionSpec? ReadExecution(Reader r, YamlMappingNode top)
     {
         var node = r.Child(top, "execution", "", required: false);
-        var m = node is null ? new YamlMappingNode() : r.Map(node, "execution", "max_attempts", "lease_seconds");
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "execution", "max_attempts", "lease_seconds", "device");
         if (m is null)
         {
             return null;
@@ -426,7 +426,13 @@ public static partial class SpecParser
 
         var attempts = r.Int(m, "max_attempts", "execution.max_attempts", min: 1, max: 100) ?? 3;
         var lease = r.Int(m, "lease_seconds", "execution.lease_seconds", min: 5, max: 7 * 24 * 3600) ?? 600;
-        return new ExecutionSpec(attempts, lease);
+        var device = r.String(m, "device", "execution.device", required: false) ?? "any";
+        if (device is not ("any" or "cpu" or "cuda"))
+        {
+            r.Error("execution.device", $"expected any, cpu or cuda, got '{device}'", m, "device");
+        }
+
+        return new ExecutionSpec(attempts, lease, device == "any" ? null : device);
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

@@ -57,4 +57,5 @@ public sealed record TrainingSpec(
 public sealed record DecodingSpec(string Strategy, int BeamSize, int MaxNewTokens, int MinNewTokens);
 
 /// <summary>Run-time policy: not part of a cell's identity.</summary>
-public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds);
+/// <param name="Device">Device kind a worker must have (<c>cpu</c>, <c>cuda</c>), or null for any worker.</param>
+public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds, string? Device = null);

@@ -1,0 +1,69 @@
+using System.Text.Json;
+
+namespace Orchestrator.Core.Specs;
+
+/// <summary>
+/// Whether a new version of a spec may extend an existing sweep: it may add seeds, subsamples, sizes or methods,
+/// but everything that determines the existing cells (data, base model, training and decoding settings, the
+/// manifest settings, the steps of existing sizes) must be unchanged.
+/// </summary>
+public static class SpecCompatibility
+{
+    /// <summary>Null when <paramref name="updated"/> only adds cells to <paramref name="existing"/>; otherwise the reasons.</summary>
+    public static string? Explain(SweepSpec existing, SweepSpec updated)
+    {
+        var reasons = new List<string>();
+        void Same<T>(string field, T a, T b)
+        {
+            if (JsonSerializer.Serialize(a) != JsonSerializer.Serialize(b))
+            {
+                reasons.Add($"{field} changed");
+            }
+        }
+
+        if (existing.Name != updated.Name)
+        {
+            reasons.Add($"name changed ('{existing.Name}' → '{updated.Name}')");
+        }
+
+        Same("dataset", existing.Dataset, updated.Dataset);
+        Same("model", existing.Model, updated.Model);
+        Same("decoding", existing.Decoding, updated.Decoding);
+        Same("grid.manifest_seed", existing.Grid.ManifestSeed, updated.Grid.ManifestSeed);
+        Same("grid.nested", existing.Grid.Nested, updated.Grid.Nested);
+        var (t0, t1) = (existing.Training, updated.Training);
+        Same("training.learning_rate", t0.LearningRate, t1.LearningRate);
+        Same("training.batch_size", t0.BatchSize, t1.BatchSize);
+        Same("training.warmup_steps", t0.WarmupSteps, t1.WarmupSteps);
+        Same("training.eval_every", t0.EvalEvery, t1.EvalEvery);
+        Same("training.weight_decay", t0.WeightDecay, t1.WeightDecay);
+        foreach (var size in existing.Grid.Sizes.Where(updated.Grid.Sizes.Contains))
+        {
+            if (t0.MaxStepsFor(size) != t1.MaxStepsFor(size))
+            {
+                reasons.Add($"training.max_steps for size {size} changed ({t0.MaxStepsFor(size)} → {t1.MaxStepsFor(size)})");
+            }
+        }
+
+        var removed = new List<string>();
+        removed.AddRange(existing.Grid.Sizes.Except(updated.Grid.Sizes).Select(s => $"size {s}"));
+        removed.AddRange(existing.Grid.Seeds.Except(updated.Grid.Seeds).Select(s => $"seed {s}"));
+        if (updated.Grid.Subsamples < existing.Grid.Subsamples)
+        {
+            removed.Add($"subsamples {updated.Grid.Subsamples}..{existing.Grid.Subsamples - 1}");
+        }
+
+        removed.AddRange(existing.Methods
+            .Where(m => !updated.Methods.Any(n => JsonSerializer.Serialize(n) == JsonSerializer.Serialize(m)))
+            .Select(m => $"method {m.Name}" + (m.Options.Count == 0 ? "" : " with its options")));
+        removed.AddRange(existing.Dataset.Splits.Except(updated.Dataset.Splits).Select(s => $"split {s}"));
+        if (removed.Count > 0)
+        {
+            reasons.Add("removed " + string.Join(", ", removed));
+        }
+
+        return reasons.Count == 0
+            ? null
+            : "extend may only add seeds, subsamples, sizes or methods; " + string.Join("; ", reasons) + " (submit it as a new sweep instead)";
+    }
+}

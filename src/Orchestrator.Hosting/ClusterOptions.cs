@@ -1,0 +1,67 @@
+using System.Net;
+
+namespace Orchestrator.Hosting;
+
+/// <summary>What a silo process does: coordinate sweeps, train cells, or both.</summary>
+public enum SiloRole
+{
+    All,
+    Coordinator,
+    Worker,
+}
+
+/// <summary>
+/// Settings of a silo in cluster mode (membership and results in PostgreSQL). Bound from configuration:
+/// command-line switches of <c>Orchestrator.Silo</c> or environment variables <c>ORCHESTRATOR_…</c>; the
+/// connection string comes from <c>ConnectionStrings:Orchestrator</c> (env <c>ORCHESTRATOR_ConnectionStrings__Orchestrator</c>)
+/// and is never logged.
+/// </summary>
+public sealed class ClusterSiloOptions
+{
+    public SiloRole Role { get; set; } = SiloRole.All;
+
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Orleans cluster id: silos and clients with the same id and database form one cluster.</summary>
+    public string ClusterId { get; set; } = "orchestrator";
+
+    public string ServiceId { get; set; } = "orchestrator";
+
+    public int SiloPort { get; set; } = 11111;
+
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Address other silos and clients use to reach this one (default: loopback, for one machine).</summary>
+    public string? AdvertiseAddress { get; set; }
+
+    /// <summary>
+    /// Aggressive failure detection (a dead silo is declared in ~2 s instead of ~10–20 s): good for tests and a
+    /// local cluster, risky under long GC or CPU stalls in production (NOTES-orleans-postgres.md).
+    /// </summary>
+    public bool FastFailureDetection { get; set; }
+
+    public IPAddress Advertised => AdvertiseAddress is null ? IPAddress.Loopback : IPAddress.Parse(AdvertiseAddress);
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            throw new ArgumentException("cluster mode needs a PostgreSQL connection string (--cluster or ORCHESTRATOR_ConnectionStrings__Orchestrator)");
+        }
+
+        if (string.IsNullOrWhiteSpace(ClusterId) || string.IsNullOrWhiteSpace(ServiceId))
+        {
+            throw new ArgumentException("ClusterId and ServiceId must not be empty");
+        }
+
+        if (SiloPort is < 0 or > 65535 || GatewayPort is < 0 or > 65535)
+        {
+            throw new ArgumentException("SiloPort and GatewayPort must be between 0 and 65535 (0 picks a free port)");
+        }
+
+        if (AdvertiseAddress is not null && !IPAddress.TryParse(AdvertiseAddress, out _))
+        {
+            throw new ArgumentException($"AdvertiseAddress must be an IP address, got '{AdvertiseAddress}'");
+        }
+    }
+}
