@@ -10,11 +10,47 @@ public sealed record DataEntry(string Id, string Source, IReadOnlyList<string> R
 /// <summary>A training pair: one input with one of its references.</summary>
 public sealed record TrainingExample(string Id, string EntryId, string Source, string Target);
 
-/// <summary>A dataset split into a training pool and an evaluation set that shares no input with it.</summary>
+/// <summary>
+/// A dataset split into a training pool and an evaluation set that shares no input with it. This object is the
+/// dataset's default split (<see cref="Split"/>); <see cref="ForSplit"/> gives the view of another named split
+/// (WebNLG <c>seen</c>/<c>unseen</c>/<c>all</c>, XSUM <c>news-to-sports</c>, …), whose evaluation set differs and
+/// whose training pool is a subset of this one's (so <see cref="Example"/> finds every id of every split's manifest).
+/// </summary>
 public sealed record LoadedDataset(string Kind, string ContentHash, IReadOnlyList<DataEntry> TrainPool, IReadOnlyList<DataEntry> Eval)
 {
     private IReadOnlyList<TrainingExample>? _examples;
     private Dictionary<string, TrainingExample>? _byId;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LoadedDataset> _views = new(StringComparer.Ordinal);
+
+    /// <summary>The split this view is (<c>default</c> unless it came from <see cref="ForSplit"/>).</summary>
+    public string Split { get; init; } = "default";
+
+    /// <summary>Every split name this dataset accepts, <c>default</c> first.</summary>
+    public IReadOnlyList<string> SplitNames { get; init; } = ["default"];
+
+    /// <summary>Builds the view of another split (set by <see cref="DatasetCatalog"/>); null for single-split data.</summary>
+    internal Func<string, LoadedDataset>? SplitFactory { get; init; }
+
+    /// <summary>The training pool and evaluation set of the named split (this object for <c>default</c>).</summary>
+    public LoadedDataset ForSplit(string split)
+    {
+        ArgumentNullException.ThrowIfNull(split);
+        if (split == Split)
+        {
+            return this;
+        }
+
+        if (!SplitNames.Contains(split))
+        {
+            throw new DatasetException($"dataset {Kind} ({ContentHash[..Math.Min(12, ContentHash.Length)]}) has no split '{split}' (known: {string.Join(", ", SplitNames)})");
+        }
+
+        var factory = SplitFactory ?? throw new DatasetException($"dataset {Kind} cannot build split '{split}'");
+        return _views.GetOrAdd(split, factory);
+    }
+
+    /// <summary>The evaluation set of a split: one entry per distinct input, each with all its references.</summary>
+    public IReadOnlyList<DataEntry> EvalFor(string split) => ForSplit(split).Eval;
 
     /// <summary>Training examples: every (input, reference) pair of the training pool, ids <c>entry/r{k}</c>.</summary>
     public IReadOnlyList<TrainingExample> TrainingExamples => _examples ??= TrainPool

@@ -339,10 +339,23 @@ public static class Rouge
         }
 
         var scorer = new RougeScorer(useStemmer);
+        for (var i = 0; i < hypotheses.Count; i++)
+        {
+            ArgumentNullException.ThrowIfNull(hypotheses[i], $"hypotheses[{i}]");
+            if (referencesPerHypothesis[i] is not { Count: > 0 })
+            {
+                throw new ArgumentException("At least one target is required.", nameof(referencesPerHypothesis));
+            }
+        }
+
+        // Segments are scored in parallel; the means are then summed in segment order, so the result does not
+        // depend on the scheduling.
+        var perSegment = new RougeScores[hypotheses.Count];
+        Parallel.For(0, hypotheses.Count, i => perSegment[i] = scorer.ScoreMulti(referencesPerHypothesis[i], hypotheses[i]));
         var sums = new double[4, 3];
         for (var i = 0; i < hypotheses.Count; i++)
         {
-            var scores = scorer.ScoreMulti(referencesPerHypothesis[i], hypotheses[i]);
+            var scores = perSegment[i];
             var metrics = new[] { scores.Rouge1, scores.Rouge2, scores.RougeL, scores.RougeLsum };
             for (var k = 0; k < 4; k++)
             {

@@ -231,36 +231,152 @@ public static class SacreBleu
             throw new ArgumentException("MaxNgramOrder must be at least 1.", nameof(options));
         }
 
+        // Check every segment first (so errors are plain ArgumentExceptions), then count in parallel: the
+        // statistics are integers, so the sums do not depend on the order.
+        var references = new List<string>[hypotheses.Count];
+        for (var i = 0; i < hypotheses.Count; i++)
+        {
+            _ = hypotheses[i] ?? throw new ArgumentException($"Hypothesis {i} is null.", nameof(hypotheses));
+            references[i] = referencesOf(i)
+                .Where(r => r is not null && !(options.DropEmptyReferences && r.Length == 0))
+                .Select(r => r!)
+                .ToList();
+            if (references[i].Count == 0)
+            {
+                throw new ArgumentException(
+                    $"Segment {i} has no references (all were null or empty).", nameof(hypotheses));
+            }
+        }
+
         var order = options.MaxNgramOrder;
+        var stats = new SegmentStatistics[hypotheses.Count];
+        if (hypotheses.Count >= 64)
+        {
+            Parallel.For(0, hypotheses.Count, i => stats[i] = SegmentStats(hypotheses[i], references[i], options));
+        }
+        else
+        {
+            for (var i = 0; i < hypotheses.Count; i++)
+            {
+                stats[i] = SegmentStats(hypotheses[i], references[i], options);
+            }
+        }
+
         var counts = new int[order];
         var totals = new int[order];
         var sysLen = 0;
         var refLen = 0;
         var referenceCounts = new HashSet<int>();
-
-        for (var i = 0; i < hypotheses.Count; i++)
+        for (var i = 0; i < stats.Length; i++)
         {
-            var hypothesis = hypotheses[i] ?? throw new ArgumentException($"Hypothesis {i} is null.", nameof(hypotheses));
-            var references = referencesOf(i)
-                .Where(r => r is not null && !(options.DropEmptyReferences && r.Length == 0))
-                .Select(r => r!)
-                .ToList();
-            if (references.Count == 0)
+            for (var n = 0; n < order; n++)
             {
-                throw new ArgumentException(
-                    $"Segment {i} has no references (all were null or empty).", nameof(hypotheses));
+                counts[n] += stats[i].Counts[n];
+                totals[n] += stats[i].Totals[n];
             }
 
-            referenceCounts.Add(references.Count);
+            sysLen += stats[i].SysLen;
+            refLen += stats[i].RefLen;
+            referenceCounts.Add(references[i].Count);
+        }
 
-            // Reference side: max count of every n-gram over the references, and their lengths.
-            var maxRefCounts = new Dictionary<string, int>(StringComparer.Ordinal);
-            var refLengths = new List<int>(references.Count);
-            foreach (var reference in references)
+        var nrefs = referenceCounts.Count == 1 ? referenceCounts.First() : -1;
+        return ComputeFromStatistics(counts, totals, sysLen, refLen, options, Signature(nrefs, options));
+    }
+
+    private readonly record struct SegmentStatistics(int[] Counts, int[] Totals, int SysLen, int RefLen);
+
+    /// <summary>
+    /// One segment's sufficient statistics: for every hypothesis n-gram, its count clipped by the largest count in any
+    /// one reference; the hypothesis length; the closest reference length. N-grams are keyed by the segment-local ids
+    /// of their words (16 bits each, so up to 4-grams fit a 64-bit key); segments with more distinct words or higher
+    /// orders use space-joined string keys. Both give the same counts.
+    /// </summary>
+    private static SegmentStatistics SegmentStats(string hypothesis, List<string> references, SacreBleuOptions options)
+    {
+        var order = options.MaxNgramOrder;
+        var counts = new int[order];
+        var totals = new int[order];
+
+        // Words become segment-local ids without allocating a string per token (spans looked up in the id table).
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var words = new List<string> { "" };
+        var lookup = ids.GetAlternateLookup<ReadOnlySpan<char>>();
+        int[] ToIds(string text)
+        {
+            var tokenized = Preprocess(text, options).AsSpan();
+            var result = new List<int>(tokenized.Length / 4 + 1);
+            var i = 0;
+            while (i < tokenized.Length)
             {
-                var refTokens = PythonText.SplitWhitespace(Preprocess(reference, options));
-                refLengths.Add(refTokens.Count);
-                foreach (var (ngram, count) in CountNgrams(refTokens, order))
+                while (i < tokenized.Length && PythonText.IsSpace(tokenized[i]))
+                {
+                    i++;
+                }
+
+                var start = i;
+                while (i < tokenized.Length && !PythonText.IsSpace(tokenized[i]))
+                {
+                    i++;
+                }
+
+                if (i > start)
+                {
+                    var token = tokenized[start..i];
+                    if (!lookup.TryGetValue(token, out var id))
+                    {
+                        id = ids.Count + 1;
+                        var word = token.ToString();
+                        ids[word] = id;
+                        words.Add(word);
+                    }
+
+                    result.Add(id);
+                }
+            }
+
+            return [.. result];
+        }
+
+        var hypIds = ToIds(hypothesis);
+        var refIds = references.Select(ToIds).ToList();
+        var refLengths = refIds.Select(r => r.Length).ToList();
+        if (order <= 4 && ids.Count < ushort.MaxValue)
+        {
+            var maxRef = new Dictionary<ulong, int>();
+            var local = new Dictionary<ulong, int>();
+            foreach (var r in refIds)
+            {
+                local.Clear();
+                CountIdNgrams(r, order, local);
+                foreach (var (key, c) in local)
+                {
+                    if (!maxRef.TryGetValue(key, out var existing) || c > existing)
+                    {
+                        maxRef[key] = c;
+                    }
+                }
+            }
+
+            local.Clear();
+            CountIdNgrams(hypIds, order, local);
+            foreach (var (key, c) in local)
+            {
+                var n = IdNgramOrder(key) - 1;
+                totals[n] += c;
+                if (maxRef.TryGetValue(key, out var refCount))
+                {
+                    counts[n] += Math.Min(c, refCount);
+                }
+            }
+        }
+        else
+        {
+            List<string> Words(int[] tokenIds) => tokenIds.Select(id => words[id]).ToList();
+            var maxRefCounts = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var r in refIds)
+            {
+                foreach (var (ngram, count) in CountNgrams(Words(r), order))
                 {
                     if (!maxRefCounts.TryGetValue(ngram, out var existing) || count > existing)
                     {
@@ -269,11 +385,7 @@ public static class SacreBleu
                 }
             }
 
-            var hypTokens = PythonText.SplitWhitespace(Preprocess(hypothesis, options));
-            sysLen += hypTokens.Count;
-            refLen += ClosestReferenceLength(hypTokens.Count, refLengths);
-
-            foreach (var (ngram, count) in CountNgrams(hypTokens, order))
+            foreach (var (ngram, count) in CountNgrams(Words(hypIds), order))
             {
                 var n = NgramOrder(ngram) - 1;
                 totals[n] += count;
@@ -284,8 +396,33 @@ public static class SacreBleu
             }
         }
 
-        var nrefs = referenceCounts.Count == 1 ? referenceCounts.First() : -1;
-        return ComputeFromStatistics(counts, totals, sysLen, refLen, options, Signature(nrefs, options));
+        return new SegmentStatistics(counts, totals, hypIds.Length, ClosestReferenceLength(hypIds.Length, refLengths));
+    }
+
+    // An n-gram of ids (each 1..65534) packed 16 bits per word; the number of non-zero groups is its order.
+    private static void CountIdNgrams(int[] ids, int maxOrder, Dictionary<ulong, int> counts)
+    {
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ulong key = 0;
+            for (var n = 0; n < maxOrder && i + n < ids.Length; n++)
+            {
+                key |= (ulong)ids[i + n] << (16 * n);
+                counts[key] = counts.TryGetValue(key, out var c) ? c + 1 : 1;
+            }
+        }
+    }
+
+    private static int IdNgramOrder(ulong key)
+    {
+        var n = 0;
+        while (key != 0)
+        {
+            n++;
+            key >>= 16;
+        }
+
+        return n;
     }
 
     /// <summary>Closest reference length; on a tie the shorter reference wins (sacreBLEU <c>_get_closest_ref_len</c>).</summary>

@@ -70,3 +70,28 @@ public sealed class Tokenizer13aTests
         Assert.Equal("1'2 1.2 1,2 1 - 2", Tokenizer13a.Tokenize("1'2 1.2 1,2 1-2"));
     }
 }
+
+/// <summary>
+/// The v13a passes are written as character scans for speed; the regexes sacreBLEU uses (kept in
+/// <c>Tokenizer13a.ApplyV13aPassesWithRegex</c>, transcribed from <c>tokenizer_13a.py</c>) are the definition they
+/// must equal, on every line of the vectors and on strings built to stress adjacent matches.
+/// </summary>
+public sealed class Tokenizer13aScanTests
+{
+    [Fact]
+    public void Character_scans_equal_the_regex_passes()
+    {
+        var v = E2eDev200Vectors.Value;
+        var lines = v.Hypotheses.Concat(v.Streams.SelectMany(s => s)).Concat(
+        [
+            "a..b,,c 1.,2 ,.3 3-4-5 a-1 1-a --1 1-- .,., 9.9.9 ,1, .a. a.\n,b 1,000.50 $5.- x,.-y",
+            "...", ",,,", "1..2", "a,1", "1,a", "-1-", "\u00e9.\u00e9", "\ud83d\ude00,\ud83d\ude00", "",
+        ]);
+        foreach (var line in lines)
+        {
+            var padded = " " + line + " ";
+            Assert.Equal(Tokenizer13a.ApplyV13aPassesWithRegex(padded), Tokenizer13a.ApplyV13aPasses(padded));
+        }
+    }
+}
+

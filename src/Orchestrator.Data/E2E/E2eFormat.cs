@@ -31,16 +31,7 @@ public static partial class E2eFormat
     /// <summary>Reads an E2E CSV (<c>mr,ref</c>, one row per reference, rows of one MR adjacent) into entries.</summary>
     public static IReadOnlyList<(string Mr, List<string> Refs, int Line)> ReadCsv(string path)
     {
-        string text;
-        try
-        {
-            text = new UTF8Encoding(false, true).GetString(File.ReadAllBytes(path));
-        }
-        catch (DecoderFallbackException ex)
-        {
-            throw new DatasetException($"{path}: not valid UTF-8 ({ex.Message})", ex);
-        }
-
+        var text = TextFiles.ReadUtf8(path);
         var rows = Csv.Parse(text, path);
         if (rows.Count == 0 || rows[0].Fields.Count < 2 || rows[0].Fields[0] != "mr" || rows[0].Fields[1] != "ref")
         {

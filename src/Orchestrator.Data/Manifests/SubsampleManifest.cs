@@ -56,7 +56,50 @@ public sealed record SubsampleManifest(
             ranked.Take(size).ToList(), ranked.Skip(size).Take(dev).ToList());
     }
 
+    /// <summary>
+    /// The manifest of a cell: drawn from the training pool of the cell's split (for most datasets every split
+    /// trains on the same pool; XSUM's news-to-sports and within-news, and held-out topics, train on fewer inputs).
+    /// </summary>
     public static SubsampleManifest For(CellDefinition cell, LoadedDataset data) =>
-        Create(data.ContentHash, cell.Manifest.Pool, data.TrainingExamples.Select(e => e.Id).ToList(),
+        Create(data.ContentHash, cell.Manifest.Pool, data.ForSplit(cell.Split).TrainingExamples.Select(e => e.Id).ToList(),
             cell.Size, cell.Subsample, cell.Manifest.Seed, cell.Manifest.Nested);
+
+    /// <summary>The manifest as a small JSON file: its canonical fields plus <c>hash</c> (the hash of those fields).</summary>
+    public string ToFileJson()
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
+        node["hash"] = Hash;
+        return node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
+    /// <summary>Writes <see cref="ToFileJson"/> to <paramref name="path"/>.</summary>
+    public void Save(string path) => File.WriteAllText(path, ToFileJson());
+
+    /// <summary>Reads a manifest file and checks that its stored hash matches its content.</summary>
+    public static SubsampleManifest Load(string path)
+    {
+        var text = TextFiles.ReadUtf8(path);
+        SubsampleManifest? manifest;
+        string? stored;
+        try
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(text)?.AsObject() ?? throw new DatasetException($"{path}: empty manifest");
+            stored = node["hash"]?.GetValue<string>();
+            node.Remove("hash");
+            manifest = node.Deserialize<SubsampleManifest>();
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new DatasetException($"{path}: not a subsample manifest ({ex.Message})", ex);
+        }
+
+        if (manifest is null || manifest.TrainIds is null || manifest.DevIds is null || stored is null)
+        {
+            throw new DatasetException($"{path}: not a subsample manifest (missing fields or hash)");
+        }
+
+        return manifest.Hash == stored
+            ? manifest
+            : throw new DatasetException($"{path}: the manifest's content does not match its hash (stored {stored[..Math.Min(12, stored.Length)]}, computed {manifest.Hash[..12]}); it was edited");
+    }
 }

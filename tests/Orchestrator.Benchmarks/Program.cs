@@ -1,0 +1,30 @@
+namespace Orchestrator.Benchmarks;
+
+/// <summary>
+/// <c>dotnet run -c Release --project tests/Orchestrator.Benchmarks -- BENCHMARK [options]</c>. The first argument
+/// picks the benchmark; each area adds its own entry to <see cref="Benchmarks"/>.
+/// </summary>
+public static class Program
+{
+    private static readonly Dictionary<string, (string Description, Func<string[], int> Run)> Benchmarks = new(StringComparer.Ordinal)
+    {
+        ["scoring"] = ("corpus metrics on 10,000 segments with 4 references (BLEU, ROUGE-1/2/L; --all adds NIST, METEOR, CIDEr, TER)", ScoringBenchmark.Run),
+        ["training"] = ("fp32 matmul peak; tokens/s, share of peak and memory of finetune/prefix/lora training on the tiny and gpt2 shapes", TrainingBenchmark.Run),
+    };
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || !Benchmarks.TryGetValue(args[0], out var benchmark))
+        {
+            Console.Error.WriteLine("usage: dotnet run -c Release --project tests/Orchestrator.Benchmarks -- BENCHMARK [options]");
+            foreach (var (name, (description, _)) in Benchmarks)
+            {
+                Console.Error.WriteLine($"  {name,-10} {description}");
+            }
+
+            return 2;
+        }
+
+        return benchmark.Run(args[1..]);
+    }
+}
