@@ -55,7 +55,11 @@ public static class CliApp
         root.Subcommands.Add(validate);
 
         // Each area registers its commands from its own file under Commands/ (one line each).
+        Commands.MethodsCommand.Register(root);
+        Commands.DataCommands.Register(root);
+        Commands.ScoreCommand.Register(root);
         SweepCommands.Register(root, dataDir, slots, verbose);
+        Commands.PretrainCommand.Register(root, dataDir);
         return await root.Parse(args).InvokeAsync();
     }
 

@@ -1,6 +1,7 @@
 using Orchestrator.Core.Cells;
 using Orchestrator.Core.Hashing;
 using Orchestrator.Core.Specs;
+using Orchestrator.Data.Synthetic;
 
 namespace Orchestrator.Data;
 
@@ -49,22 +50,44 @@ public static class SweepPlanner
             throw new SpecValidationException(source, [new SpecError(field, message)]);
         }
 
+        // Every split is checked: its training pool must hold the largest size plus its dev set, and it must
+        // have something to evaluate. A split that is the only one (or "default") keeps the short messages.
         var errors = new List<SpecError>();
-        var pool = data.TrainingExamples.Count;
-        for (var i = 0; i < spec.Grid.Sizes.Count; i++)
+        var named = spec.Dataset.Splits.Count > 1 || spec.Dataset.Splits[0] != "default";
+        var reported = new HashSet<string>(StringComparer.Ordinal);
+        for (var s = 0; s < spec.Dataset.Splits.Count; s++)
         {
-            var size = spec.Grid.Sizes[i];
-            var dev = CellExpander.DevSize(size);
-            if (size + dev > pool)
+            var splitName = spec.Dataset.Splits[s];
+            LoadedDataset view;
+            try
             {
-                errors.Add(new SpecError($"grid.sizes[{i}]",
-                    $"size {size} is impossible: it needs {size} training + {dev} dev examples, but the training pool has {pool}"));
+                view = data.ForSplit(splitName);
             }
-        }
+            catch (DatasetException ex)
+            {
+                errors.Add(new SpecError($"dataset.splits[{s}]", ex.Message));
+                continue;
+            }
 
-        if (data.Eval.Count == 0)
-        {
-            errors.Add(new SpecError("dataset", "the evaluation set is empty"));
+            var pool = view.TrainingExamples.Count;
+            var of = named ? $" of split '{splitName}'" : "";
+            for (var i = 0; i < spec.Grid.Sizes.Count; i++)
+            {
+                var size = spec.Grid.Sizes[i];
+                var dev = CellExpander.DevSize(size);
+                var message = $"size {size} is impossible: it needs {size} training + {dev} dev examples, but the training pool{of} has {pool}";
+                if (size + dev > pool && reported.Add($"{i}|{pool}"))
+                {
+                    errors.Add(new SpecError($"grid.sizes[{i}]", message));
+                }
+            }
+
+            if (view.Eval.Count == 0)
+            {
+                errors.Add(named
+                    ? new SpecError($"dataset.splits[{s}]", $"the evaluation set of split '{splitName}' is empty")
+                    : new SpecError("dataset", "the evaluation set is empty"));
+            }
         }
 
         if (errors.Count > 0)
@@ -78,17 +101,55 @@ public static class SweepPlanner
         return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells);
     }
 
-    private static ModelIdentity ResolveModel(ModelSpec spec, string baseDirectory, string source)
+    /// <summary>
+    /// The base model's identity: a preset (random initialisation: hash of name and seed), a preset to pretrain (the
+    /// recipe with its corpus resolved by content hash, see <see cref="PretrainRecipe"/>; pretraining itself happens on the
+    /// worker, once per recipe, cached under its data directory), or a local checkpoint folder (hash of its files; it must
+    /// hold config.json, model.safetensors and a tokenizer).
+    /// </summary>
+    /// <exception cref="SpecValidationException">A missing folder or file, with the spec field's path.</exception>
+    public static ModelIdentity ResolveModel(ModelSpec spec, string baseDirectory, string source = "<model>")
     {
-        if (spec.Preset is { } preset)
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Preset is { } preset && spec.Pretrain is { } pretrain)
         {
-            return new ModelIdentity(preset, null, spec.InitSeed, ContentHash.Of($"preset:{preset}|init_seed:{spec.InitSeed}"));
+            (string Kind, string? Path, string Hash) corpus;
+            try
+            {
+                corpus = PretrainCorpus.Resolve(pretrain.Corpus, baseDirectory, pretrain.Documents, pretrain.Seed);
+            }
+            catch (DatasetException ex)
+            {
+                var message = ex.Message.StartsWith("model.pretrain.corpus: ", StringComparison.Ordinal) ? ex.Message["model.pretrain.corpus: ".Length..] : ex.Message;
+                throw new SpecValidationException(source, [new SpecError("model.pretrain.corpus", message)]);
+            }
+
+            var recipe = new PretrainRecipe(PretrainRecipe.CurrentFormat, preset, spec.InitSeed, corpus.Kind, corpus.Path, corpus.Hash,
+                corpus.Kind == PretrainSpec.SyntheticCorpus ? pretrain.Documents : 0, pretrain.VocabSize, pretrain.Steps, pretrain.Seed,
+                pretrain.BatchSize, pretrain.LearningRate, pretrain.WarmupSteps, pretrain.SequenceLength);
+            return recipe.ToIdentity();
+        }
+
+        if (spec.Preset is { } plain)
+        {
+            return new ModelIdentity(plain, null, spec.InitSeed, ContentHash.Of($"preset:{plain}|init_seed:{spec.InitSeed}"));
         }
 
         var path = Path.GetFullPath(Path.Combine(baseDirectory, spec.Path!));
         if (!Directory.Exists(path))
         {
             throw new SpecValidationException(source, [new SpecError("model.path", $"checkpoint folder not found: {path}")]);
+        }
+
+        var missing = new List<string>();
+        if (!File.Exists(Path.Combine(path, "config.json"))) missing.Add("config.json");
+        if (!File.Exists(Path.Combine(path, "model.safetensors"))) missing.Add("model.safetensors");
+        bool bpe = File.Exists(Path.Combine(path, "vocab.json")) && File.Exists(Path.Combine(path, "merges.txt"));
+        if (!bpe && !File.Exists(Path.Combine(path, "tokenizer.word-level.json"))) missing.Add("vocab.json + merges.txt (or tokenizer.word-level.json)");
+        if (missing.Count > 0)
+        {
+            throw new SpecValidationException(source, [new SpecError("model.path",
+                $"{path} is not a model folder in Hugging Face GPT-2 layout: it lacks {string.Join(", ", missing)}")]);
         }
 
         return new ModelIdentity(null, path, spec.InitSeed, ContentHash.OfDirectory(path));

@@ -44,9 +44,12 @@ public sealed class CausalLmTrainer
     public int EvalBatchSize { get; init; } = 32;
 
     /// <summary>
-    /// Runs <see cref="TrainingOptions.MaxSteps"/> updates over <paramref name="train"/> (reshuffled each epoch), evaluates
-    /// <paramref name="dev"/> every <see cref="TrainingOptions.EvalEvery"/> steps and at the end, and leaves the model with
-    /// the parameters of the best dev step (with an empty dev set: the last step). The model is left in eval mode.
+    /// Runs <see cref="TrainingOptions.MaxSteps"/> updates (or <see cref="TrainingOptions.Epochs"/> passes) over
+    /// <paramref name="train"/> (reshuffled each epoch), evaluates <paramref name="dev"/> every
+    /// <see cref="TrainingOptions.EvalEvery"/> steps and at the end, and leaves the model with the parameters of the best dev
+    /// step (with an empty dev set: the last step). The model is left in eval mode. Every forward goes through
+    /// <see cref="PeftForward.Logits"/> (the method's hooks, or its own trained model). A method that does not train
+    /// (<see cref="IPeftMethod.Trains"/> false) is prepared and the report has no steps.
     /// </summary>
     /// <exception cref="TrainingDivergedException">A loss or gradient norm became NaN or infinite.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (parameters as they were).</exception>
@@ -67,6 +70,7 @@ public sealed class CausalLmTrainer
         }
 
         var stopwatch = Stopwatch.StartNew();
+        options = options with { MaxSteps = options.StepsFor(train.Count), Epochs = 0 };
         EncodedExample[] trainSet = EncodeAll(train, "training");
         EncodedExample[] devSet = EncodeAll(dev, "dev");
 
@@ -75,7 +79,13 @@ public sealed class CausalLmTrainer
             torch.manual_seed(options.Seed);
         }
 
-        IReadOnlyList<Parameter> trainable = Method.Prepare(Model);
+        IReadOnlyList<Parameter> trainable = Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer));
+        if (!Method.Trains)
+        {
+            SetTraining(false);
+            return new TrainReport([], [], 0, double.NaN, 0, stopwatch.Elapsed.TotalSeconds);
+        }
+
         if (trainable.Count == 0)
         {
             throw new InvalidOperationException($"PEFT method '{Method.Name}' left no trainable parameters.");
@@ -94,7 +104,7 @@ public sealed class CausalLmTrainer
         try
         {
             using var optimizer = CreateOptimizer(trainable, options);
-            Model.train();
+            SetTraining(true);
             for (int step = 1; step <= options.MaxSteps; step++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -110,7 +120,7 @@ public sealed class CausalLmTrainer
                     int[] indices = order.NextBatch();
                     using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
                     optimizer.zero_grad();
-                    using var logits = Model.forward(batch.InputIds);
+                    using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
                     using var lossTensor = CausalLmFormat.Loss(logits, batch.Labels);
                     loss = lossTensor.item<float>();
                     if (!double.IsFinite(loss))
@@ -140,7 +150,7 @@ public sealed class CausalLmTrainer
                 if (evaluate)
                 {
                     double d = EvaluateEncoded(devSet, cancellationToken);
-                    Model.train();
+                    SetTraining(true);
                     devLoss = d;
                     devLosses.Add((step, d));
                     if (double.IsNaN(bestDevLoss) || d < bestDevLoss)
@@ -162,7 +172,7 @@ public sealed class CausalLmTrainer
         }
         finally
         {
-            Model.eval();
+            SetTraining(false);
             if (best is not null)
             {
                 foreach (Tensor t in best) t.Dispose();
@@ -193,7 +203,7 @@ public sealed class CausalLmTrainer
             return double.NaN;
         }
 
-        Model.eval();
+        SetTraining(false);
         double total = 0;
         long count = 0;
         using var noGrad = torch.no_grad();
@@ -203,13 +213,19 @@ public sealed class CausalLmTrainer
             using var scope = torch.NewDisposeScope();
             var slice = examples.AsSpan(start, Math.Min(EvalBatchSize, examples.Length - start)).ToArray();
             using var batch = CausalLmFormat.Collate(slice, Tokenizer.Pad, Model.Device);
-            using var logits = Model.forward(batch.InputIds);
+            using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
             using var sum = CausalLmFormat.Loss(logits, batch.Labels, sum: true);
             total += sum.item<float>();
             count += batch.TargetTokens;
         }
 
         return total / count;
+    }
+
+    private void SetTraining(bool on)
+    {
+        Model.train(on);
+        Method.TrainedModel?.train(on);
     }
 
     private EncodedExample[] EncodeAll(IReadOnlyList<TrainingExample> examples, string set)

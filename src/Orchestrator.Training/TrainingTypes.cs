@@ -9,6 +9,10 @@ public sealed record TrainingExample(string Source, string Target);
 /// <paramref name="MaxSteps"/> (Hugging Face's get_linear_schedule_with_warmup); dev loss every <paramref name="EvalEvery"/>
 /// steps (0: only at the end) and at the end. <paramref name="WeightDecay"/> applies to matrices only (not to biases and
 /// LayerNorm weights). Gradients are clipped to <paramref name="MaxGradNorm"/> (0: no clipping).
+/// <para>
+/// <see cref="Epochs"/> &gt; 0 replaces <paramref name="MaxSteps"/> (which may then be 0): the run makes
+/// Epochs × ⌈examples / BatchSize⌉ updates (a batch never spans two epochs), see <see cref="StepsFor"/>.
+/// </para>
 /// </summary>
 public sealed record TrainingOptions(
     int MaxSteps,
@@ -20,11 +24,20 @@ public sealed record TrainingOptions(
     double WeightDecay = 0,
     double MaxGradNorm = 1.0)
 {
+    /// <summary>Passes over the training set instead of <see cref="MaxSteps"/> (0: use MaxSteps).</summary>
+    public int Epochs { get; init; }
+
+    /// <summary>Number of updates for a training set of <paramref name="examples"/> examples.</summary>
+    public int StepsFor(int examples) =>
+        Epochs > 0 ? checked(Epochs * ((Math.Max(1, examples) + BatchSize - 1) / BatchSize)) : MaxSteps;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming every invalid field.</summary>
     public TrainingOptions Validate()
     {
         var problems = new List<string>();
-        if (MaxSteps <= 0) problems.Add($"MaxSteps must be positive (got {MaxSteps})");
+        if (Epochs < 0) problems.Add($"Epochs must not be negative (got {Epochs})");
+        if (Epochs == 0 && MaxSteps <= 0) problems.Add($"MaxSteps must be positive (got {MaxSteps}) unless Epochs is set");
+        if (Epochs > 0 && MaxSteps < 0) problems.Add($"MaxSteps must not be negative (got {MaxSteps})");
         if (BatchSize <= 0) problems.Add($"BatchSize must be positive (got {BatchSize})");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) problems.Add($"LearningRate must be positive and finite (got {LearningRate})");
         if (WarmupSteps < 0) problems.Add($"WarmupSteps must not be negative (got {WarmupSteps})");

@@ -1,5 +1,6 @@
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
+using Orchestrator.Training;
 using Orchestrator.Training.Models;
 using Orchestrator.Training.Peft;
 
@@ -12,6 +13,6 @@ public static class OrchestratorVocabulary
         PeftRegistry.Names,
         DatasetCatalog.Kinds,
         MetricSuite.Names,
-        ["greedy"],
+        TrialRunner.DecodingStrategies,
         Gpt2Config.PresetNames);
 }

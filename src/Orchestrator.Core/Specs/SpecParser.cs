@@ -127,7 +127,7 @@ public static partial class SpecParser
             return null;
         }
 
-        var m = r.Map(node, "model", "preset", "path", "init_seed");
+        var m = r.Map(node, "model", "preset", "path", "init_seed", "pretrain");
         if (m is null)
         {
             return null;
@@ -146,7 +146,53 @@ public static partial class SpecParser
         }
 
         var seed = r.Int(m, "init_seed", "model.init_seed", min: 0) ?? 0;
-        return new ModelSpec(preset, path, seed);
+        PretrainSpec? pretrain = null;
+        if (r.Child(m, "pretrain", "model", required: false) is { } pretrainNode)
+        {
+            if (path is not null)
+            {
+                r.Error("model.pretrain", "pretraining starts from a preset's random initialisation; it cannot be combined with 'path'", m, "pretrain");
+            }
+
+            pretrain = ReadPretrain(r, pretrainNode);
+            if (pretrain is null)
+            {
+                return null;
+            }
+        }
+
+        return new ModelSpec(preset, path, seed, pretrain);
+    }
+
+    private static PretrainSpec? ReadPretrain(Reader r, YamlNode node)
+    {
+        var m = r.Map(node, "model.pretrain", "corpus", "steps", "seed", "batch_size", "learning_rate", "warmup_steps",
+            "sequence_length", "vocab_size", "documents");
+        if (m is null)
+        {
+            return null;
+        }
+
+        var corpus = r.String(m, "corpus", "model.pretrain.corpus", required: true);
+        var steps = r.Int(m, "steps", "model.pretrain.steps", min: 1, max: 10_000_000) ?? PretrainSpec.DefaultSteps;
+        var seed = r.Int(m, "seed", "model.pretrain.seed", min: 0) ?? 0;
+        var batch = r.Int(m, "batch_size", "model.pretrain.batch_size", min: 1, max: 4096) ?? PretrainSpec.DefaultBatchSize;
+        var lr = r.Double(m, "learning_rate", "model.pretrain.learning_rate", minExclusive: 0) ?? PretrainSpec.DefaultLearningRate;
+        var warmup = r.Int(m, "warmup_steps", "model.pretrain.warmup_steps", min: 0) ?? PretrainSpec.DefaultWarmupSteps;
+        var length = r.Int(m, "sequence_length", "model.pretrain.sequence_length", min: 8, max: 1_000_000) ?? PretrainSpec.DefaultSequenceLength;
+        var vocab = r.Int(m, "vocab_size", "model.pretrain.vocab_size", min: 260, max: 1_000_000) ?? PretrainSpec.DefaultVocabSize;
+        var documents = r.Int(m, "documents", "model.pretrain.documents", min: 1, max: 10_000_000);
+        if (documents is not null && corpus is not null && corpus != PretrainSpec.SyntheticCorpus)
+        {
+            r.Error("model.pretrain.documents", "'documents' sizes the synthetic corpus; a file corpus uses all its lines", m, "documents");
+        }
+
+        if (corpus is null)
+        {
+            return null;
+        }
+
+        return new PretrainSpec(corpus, steps, seed, batch, lr, warmup, length, vocab, documents ?? PretrainSpec.DefaultDocuments);
     }
 
     private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v)

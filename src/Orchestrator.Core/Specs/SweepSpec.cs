@@ -26,8 +26,11 @@ public sealed record DatasetSpec(
     int? EvalLimit,
     IReadOnlyDictionary<string, string> Options);
 
-/// <summary>The base model: a built-in shape preset (randomly initialised) or a local checkpoint folder.</summary>
-public sealed record ModelSpec(string? Preset, string? Path, int InitSeed);
+/// <summary>
+/// The base model: a built-in shape preset (randomly initialised from <paramref name="InitSeed"/>, or first pretrained as
+/// <paramref name="Pretrain"/> says), or a local checkpoint folder in Hugging Face GPT-2 layout (<paramref name="Path"/>).
+/// </summary>
+public sealed record ModelSpec(string? Preset, string? Path, int InitSeed, PretrainSpec? Pretrain = null);
 
 /// <summary>A PEFT method and its options (canonical strings; the method plugin interprets them).</summary>
 public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options);

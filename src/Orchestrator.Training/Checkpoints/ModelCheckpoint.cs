@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace Orchestrator.Training.Checkpoints;
 
 /// <summary>
-/// A model folder: <c>config.json</c> (Hugging Face GPT-2 keys), <c>model.safetensors</c> (F32, Hugging Face GPT-2 tensor
-/// names and layout) and <c>tokenizer.word-level.json</c>.
+/// A model folder in Hugging Face GPT-2 layout: <c>config.json</c> (Hugging Face GPT-2 keys), <c>model.safetensors</c>
+/// (Hugging Face GPT-2 tensor names and layout; F32, F16 or BF16 on import, F32 on export) and the tokenizer: GPT-2 BPE
+/// (<c>vocab.json</c> + <c>merges.txt</c>) or a small word-level vocabulary (<c>tokenizer.word-level.json</c>).
 /// <para>
 /// The weights are written as Hugging Face stores GPT-2: projection weights (<c>attn.c_attn</c>, <c>attn.c_proj</c>,
 /// <c>mlp.c_fc</c>, <c>mlp.c_proj</c>) in Conv1D layout [in, out], i.e. transposed relative to our Linear layers, and no
@@ -38,7 +39,7 @@ public sealed class ModelCheckpoint : IDisposable
     public ITextTokenizer Tokenizer { get; }
 
     /// <summary>Writes the model folder (created if needed; existing files are replaced).</summary>
-    /// <exception cref="NotSupportedException">The tokenizer is not a <see cref="WordLevelTokenizer"/> (the only one with a file format so far).</exception>
+    /// <exception cref="NotSupportedException">A tokenizer without a file format (see <see cref="TokenizerFiles.Save"/>).</exception>
     public static void Save(Gpt2Model model, Gpt2Config config, ITextTokenizer tokenizer, string directory)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -50,14 +51,14 @@ public sealed class ModelCheckpoint : IDisposable
             throw new ArgumentException($"The config ({config}) differs from the model's ({model.Config}).", nameof(config));
         }
 
-        if (tokenizer is not WordLevelTokenizer wordLevel)
+        if (tokenizer.VocabSize > config.VocabSize)
         {
-            throw new NotSupportedException($"Saving a {tokenizer.GetType().Name} is not supported yet; only {nameof(WordLevelTokenizer)}.");
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids but the model only {config.VocabSize} embeddings.", nameof(tokenizer));
         }
 
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, ConfigFile), config.ToJson(), new UTF8Encoding(false));
-        wordLevel.Save(Path.Combine(directory, WordLevelTokenizerFile));
+        TokenizerFiles.Save(tokenizer, directory);
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -74,7 +75,10 @@ public sealed class ModelCheckpoint : IDisposable
             new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Orchestrator.Training" });
     }
 
-    /// <summary>Loads a folder written by <see cref="Save"/>. Dispose the result to free the model.</summary>
+    /// <summary>
+    /// Loads a model folder (one written by <see cref="Save"/>, or a local Hugging Face GPT-2 checkpoint). Dispose the
+    /// result to free the model.
+    /// </summary>
     public static ModelCheckpoint Load(string directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
@@ -85,13 +89,12 @@ public sealed class ModelCheckpoint : IDisposable
         }
 
         Gpt2Config config = Gpt2Config.FromJson(File.ReadAllText(configPath, Encoding.UTF8));
-        string tokenizerPath = Path.Combine(directory, WordLevelTokenizerFile);
-        if (!File.Exists(tokenizerPath))
+        ITextTokenizer tokenizer = TokenizerFiles.Load(directory);
+        if (tokenizer.VocabSize > config.VocabSize)
         {
-            throw new FileNotFoundException($"No {WordLevelTokenizerFile} in {directory} (other tokenizers are not supported yet).", tokenizerPath);
+            throw new FormatException($"{directory}: the tokenizer has {tokenizer.VocabSize} ids but config.json only {config.VocabSize} embeddings.");
         }
 
-        var tokenizer = WordLevelTokenizer.Load(tokenizerPath);
         var model = new Gpt2Model(config);
         try
         {
@@ -108,18 +111,39 @@ public sealed class ModelCheckpoint : IDisposable
     }
 
     /// <summary>
-    /// Copies the tensors of a GPT-2 safetensors file into <paramref name="model"/>: strips an optional <c>transformer.</c>
-    /// prefix, skips <c>attn.bias</c>, <c>attn.masked_bias</c> and a tied <c>lm_head.weight</c>, transposes Conv1D weights.
-    /// Every model parameter must be present with the right shape.
+    /// Copies the tensors of a GPT-2 safetensors file into <paramref name="model"/> (see <see cref="ReadWeights"/>). Every
+    /// model parameter must be present with the right shape.
     /// </summary>
     /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed).</exception>
     public static void LoadWeights(Gpt2Model model, string safetensorsPath)
     {
         ArgumentNullException.ThrowIfNull(model);
-        Dictionary<string, Tensor> loaded = SafeTensors.Load(safetensorsPath);
+        Dictionary<string, Tensor> weights = ReadWeights(safetensorsPath);
         try
         {
-            var byName = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            CopyWeights(model, weights, safetensorsPath);
+        }
+        finally
+        {
+            foreach (Tensor t in weights.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Reads a GPT-2 safetensors file into our parameter names and layout, as float32 CPU tensors outside any DisposeScope
+    /// (the caller disposes them): strips an optional <c>transformer.</c> prefix, skips the <c>attn.bias</c> and
+    /// <c>attn.masked_bias</c> buffers, transposes Conv1D weights ([in, out] → [out, in]) and converts F16/BF16/F64 to F32.
+    /// A <c>lm_head.weight</c> must equal <c>wte.weight</c> (the head is tied) and is dropped.
+    /// </summary>
+    /// <exception cref="FormatException">An untied or mis-shaped head.</exception>
+    public static Dictionary<string, Tensor> ReadWeights(string safetensorsPath)
+    {
+        ArgumentNullException.ThrowIfNull(safetensorsPath);
+        Dictionary<string, Tensor> loaded = SafeTensors.Load(safetensorsPath);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            Tensor? head = null;
             foreach (var (rawName, t) in loaded)
             {
                 string name = rawName.StartsWith("transformer.", StringComparison.Ordinal) ? rawName["transformer.".Length..] : rawName;
@@ -128,50 +152,94 @@ public sealed class ModelCheckpoint : IDisposable
                     continue;
                 }
 
-                byName[name] = t;
-            }
-
-            var problems = new List<string>();
-            var parameters = model.named_parameters().ToList();
-            var expected = parameters.Select(p => p.name).ToHashSet(StringComparer.Ordinal);
-            foreach (string extra in byName.Keys.Where(k => !expected.Contains(k) && k != "lm_head.weight"))
-            {
-                problems.Add($"unexpected tensor '{extra}'");
-            }
-
-            using var noGrad = no_grad();
-            foreach (var (name, parameter) in parameters)
-            {
-                if (!byName.TryGetValue(name, out Tensor? source))
-                {
-                    problems.Add($"missing tensor '{name}'");
-                    continue;
-                }
-
                 using var scope = NewDisposeScope();
-                Tensor value = IsConv1D(name) && source.dim() == 2 ? source.t() : source;
-                if (!value.shape.SequenceEqual(parameter.shape))
+                Tensor value = IsConv1D(name) && t.dim() == 2 ? t.t() : t;
+                value = value.to_type(ScalarType.Float32).contiguous();
+                if (ReferenceEquals(value, t)) value = t.clone();
+                value = value.DetachFromDisposeScope();
+                if (name == "lm_head.weight")
                 {
-                    problems.Add($"'{name}' has shape [{string.Join(", ", source.shape)}], expected [{string.Join(", ", IsConv1D(name) ? parameter.shape.Reverse() : parameter.shape)}]");
+                    head = value;
                     continue;
                 }
 
-                parameter.copy_(value);
+                if (!result.TryAdd(name, value))
+                {
+                    value.Dispose();
+                    throw new FormatException($"{safetensorsPath}: tensor '{name}' appears twice (with and without the 'transformer.' prefix).");
+                }
             }
 
-            if (byName.TryGetValue("lm_head.weight", out Tensor? head) && !head.shape.SequenceEqual(model.TokenEmbeddings.shape))
+            if (head is not null)
             {
-                problems.Add("lm_head.weight does not match wte.weight (an untied head is not supported)");
-            }
+                using (head)
+                {
+                    if (!result.TryGetValue("wte.weight", out Tensor? wte) || !head.shape.SequenceEqual(wte.shape))
+                    {
+                        throw new FormatException($"{safetensorsPath}: lm_head.weight does not match wte.weight (an untied head is not supported).");
+                    }
 
-            if (problems.Count > 0)
-            {
-                throw new FormatException($"{safetensorsPath} does not fit the model ({model.Config}): {string.Join("; ", problems)}.");
+                    using var same = head.eq(wte).all();
+                    if (!same.item<bool>())
+                    {
+                        throw new FormatException($"{safetensorsPath}: lm_head.weight differs from wte.weight (an untied head is not supported).");
+                    }
+                }
             }
+        }
+        catch
+        {
+            foreach (Tensor t in result.Values) t.Dispose();
+            throw;
         }
         finally
         {
             foreach (Tensor t in loaded.Values) t.Dispose();
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="weights"/> (our names and layout, e.g. from <see cref="ReadWeights"/>) into the model's
+    /// parameters, converting the dtype. Every parameter must be present with its shape and no other tensor may be given.
+    /// </summary>
+    /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed); <paramref name="source"/> names them.</exception>
+    public static void CopyWeights(Gpt2Model model, IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(weights);
+        var problems = new List<string>();
+        var parameters = model.named_parameters().ToList();
+        var expected = parameters.Select(p => p.name).ToHashSet(StringComparer.Ordinal);
+        foreach (string extra in weights.Keys.Where(k => !expected.Contains(k)))
+        {
+            problems.Add($"unexpected tensor '{extra}'");
+        }
+
+        using var noGrad = no_grad();
+        foreach (var (name, parameter) in parameters)
+        {
+            if (!weights.TryGetValue(name, out Tensor? value))
+            {
+                problems.Add($"missing tensor '{name}'");
+                continue;
+            }
+
+            if (!value.shape.SequenceEqual(parameter.shape))
+            {
+                var stored = IsConv1D(name) && value.dim() == 2 ? value.shape.Reverse() : value.shape;
+                var wanted = IsConv1D(name) ? parameter.shape.Reverse() : parameter.shape;
+                problems.Add($"'{name}' has shape [{string.Join(", ", stored)}], expected [{string.Join(", ", wanted)}]");
+                continue;
+            }
+
+            parameter.copy_(value);
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new FormatException($"{source} does not fit the model ({model.Config}): {string.Join("; ", problems)}.");
         }
     }
 

@@ -1,17 +1,21 @@
 using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft;
 using Orchestrator.Training.Tokenization;
 using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Decoding;
 
 /// <summary>
-/// Greedy (argmax) decoding of targets for sources, with the prompt <c>' ' + source + ' &lt;|endoftext|&gt;'</c>.
-/// Generation stops at the first end token (not part of the output), after <c>maxNewTokens</c> tokens, or when the model's
-/// positions are used up. The end token is suppressed until <c>minNewTokens</c> tokens have been generated.
+/// Greedy (argmax) decoding of targets for sources, with the prompt <c>' ' + source + ' &lt;|endoftext|&gt;'</c> and a
+/// key/value cache: the prompts run once, then each step feeds only the new token.
+/// Generation stops at the first end token (not part of the output), after <see cref="DecodingOptions.MaxNewTokens"/> tokens,
+/// or when the model's positions are used up. The end token is forbidden before <see cref="DecodingOptions.MinNewTokens"/>
+/// tokens, banned ids always.
 /// <para>
 /// Sources are decoded in batches: prompts are left-padded, with an attention mask and position ids that start at 0 at each
-/// row's first real token, so a row decodes exactly as it would alone (up to floating-point rounding). Finished rows leave the
-/// batch. There is no KV cache yet: every step runs the whole sequence again.
+/// row's first real token, so a row decodes as it would alone (up to floating-point rounding). Finished rows leave the batch
+/// (their cache rows are dropped). With a PEFT method, every forward passes its hooks; a method with a decoding-time logit
+/// mixture (proxy-tuning) runs each of its models with its own cache.
 /// </para>
 /// </summary>
 public static class GreedyDecoder
@@ -26,13 +30,24 @@ public static class GreedyDecoder
         int maxNewTokens = 60,
         int minNewTokens = 1,
         int batchSize = DefaultBatchSize,
+        CancellationToken cancellationToken = default) =>
+        Decode(model, tokenizer, sources, new DecodingOptions { MaxNewTokens = maxNewTokens, MinNewTokens = minNewTokens, BatchSize = batchSize },
+            null, cancellationToken);
+
+    /// <summary>Decodes every source with <paramref name="method"/> (null: the plain model); texts trimmed, in source order.</summary>
+    public static IReadOnlyList<string> Decode(
+        Gpt2Model model,
+        ITextTokenizer tokenizer,
+        IReadOnlyList<string> sources,
+        DecodingOptions options,
+        IPeftMethod? method = null,
         CancellationToken cancellationToken = default)
     {
-        var ids = DecodeIds(model, tokenizer, sources, maxNewTokens, minNewTokens, batchSize, cancellationToken);
+        var ids = DecodeIds(model, tokenizer, sources, options, method, cancellationToken);
         return ids.Select(generated => tokenizer.Decode(generated).Trim()).ToArray();
     }
 
-    /// <summary>Like <see cref="Decode"/>, but returns the generated token ids (without the end token).</summary>
+    /// <summary>Like <see cref="Decode(Gpt2Model, ITextTokenizer, IReadOnlyList{string}, int, int, int, CancellationToken)"/>, but returns the generated token ids (without the end token).</summary>
     public static IReadOnlyList<IReadOnlyList<int>> DecodeIds(
         Gpt2Model model,
         ITextTokenizer tokenizer,
@@ -40,47 +55,36 @@ public static class GreedyDecoder
         int maxNewTokens = 60,
         int minNewTokens = 1,
         int batchSize = DefaultBatchSize,
+        CancellationToken cancellationToken = default) =>
+        DecodeIds(model, tokenizer, sources, new DecodingOptions { MaxNewTokens = maxNewTokens, MinNewTokens = minNewTokens, BatchSize = batchSize },
+            null, cancellationToken);
+
+    /// <summary>Generated token ids (without the end token) for every source, in source order.</summary>
+    public static IReadOnlyList<IReadOnlyList<int>> DecodeIds(
+        Gpt2Model model,
+        ITextTokenizer tokenizer,
+        IReadOnlyList<string> sources,
+        DecodingOptions options,
+        IPeftMethod? method = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(sources);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxNewTokens, 1);
-        ArgumentOutOfRangeException.ThrowIfNegative(minNewTokens);
-        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
-
-        var prompts = new int[sources.Count][];
-        for (int i = 0; i < sources.Count; i++)
-        {
-            prompts[i] = tokenizer.Encode(CausalLmFormat.Prompt(sources[i])).ToArray();
-            if (prompts[i].Length >= model.Config.Positions)
-            {
-                throw new ArgumentException(
-                    $"Source {i} needs {prompts[i].Length} tokens, which leaves no room to generate within the model's {model.Config.Positions} positions.",
-                    nameof(sources));
-            }
-        }
-
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        int[][] prompts = DecodingPrompts.Encode(model, tokenizer, sources, method);
         var outputs = new IReadOnlyList<int>[sources.Count];
-        bool wasTraining = model.training;
-        model.eval();
-        try
+        using var evalMode = PeftForward.EvalMode(method, model);
+        using var noGrad = no_grad();
+        for (int start = 0; start < prompts.Length; start += options.BatchSize)
         {
-            using var noGrad = no_grad();
-            for (int start = 0; start < prompts.Length; start += batchSize)
+            int count = Math.Min(options.BatchSize, prompts.Length - start);
+            List<int>[] generated = DecodeBatch(model, method, tokenizer, prompts.AsSpan(start, count).ToArray(), options, cancellationToken);
+            for (int r = 0; r < count; r++)
             {
-                int count = Math.Min(batchSize, prompts.Length - start);
-                List<int>[] generated = DecodeBatch(
-                    model, tokenizer, prompts.AsSpan(start, count).ToArray(), maxNewTokens, minNewTokens, cancellationToken);
-                for (int r = 0; r < count; r++)
-                {
-                    outputs[start + r] = generated[r];
-                }
+                outputs[start + r] = generated[r];
             }
-        }
-        finally
-        {
-            model.train(wasTraining);
         }
 
         return outputs;
@@ -88,86 +92,113 @@ public static class GreedyDecoder
 
     private static List<int>[] DecodeBatch(
         Gpt2Model model,
+        IPeftMethod? method,
         ITextTokenizer tokenizer,
         int[][] prompts,
-        int maxNewTokens,
-        int minNewTokens,
+        DecodingOptions options,
         CancellationToken cancellationToken)
     {
         int n = prompts.Length;
-        var sequences = prompts.Select(p => new List<int>(p)).ToArray();
         var generated = Enumerable.Range(0, n).Select(_ => new List<int>()).ToArray();
-        var active = Enumerable.Range(0, n).ToList();
-        int positions = model.Config.Positions;
-        int endOfText = tokenizer.EndOfText;
-        Device device = model.Device;
+        using var lm = new CachedLm(model, method);
+        int positions = lm.Positions;
+        var (ids, pads, t) = DecodingPrompts.LeftPad(prompts, tokenizer.Pad);
+        int[] rows = Enumerable.Range(0, n).ToArray(); // batch row → source row
+        int length = t;                                 // cache length (padding included)
+        long[] next;
+        using (var scope = NewDisposeScope())
+        {
+            Tensor logits = lm.Prefill(ids, pads, t);
+            next = Pick(logits, tokenizer, options, 0);
+        }
 
-        for (int step = 0; step < maxNewTokens && active.Count > 0; step++)
+        for (int step = 0; ; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int b = active.Count;
-            int t = active.Max(r => sequences[r].Count);
-            bool padded = active.Any(r => sequences[r].Count != t);
-            var ids = new long[b * t];
-            var mask = new long[b * t];
-            var pos = new long[b * t];
-            for (int row = 0; row < b; row++)
+            var keep = new List<int>(rows.Length);
+            for (int i = 0; i < rows.Length; i++)
             {
-                List<int> seq = sequences[active[row]];
-                int offset = t - seq.Count;
-                for (int c = 0; c < t; c++)
-                {
-                    bool real = c >= offset;
-                    ids[row * t + c] = real ? seq[c - offset] : tokenizer.Pad;
-                    mask[row * t + c] = real ? 1 : 0;
-                    pos[row * t + c] = real ? c - offset : 0;
-                }
-            }
-
-            long[] next;
-            using (var scope = NewDisposeScope())
-            {
-                ReadOnlySpan<long> shape = [b, t];
-                var idsTensor = tensor(ids, shape, ScalarType.Int64, device);
-                Tensor hidden = padded
-                    ? model.Hidden(idsTensor, tensor(pos, shape, ScalarType.Int64, device), tensor(mask, shape, ScalarType.Int64, device))
-                    : model.Hidden(idsTensor);
-                Tensor logits = model.Logits(hidden.select(1, t - 1)); // [b, V]
-                if (logits.shape[1] > tokenizer.VocabSize)
-                {
-                    // Embedding rows the tokenizer has no text for (e.g. a model vocabulary padded to a round size).
-                    logits.narrow(1, tokenizer.VocabSize, logits.shape[1] - tokenizer.VocabSize).fill_(float.NegativeInfinity);
-                }
-
-                if (step < minNewTokens)
-                {
-                    logits.select(1, endOfText).fill_(float.NegativeInfinity);
-                }
-
-                next = logits.argmax(1).cpu().data<long>().ToArray();
-            }
-
-            var stillActive = new List<int>(b);
-            for (int row = 0; row < b; row++)
-            {
-                int r = active[row];
-                int token = (int)next[row];
-                if (token == endOfText)
+                int token = (int)next[i];
+                if (token == tokenizer.EndOfText)
                 {
                     continue;
                 }
 
+                int r = rows[i];
                 generated[r].Add(token);
-                sequences[r].Add(token);
-                if (sequences[r].Count < positions)
+                if (prompts[r].Length + generated[r].Count < positions)
                 {
-                    stillActive.Add(r);
+                    keep.Add(i);
                 }
             }
 
-            active = stillActive;
+            if (keep.Count == 0 || step + 1 >= options.MaxNewTokens)
+            {
+                break;
+            }
+
+            if (keep.Count < rows.Length)
+            {
+                lm.Select(keep.Select(i => (long)i).ToArray());
+                rows = keep.Select(i => rows[i]).ToArray();
+                pads = keep.Select(i => pads[i]).ToArray();
+                next = keep.Select(i => next[i]).ToArray();
+            }
+
+            using var scope = NewDisposeScope();
+            Tensor logits = lm.Step(next, pads, length);
+            length++;
+            next = Pick(logits, tokenizer, options, step + 1);
         }
 
         return generated;
+    }
+
+    private static long[] Pick(Tensor logits, ITextTokenizer tokenizer, DecodingOptions options, int generatedSoFar)
+    {
+        CachedLm.Constrain(logits, tokenizer, options.BannedTokenIds, banEnd: generatedSoFar < options.MinNewTokens);
+        return logits.argmax(1).cpu().data<long>().ToArray();
+    }
+}
+
+/// <summary>Prompt handling shared by the decoders.</summary>
+internal static class DecodingPrompts
+{
+    /// <summary>Token ids of every prompt; throws when one leaves no room to generate.</summary>
+    public static int[][] Encode(Gpt2Model model, ITextTokenizer tokenizer, IReadOnlyList<string> sources, IPeftMethod? method)
+    {
+        int room = model.Config.Positions - (method?.VirtualTokens() ?? 0);
+        var prompts = new int[sources.Count][];
+        for (int i = 0; i < sources.Count; i++)
+        {
+            prompts[i] = tokenizer.Encode(CausalLmFormat.Prompt(sources[i])).ToArray();
+            if (prompts[i].Length >= room)
+            {
+                throw new ArgumentException(
+                    $"Source {i} needs {prompts[i].Length} tokens, which leaves no room to generate within the model's {room} positions.",
+                    nameof(sources));
+            }
+        }
+
+        return prompts;
+    }
+
+    /// <summary>Left-pads the prompts to the longest: ids [B·T] row-major, each row's padding, and T.</summary>
+    public static (long[] Ids, int[] Pads, int T) LeftPad(int[][] prompts, int pad)
+    {
+        int b = prompts.Length;
+        int t = prompts.Max(p => p.Length);
+        var ids = new long[b * t];
+        var pads = new int[b];
+        for (int r = 0; r < b; r++)
+        {
+            pads[r] = t - prompts[r].Length;
+            for (int c = 0; c < t; c++)
+            {
+                ids[r * t + c] = c < pads[r] ? pad : prompts[r][c - pads[r]];
+            }
+        }
+
+        return (ids, pads, t);
     }
 }

@@ -29,15 +29,28 @@ public sealed class Gpt2Attention : Module
         RegisterComponents();
     }
 
+    /// <summary>The fused q|k|v projection (<c>c_attn</c>), [3·Width, Width] as a Linear.</summary>
+    public Linear Qkv => c_attn;
+
+    /// <summary>The output projection (<c>c_proj</c>).</summary>
+    public Linear Output => c_proj;
+
+    /// <summary>Number of heads.</summary>
+    public int Heads => _heads;
+
     /// <summary>
     /// x [B,T,C] → [B,T,C]. Call inside a DisposeScope (<see cref="Gpt2Model.Hidden"/> opens one), which releases the temporaries. <paramref name="mask"/> is null for plain causal attention, else a boolean mask broadcastable to
     /// [B, Heads, T, P+T] (true = may attend). <paramref name="past"/> keys/values are prepended to the current ones.
+    /// <paramref name="hooks"/> may replace the two projections (<see cref="Gpt2Hooks.Project"/>) of block <paramref name="layer"/>.
+    /// <paramref name="presents"/>, when given, receives this layer's keys/values (past + current, [B, Heads, P+T, HeadDim]) for a
+    /// KV cache; they stay in the caller's DisposeScope.
     /// </summary>
-    public Tensor Forward(Tensor x, Tensor? mask = null, LayerKeyValue? past = null)
+    public Tensor Forward(Tensor x, Tensor? mask = null, LayerKeyValue? past = null, Gpt2Hooks? hooks = null, int layer = 0,
+        List<LayerKeyValue>? presents = null)
     {
         long b = x.shape[0], t = x.shape[1];
         long headDim = _width / _heads;
-        using var qkv = c_attn.forward(x);
+        using var qkv = hooks is null ? c_attn.forward(x) : hooks.Project(layer, Gpt2Projection.AttentionQkv, c_attn, x, training);
         Tensor[] parts = qkv.split(_width, -1);
         using var q = parts[0].view(b, t, _heads, headDim).transpose(1, 2);
         Tensor k = parts[1].view(b, t, _heads, headDim).transpose(1, 2);
@@ -57,10 +70,18 @@ public sealed class Gpt2Attention : Module
         using var y = mask is null
             ? functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: true)
             : functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: p);
-        k.Dispose();
-        v.Dispose();
+        if (presents is null)
+        {
+            k.Dispose();
+            v.Dispose();
+        }
+        else
+        {
+            presents.Add(new LayerKeyValue(k, v));
+        }
+
         using var merged = y.transpose(1, 2).reshape(b, t, _width);
-        using var projected = c_proj.forward(merged);
+        using var projected = hooks is null ? c_proj.forward(merged) : hooks.Project(layer, Gpt2Projection.AttentionOutput, c_proj, merged, training);
         return functional.dropout(projected, p, training);
     }
 }

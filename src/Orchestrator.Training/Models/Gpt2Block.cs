@@ -27,13 +27,27 @@ public sealed class Gpt2Block : Module
     /// <summary>The block's feed-forward part.</summary>
     public Gpt2Mlp Mlp => mlp;
 
-    public Tensor Forward(Tensor x, Tensor? mask = null, LayerKeyValue? past = null)
+    /// <summary>The LayerNorm before attention (<c>ln_1</c>).</summary>
+    public LayerNorm AttentionNorm => ln_1;
+
+    /// <summary>The LayerNorm before the MLP (<c>ln_2</c>).</summary>
+    public LayerNorm MlpNorm => ln_2;
+
+    /// <summary>
+    /// One block. <paramref name="hooks"/> (block index <paramref name="layer"/>) may replace projections, change each
+    /// sub-layer's output before its residual add and the block's output (see <see cref="Gpt2Hooks"/>). Call inside a DisposeScope.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor? mask = null, LayerKeyValue? past = null, Gpt2Hooks? hooks = null, int layer = 0,
+        List<LayerKeyValue>? presents = null)
     {
         using var normed1 = ln_1.forward(x);
-        using var attended = attn.Forward(normed1, mask, past);
-        using var afterAttention = x + attended;
+        using var attended = attn.Forward(normed1, mask, past, hooks, layer, presents);
+        Tensor attention = hooks is null ? attended : hooks.Sublayer(layer, Gpt2Sublayer.Attention, this, normed1, attended, training);
+        using var afterAttention = x + attention;
         using var normed2 = ln_2.forward(afterAttention);
-        using var fed = mlp.Forward(normed2);
-        return afterAttention + fed;
+        using var fed = mlp.Forward(normed2, hooks, layer);
+        Tensor feedForward = hooks is null ? fed : hooks.Sublayer(layer, Gpt2Sublayer.Mlp, this, normed2, fed, training);
+        Tensor output = afterAttention + feedForward;
+        return hooks is null ? output : hooks.Block(layer, output, training);
     }
 }

@@ -19,11 +19,18 @@ public sealed class Gpt2Mlp : Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x)
+    /// <summary>The input projection (<c>c_fc</c>).</summary>
+    public Linear In => c_fc;
+
+    /// <summary>The output projection (<c>c_proj</c>).</summary>
+    public Linear Out => c_proj;
+
+    /// <summary>x [B,T,C] → [B,T,C]; <paramref name="hooks"/> may replace the two projections of block <paramref name="layer"/>.</summary>
+    public Tensor Forward(Tensor x, Gpt2Hooks? hooks = null, int layer = 0)
     {
-        using var hidden = c_fc.forward(x);
+        using var hidden = hooks is null ? c_fc.forward(x) : hooks.Project(layer, Gpt2Projection.MlpIn, c_fc, x, training);
         using var activated = functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh);
-        using var projected = c_proj.forward(activated);
+        using var projected = hooks is null ? c_proj.forward(activated) : hooks.Project(layer, Gpt2Projection.MlpOut, c_proj, activated, training);
         return functional.dropout(projected, training ? _dropout : 0.0, training);
     }
 }

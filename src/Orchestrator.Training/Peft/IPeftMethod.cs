@@ -1,20 +1,99 @@
 using Orchestrator.Training.Models;
+using Orchestrator.Training.Tokenization;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Peft;
 
 /// <summary>
 /// A parameter-efficient fine-tuning method (or plain fine-tuning). Each method lives in its own folder under Peft/ and is
-/// listed in <see cref="PeftRegistry"/>.
+/// listed in <see cref="PeftRegistry"/>; an instance carries its options and, once prepared, its own tensors (dispose it).
+/// <para>
+/// Life cycle: <see cref="Prepare"/> (training form: freezes the base, creates the method's parameters) or <see cref="Load"/>
+/// (inference form from <see cref="StoredTensors"/>), then every forward of the base passes <see cref="Hooks"/>
+/// (<see cref="PeftForward"/> does that for the trainer and decoders). A method never registers modules inside the model:
+/// the base stays a plain GPT-2 that other trials can share when <see cref="TrainsBaseWeights"/> is false.
+/// </para>
 /// </summary>
-public interface IPeftMethod
+public interface IPeftMethod : IDisposable
 {
     /// <summary>The registry name, e.g. "finetune".</summary>
     string Name { get; }
 
+    /// <summary>Every option of the method with its effective value (defaults filled in), as canonical strings.</summary>
+    IReadOnlyDictionary<string, string> Options { get; }
+
+    /// <summary>True when training changes base parameters (fine-tuning, FT-top, BitFit, Houlsby's LayerNorms): such a base cannot be shared.</summary>
+    bool TrainsBaseWeights { get; }
+
+    /// <summary>False for methods that only combine existing models at decoding time (the trainer then does nothing).</summary>
+    bool Trains { get; }
+
+    /// <summary>
+    /// Trainable parameters during training and parameters a checkpoint stores, computed from shapes only (no tensors).
+    /// </summary>
+    /// <exception cref="ArgumentException">The options do not fit <paramref name="config"/> (e.g. more top layers than the model has).</exception>
+    ParameterCounts CountParameters(Gpt2Config config);
+
     /// <summary>
     /// Prepares <paramref name="model"/> for training with this method: sets requires_grad on the base parameters (frozen or
-    /// trainable) and creates/attaches any extra parameters. Returns exactly the parameters the optimizer must update.
+    /// trainable) and creates the method's own parameters (deterministically from <see cref="PeftContext.Seed"/>). Returns
+    /// exactly the parameters the optimizer must update. Calling it again for the same model returns the same list.
     /// </summary>
-    IReadOnlyList<Parameter> Prepare(Gpt2Model model);
+    IReadOnlyList<Parameter> Prepare(Gpt2Model model, PeftContext context);
+
+    /// <summary>The extension points to pass to every forward of the base (null: the plain base). Set by Prepare/Load.</summary>
+    Gpt2Hooks? Hooks { get; }
+
+    /// <summary>The model the trainer trains and scores when it is not the base with <see cref="Hooks"/> (proxy-tuning's expert); else null.</summary>
+    Gpt2Model? TrainedModel { get; }
+
+    /// <summary>
+    /// Decoding-time combination of models: next-token logits are Σ weight·logits of each model (each with its own hooks,
+    /// truncated to the base vocabulary). Null: decode the base with <see cref="Hooks"/>.
+    /// </summary>
+    IReadOnlyList<WeightedModel>? LogitMixture { get; }
+
+    /// <summary>
+    /// What a checkpoint of the trained method holds, in inference form (e.g. prefix-tuning's materialised key/values, not its
+    /// MLP), by name; the tensors belong to the method or the model (do not dispose). Requires Prepare or Load.
+    /// </summary>
+    IReadOnlyList<KeyValuePair<string, Tensor>> StoredTensors();
+
+    /// <summary>
+    /// Prepares <paramref name="model"/> for inference from tensors written by <see cref="StoredTensors"/> (copied; the caller
+    /// keeps ownership of <paramref name="stored"/>). Every expected tensor must be present with its shape.
+    /// </summary>
+    /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed).</exception>
+    void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context);
+}
+
+/// <summary>What the method may use while preparing: a seed for its initialisation and the tokenizer (text initialisations).</summary>
+public sealed record PeftContext(long Seed = 0, ITextTokenizer? Tokenizer = null)
+{
+    public static PeftContext Default { get; } = new();
+}
+
+/// <summary>Parameter counts of a method on a base: trainable during training, and stored by a checkpoint.</summary>
+public readonly record struct ParameterCounts(long Trainable, long Stored)
+{
+    /// <summary>Fraction of <paramref name="baseParameters"/>.</summary>
+    public double TrainableFraction(long baseParameters) => (double)Trainable / baseParameters;
+
+    /// <summary>Fraction of <paramref name="baseParameters"/>.</summary>
+    public double StoredFraction(long baseParameters) => (double)Stored / baseParameters;
+}
+
+/// <summary>One member of a decoding-time logit combination.</summary>
+public sealed record WeightedModel(Gpt2Model Model, double Weight, Gpt2Hooks? Hooks = null);
+
+/// <summary>Conveniences over <see cref="IPeftMethod"/>.</summary>
+public static class PeftMethodExtensions
+{
+    /// <summary><see cref="IPeftMethod.Prepare"/> with seed 0 and no tokenizer.</summary>
+    public static IReadOnlyList<Parameter> Prepare(this IPeftMethod method, Gpt2Model model) =>
+        method.Prepare(model, PeftContext.Default);
+
+    /// <summary>Number of virtual tokens the method puts before every sequence (prefix or prompt), 0 if none.</summary>
+    public static int VirtualTokens(this IPeftMethod method) => method.Hooks?.VirtualTokens ?? 0;
 }

@@ -1,42 +1,139 @@
+using Orchestrator.Training.Peft.Adapter;
+using Orchestrator.Training.Peft.AdapterHoulsby;
+using Orchestrator.Training.Peft.AdapterParallel;
+using Orchestrator.Training.Peft.BitFit;
 using Orchestrator.Training.Peft.Finetune;
+using Orchestrator.Training.Peft.FtTop;
+using Orchestrator.Training.Peft.IA3;
+using Orchestrator.Training.Peft.LlamaAdapter;
+using Orchestrator.Training.Peft.Lora;
+using Orchestrator.Training.Peft.Prefix;
+using Orchestrator.Training.Peft.PromptTuning;
+using Orchestrator.Training.Peft.Proxy;
+using Orchestrator.Training.Peft.Ptuning;
+using Orchestrator.Training.Peft.PtuningV2;
 
 namespace Orchestrator.Training.Peft;
 
-/// <summary>Looks PEFT methods up by name (case-insensitive). Each lookup returns a fresh instance.</summary>
+/// <summary>A registered method: its name, a one-line summary and its options with their defaults.</summary>
+public sealed record PeftMethodInfo(string Name, string Summary, IReadOnlyList<PeftOptionInfo> Options);
+
+/// <summary>
+/// Looks PEFT methods up by name (case-insensitive) and builds them from their options (canonical strings, as in a sweep
+/// spec). Each lookup returns a fresh instance (dispose it when done).
+/// </summary>
 public static class PeftRegistry
 {
-    private static readonly SortedDictionary<string, Func<IPeftMethod>> Factories = new(StringComparer.OrdinalIgnoreCase)
+    private sealed record Entry(string Summary, Func<PeftOptionReader, IPeftMethod> Factory);
+
+    private static readonly SortedDictionary<string, Entry> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
-        [FinetuneMethod.MethodName] = () => new FinetuneMethod(),
+        [FinetuneMethod.MethodName] = new("full fine-tuning: every parameter trains", FinetuneMethod.Create),
+        [FtTopMethod.MethodName] = new("fine-tune only the top k blocks and ln_f (k configurable)", FtTopMethod.Create),
+        [AdapterMethod.MethodName] = new("Li & Liang's adapter after each block, with its own LayerNorm", AdapterMethod.Create),
+        [AdapterHoulsbyMethod.MethodName] = new("Houlsby sequential adapters on the attention and MLP outputs; LayerNorms train", AdapterHoulsbyMethod.Create),
+        [AdapterParallelMethod.MethodName] = new("parallel adapter beside each MLP (He et al.), zero-initialised up-projection", AdapterParallelMethod.Create),
+        [PrefixMethod.MethodName] = new("prefix-tuning: per-layer key/value prefix through an MLP discarded after training", PrefixMethod.Create),
+        [PromptTuningMethod.MethodName] = new("prompt tuning: trainable embeddings before the input", PromptTuningMethod.Create),
+        [PtuningMethod.MethodName] = new("P-tuning v1: virtual tokens from an LSTM or MLP prompt encoder", PtuningMethod.Create),
+        [PtuningV2Method.MethodName] = new("P-tuning v2: deep prompts, a direct per-layer key/value prefix", PtuningV2Method.Create),
+        [LoraMethod.MethodName] = new("LoRA on c_attn (q,v or all of c_attn)", LoraMethod.Create),
+        [BitFitMethod.MethodName] = new("BitFit: only the biases train", BitFitMethod.Create),
+        [IA3Method.MethodName] = new("IA3: learned rescaling of c_attn outputs and mlp.c_proj inputs", IA3Method.Create),
+        [LlamaAdapterMethod.MethodName] = new("LLaMA-Adapter: gated adaption prompts on the top layers, zero-initialised gates", LlamaAdapterMethod.Create),
+        [ProxyMethod.MethodName] = new("proxy-tuning: decoding-time base + α·(expert − anti-expert) logits", ProxyMethod.Create),
     };
+
+    // The order of issue 3 (full fine-tuning first), used in messages and listings.
+    private static readonly string[] Listing =
+    [
+        FinetuneMethod.MethodName, FtTopMethod.MethodName, AdapterMethod.MethodName, AdapterHoulsbyMethod.MethodName,
+        AdapterParallelMethod.MethodName, PrefixMethod.MethodName, PromptTuningMethod.MethodName, PtuningMethod.MethodName,
+        PtuningV2Method.MethodName, LoraMethod.MethodName, BitFitMethod.MethodName, IA3Method.MethodName,
+        LlamaAdapterMethod.MethodName, ProxyMethod.MethodName,
+    ];
 
     /// <summary>Names of the registered methods, sorted.</summary>
     public static IReadOnlyList<string> Names => Factories.Keys.ToArray();
 
-    /// <summary>The method called <paramref name="name"/>.</summary>
+    /// <summary>Names of the registered methods in a reading order (full fine-tuning first, then as in issue 3).</summary>
+    public static IReadOnlyList<string> OrderedNames => Listing;
+
+    /// <summary>The method called <paramref name="name"/> with its default options.</summary>
     /// <exception cref="ArgumentException">Unknown name; the message lists the known methods.</exception>
-    public static IPeftMethod Get(string name)
+    public static IPeftMethod Get(string name) => Create(name, null);
+
+    /// <summary>
+    /// The method called <paramref name="name"/> with <paramref name="options"/> (null or empty: defaults). Errors name the
+    /// option's path under <paramref name="path"/>, e.g. <c>methods[0].options.r: expected a positive integer, got 'x'</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown method.</exception>
+    /// <exception cref="PeftOptionsException">Unknown or invalid options (every problem listed).</exception>
+    public static IPeftMethod Create(string name, IReadOnlyDictionary<string, string>? options, string path = "options")
     {
-        ArgumentNullException.ThrowIfNull(name);
-        if (TryGet(name, out IPeftMethod? method))
+        Entry entry = Find(name);
+        var reader = new PeftOptionReader(Canonical(name), options, path);
+        IPeftMethod method = entry.Factory(reader);
+        try
         {
-            return method;
+            reader.Finish();
+        }
+        catch
+        {
+            method.Dispose();
+            throw;
         }
 
-        throw new ArgumentException(
-            $"Unknown PEFT method '{name}'. Known methods: {string.Join(", ", Factories.Keys)}.", nameof(name));
+        return method;
+    }
+
+    /// <summary>Every problem with <paramref name="options"/> for method <paramref name="name"/> (empty: valid).</summary>
+    public static IReadOnlyList<string> Validate(string name, IReadOnlyDictionary<string, string>? options, string path = "options")
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!Factories.TryGetValue(name.Trim(), out Entry? entry))
+        {
+            return [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
+        }
+
+        var reader = new PeftOptionReader(Canonical(name), options, path);
+        using IPeftMethod method = entry.Factory(reader);
+        return reader.Check();
+    }
+
+    /// <summary>The method's summary and options with defaults and descriptions.</summary>
+    public static PeftMethodInfo Describe(string name)
+    {
+        Entry entry = Find(name);
+        var reader = new PeftOptionReader(Canonical(name), null);
+        using IPeftMethod method = entry.Factory(reader);
+        return new PeftMethodInfo(Canonical(name), entry.Summary, reader.Declared);
     }
 
     public static bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IPeftMethod? method)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (Factories.TryGetValue(name.Trim(), out Func<IPeftMethod>? factory))
+        if (Factories.ContainsKey(name.Trim()))
         {
-            method = factory();
+            method = Create(name, null);
             return true;
         }
 
         method = null;
         return false;
     }
+
+    private static Entry Find(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (Factories.TryGetValue(name.Trim(), out Entry? entry))
+        {
+            return entry;
+        }
+
+        throw new ArgumentException(
+            $"Unknown PEFT method '{name}'. Known methods: {string.Join(", ", Listing)}.", nameof(name));
+    }
+
+    private static string Canonical(string name) => Factories.Keys.First(k => string.Equals(k, name.Trim(), StringComparison.OrdinalIgnoreCase));
 }

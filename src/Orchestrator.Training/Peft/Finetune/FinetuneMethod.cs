@@ -1,25 +1,23 @@
 using Orchestrator.Training.Models;
-using TorchSharp.Modules;
+using Orchestrator.Training.Peft.Shared;
 
 namespace Orchestrator.Training.Peft.Finetune;
 
-/// <summary>Full fine-tuning: every parameter of the model is trainable.</summary>
-public sealed class FinetuneMethod : IPeftMethod
+/// <summary>Full fine-tuning: every parameter of the model is trainable (and stored). No options.</summary>
+public sealed class FinetuneMethod : BaseSubsetMethod
 {
     public const string MethodName = "finetune";
 
-    public string Name => MethodName;
-
-    public IReadOnlyList<Parameter> Prepare(Gpt2Model model)
+    public FinetuneMethod() : this(new PeftOptionReader(MethodName, null))
     {
-        ArgumentNullException.ThrowIfNull(model);
-        var trainable = new List<Parameter>();
-        foreach (Parameter parameter in model.parameters())
-        {
-            parameter.requires_grad = true;
-            trainable.Add(parameter);
-        }
-
-        return trainable;
     }
+
+    private FinetuneMethod(PeftOptionReader options) : base(options)
+    {
+    }
+
+    /// <summary>Reads the (no) options; unknown ones are reported by the reader.</summary>
+    public static FinetuneMethod Create(PeftOptionReader options) => new(options);
+
+    protected override bool Selects(string name, Gpt2Config config) => true;
 }

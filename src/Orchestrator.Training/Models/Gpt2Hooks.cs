@@ -1,0 +1,70 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Models;
+
+/// <summary>The four projections of a GPT-2 block.</summary>
+public enum Gpt2Projection
+{
+    /// <summary><c>attn.c_attn</c>: Width → 3·Width, output columns [q | k | v].</summary>
+    AttentionQkv,
+
+    /// <summary><c>attn.c_proj</c>: Width → Width.</summary>
+    AttentionOutput,
+
+    /// <summary><c>mlp.c_fc</c>: Width → 4·Width.</summary>
+    MlpIn,
+
+    /// <summary><c>mlp.c_proj</c>: 4·Width → Width.</summary>
+    MlpOut,
+}
+
+/// <summary>The two residual sub-layers of a GPT-2 block.</summary>
+public enum Gpt2Sublayer
+{
+    Attention,
+    Mlp,
+}
+
+/// <summary>
+/// Extension points of one forward pass of <see cref="Gpt2Model"/>, passed per call (the model keeps no method state, so a
+/// frozen base can be shared). Every default leaves the model unchanged; a PEFT method overrides what it needs. All tensors
+/// returned here are used inside the model's DisposeScope of that forward pass.
+/// <para>
+/// Virtual tokens: on a forward without past keys/values, <see cref="Prefix"/> (per-layer keys/values) or
+/// <see cref="Prompt"/> (embeddings) put <see cref="VirtualTokens"/> positions in front of the caller's tokens. The caller's
+/// position ids and attention mask then describe its own T tokens only (the model offsets the positions by the number of
+/// virtual tokens and marks the virtual positions as real), and the returned hidden states/logits cover only the caller's T
+/// tokens. A later forward with a cache (past of length V + earlier tokens) gets no virtual tokens again; its position ids, if
+/// given, are absolute.
+/// </para>
+/// </summary>
+public abstract class Gpt2Hooks
+{
+    /// <summary>Number of virtual positions that <see cref="Prefix"/> or <see cref="Prompt"/> put in front (0: none).</summary>
+    public virtual int VirtualTokens => 0;
+
+    /// <summary>
+    /// Per-layer keys/values [B, Heads, P, HeadDim] prepended on a forward without past (prefix-tuning, P-tuning v2); real
+    /// tokens start at position P. Null: none.
+    /// </summary>
+    public virtual IReadOnlyList<LayerKeyValue>? Prefix(long batchSize, bool training) => null;
+
+    /// <summary>
+    /// Embeddings [B or 1, P, Width] placed before the token embeddings on a forward without past (prompt tuning, P-tuning);
+    /// they get positions 0..P-1 and real tokens start at P. Null: none.
+    /// </summary>
+    public virtual Tensor? Prompt(long batchSize, bool training) => null;
+
+    /// <summary>Computes projection <paramref name="site"/> of block <paramref name="layer"/>. Default: <c>linear(input)</c>.</summary>
+    public virtual Tensor Project(int layer, Gpt2Projection site, Linear linear, Tensor input, bool training) => linear.forward(input);
+
+    /// <summary>
+    /// The output of a sub-layer (attention after c_proj and dropout, or the MLP) before it is added to the residual stream;
+    /// <paramref name="input"/> is the sub-layer's input (after its LayerNorm). Default: <paramref name="output"/>.
+    /// </summary>
+    public virtual Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training) => output;
+
+    /// <summary>The output of block <paramref name="layer"/> (the residual stream after it). Default: <paramref name="hidden"/>.</summary>
+    public virtual Tensor Block(int layer, Tensor hidden, bool training) => hidden;
+}

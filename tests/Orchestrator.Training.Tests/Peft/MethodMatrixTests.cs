@@ -1,0 +1,203 @@
+using Orchestrator.Training.Decoding;
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Tests.Peft;
+
+/// <summary>The shared test matrix: every registered method, the same checks.</summary>
+[Collection(PeftCollection.Name)]
+public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper output) : IDisposable
+{
+    /// <summary>Methods that promise to leave the base output unchanged at initialisation.</summary>
+    private static readonly string[] IdentityAtInit = ["lora", "adapter-parallel", "llama-adapter", "ia3"];
+
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), $"peft-matrix-{Guid.NewGuid():N}");
+
+    public static TheoryData<string> Methods()
+    {
+        var data = new TheoryData<string>();
+        foreach (string name in PeftRegistry.Names) data.Add(name);
+        return data;
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void Every_method_of_issue_3_is_registered()
+    {
+        string[] expected =
+        [
+            "finetune", "ft-top2", "adapter", "adapter-houlsby", "adapter-parallel", "prefix", "prompt", "ptuning",
+            "ptuning-v2", "lora", "bitfit", "ia3", "llama-adapter", "proxy",
+        ];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.Names.Order(StringComparer.Ordinal));
+        Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.OrderedNames.Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void Only_the_declared_parameters_receive_gradients(string name)
+    {
+        using var model = fixture.NewBase();
+        using var method = PeftTaskFixture.Create(name);
+        var declared = method.Prepare(model, new PeftContext(1, fixture.Tokenizer));
+        Assert.NotEmpty(declared);
+        Assert.All(declared, p => Assert.True(p.requires_grad));
+
+        model.train();
+        (method.TrainedModel ?? model).train();
+        using (var scope = NewDisposeScope())
+        {
+            var encoded = fixture.Task.Take(4).Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, fixture.Config.Positions)).ToArray();
+            using var batch = CausalLmFormat.Collate(encoded, fixture.Tokenizer.Pad);
+            var logits = PeftForward.Logits(method, model, batch.InputIds);
+            CausalLmFormat.Loss(logits, batch.Labels).backward();
+        }
+
+        var declaredSet = new HashSet<TorchSharp.Modules.Parameter>(declared, ReferenceEqualityComparer.Instance);
+        foreach (var (pname, p) in model.named_parameters())
+        {
+            bool isDeclared = declaredSet.Contains(p);
+            Assert.True(isDeclared == p.requires_grad, $"{name}: base {pname} requires_grad={p.requires_grad}, declared={isDeclared}");
+            Assert.True(isDeclared == p.grad is not null, $"{name}: base {pname} has a gradient: {p.grad is not null}, declared: {isDeclared}");
+        }
+
+        Assert.All(declared, p => Assert.NotNull(p.grad));
+        Assert.Contains(declared, p => p.grad!.abs().sum().item<float>() > 0);
+        model.eval();
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void Trainable_and_stored_counts_match_the_formulas(string name)
+    {
+        var options = PeftTaskFixture.TestOptions(name);
+        var expected = Formulas.Counts(name, options, fixture.Config);
+        using var model = fixture.NewBase();
+        using var method = PeftTaskFixture.Create(name);
+        ParameterCounts fromShapes = method.CountParameters(fixture.Config);
+        var declared = method.Prepare(model, new PeftContext(1, fixture.Tokenizer));
+        long trainable = declared.Sum(p => p.numel());
+        long stored = method.StoredTensors().Sum(kv => kv.Value.numel());
+        output.WriteLine($"{name}: trainable {trainable}, stored {stored}, formula {expected}");
+        Assert.Equal(expected.Trainable, trainable);
+        Assert.Equal(expected.Stored, stored);
+        Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), fromShapes);
+        Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), method.CountParameters(model.Config));
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void Gpt2_medium_counts_from_shapes_match_the_formulas_with_default_options(string name)
+    {
+        var config = Gpt2Config.Preset("gpt2-medium");
+        using var method = PeftRegistry.Get(name);
+        var expected = Formulas.Counts(name, new Dictionary<string, string>(), config);
+        Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), method.CountParameters(config));
+    }
+
+    [Fact]
+    public void Gpt2_medium_counts_equal_the_numbers_in_PEFT_METHODS()
+    {
+        var config = Gpt2Config.Preset("gpt2-medium");
+        ParameterCounts Count(string method, Dictionary<string, string>? options = null)
+        {
+            using var m = PeftRegistry.Create(method, options);
+            return m.CountParameters(config);
+        }
+
+        Assert.Equal(354_823_168, Count("finetune").Trainable);
+        Assert.Equal(25_194_496, Count("ft-top2").Trainable);
+        Assert.Equal(368_784, Count("adapter", new() { ["bottleneck"] = "6" }).Stored);
+        Assert.Equal(11_089_152, Count("adapter", new() { ["bottleneck"] = "224" }).Stored);
+        Assert.Equal(new ParameterCounts(25_744_896, 245_760), Count("prefix", new() { ["length"] = "5" }));
+        Assert.Equal(491_520, Count("prefix", new() { ["length"] = "10" }).Stored);
+        Assert.Equal(102_400, Count("prompt", new() { ["length"] = "100" }).Trainable);
+        Assert.Equal(393_216, Count("lora").Trainable);
+        Assert.Equal(393_216, Count("lora", new() { ["targets"] = "c_attn" }).Trainable);
+        Assert.Equal(271_360, Count("bitfit").Trainable);
+        Assert.Equal(172_032, Count("ia3").Trainable);
+        Assert.Equal(10L * 1024 * 24 + 24, Count("llama-adapter").Trainable); // K·d·L_a plus one gate per layer
+    }
+
+    public static TheoryData<string> IdentityMethods() => new(IdentityAtInit);
+
+    [Theory]
+    [MemberData(nameof(IdentityMethods))]
+    public void Methods_that_promise_it_leave_the_base_output_unchanged_at_initialisation(string name)
+    {
+        Assert.Contains(name, PeftRegistry.Names);
+        using var model = fixture.NewBase();
+        using var method = PeftTaskFixture.Create(name);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ids = tensor(new long[] { 3, 4, 5, 6, 7, 8, 3, 4 }, [2, 4]);
+        var before = model.forward(ids);
+        method.Prepare(model, new PeftContext(7, fixture.Tokenizer));
+        Assert.NotNull(method.Hooks);
+        var after = PeftForward.Logits(method, model, ids);
+        Assert.True(after.allclose(before, rtol: 0, atol: 1e-6), $"{name} changed the base output at initialisation");
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void Training_with_the_method_leaks_no_tensors(string name)
+    {
+        using var model = fixture.NewBase();
+        using var method = PeftTaskFixture.Create(name);
+        var trainer = new CausalLmTrainer(model, fixture.Tokenizer, method);
+        var task = fixture.Task;
+        trainer.Train(task, task.Take(4).ToList(), new TrainingOptions(2, 6, 1e-3, 0, 1, 1)); // first use: Prepare, lazy state
+
+        var stats = TorchSharp.DisposeScopeManager.Statistics;
+        long before = stats.TensorStatistics.ThreadTotalLiveCount;
+        trainer.Train(task, task.Take(4).ToList(), new TrainingOptions(6, 6, 1e-3, 0, 2, 2));
+        GreedyDecoder.Decode(model, fixture.Tokenizer, task.Take(3).Select(e => e.Source).ToList(), new DecodingOptions { MaxNewTokens = 4 }, method);
+        long after = stats.TensorStatistics.ThreadTotalLiveCount;
+        Assert.True(before == after, $"{name}: live tensors {before} -> {after}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public void Loss_falls_decoding_reproduces_the_targets_and_save_then_load_reproduces_the_outputs(string name)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var task = fixture.Task;
+        var sources = task.Select(e => e.Source).ToList();
+        var targets = task.Select(e => e.Target).ToList();
+        using var model = fixture.NewBase();
+        using var method = PeftTaskFixture.Create(name);
+        var trainer = new CausalLmTrainer(model, fixture.Tokenizer, method);
+        double before = trainer.EvaluateLoss(task);
+        var report = trainer.Train(task, task, new TrainingOptions(MaxSteps: 150, BatchSize: 12, LearningRate: PeftTaskFixture.LearningRate(name), WarmupSteps: 10, EvalEvery: 50, Seed: 2));
+        double after = trainer.EvaluateLoss(task);
+        var decodingOptions = new DecodingOptions { MaxNewTokens = 8 };
+        var decoded = GreedyDecoder.Decode(model, fixture.Tokenizer, sources, decodingOptions, method);
+        output.WriteLine($"{name}: loss {before:F3} -> {after:F3} (best step {report.BestStep}); {started.Elapsed.TotalSeconds:F1} s");
+        for (int i = 0; i < task.Count; i++) output.WriteLine($"  {sources[i]} -> {decoded[i]} (want {targets[i]})");
+
+        Assert.True(after < 0.5 * before, $"{name}: loss {before} -> {after}");
+        Assert.Equal(targets, decoded);
+
+        PeftCheckpoint.Save(method, _dir);
+        using var fresh = fixture.NewBase();
+        using var loaded = PeftCheckpoint.Load(fresh, _dir, new PeftContext(0, fixture.Tokenizer));
+        Assert.Equal(method.Name, loaded.Name);
+        Assert.Equal(method.Options, loaded.Options);
+        using (var scope = NewDisposeScope())
+        using (var noGrad = no_grad())
+        {
+            var encoded = task.Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, fixture.Config.Positions)).ToArray();
+            using var batch = CausalLmFormat.Collate(encoded, fixture.Tokenizer.Pad);
+            var expected = PeftForward.NextTokenLogits(method, model, batch.InputIds);
+            var actual = PeftForward.NextTokenLogits(loaded, fresh, batch.InputIds);
+            Assert.True(actual.allclose(expected, rtol: 1e-5, atol: 1e-5), $"{name}: outputs differ after save/load");
+        }
+
+        Assert.Equal(decoded, GreedyDecoder.Decode(fresh, fixture.Tokenizer, sources, decodingOptions, loaded));
+    }
+}

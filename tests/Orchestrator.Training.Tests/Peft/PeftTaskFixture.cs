@@ -1,0 +1,119 @@
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft;
+using Orchestrator.Training.Tokenization;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Tests.Peft;
+
+/// <summary>
+/// A small pretrained base shared by the PEFT tests: a <c>tiny</c> model fully fine-tuned on "copy X" → X, "rev X" →
+/// reversed X and, for sources without a mode word, either of the two at random (X over 5 symbols, 2–3 long). The methods'
+/// task is to reverse sources without a mode word: a switch between behaviours the base already has, which every method
+/// can learn in a few steps (PEFT on a random base would mean nothing).
+/// </summary>
+public sealed class PeftTaskFixture : IDisposable
+{
+    private const int Symbols = 5;
+    private readonly List<(string Name, Tensor Value)> _weights = [];
+
+    public PeftTaskFixture()
+    {
+        Tokenizer = TestData.SymbolTokenizer("copy", "rev");
+        Config = Gpt2Config.Preset("tiny", Tokenizer.VocabSize);
+        var random = new Random(5);
+        var pretrain = new List<TrainingExample>();
+        for (int i = 0; i < 600; i++)
+        {
+            string[] symbols = RandomSymbols(random, 2 + random.Next(2));
+            int mode = i % 3;
+            bool reverse = mode == 1 || (mode == 2 && random.Next(2) == 1);
+            string marker = mode == 0 ? "copy " : mode == 1 ? "rev " : "";
+            pretrain.Add(new TrainingExample(marker + string.Join(" ", symbols), string.Join(" ", reverse ? symbols.Reverse() : symbols)));
+        }
+
+        Task = [];
+        for (int i = 0; i < 12; i++)
+        {
+            string[] symbols = RandomSymbols(random, 2 + i % 2);
+            Task.Add(new TrainingExample(string.Join(" ", symbols), string.Join(" ", symbols.Reverse())));
+        }
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var model = new Gpt2Model(Config, seed: 3);
+        var report = new CausalLmTrainer(model, Tokenizer).Train(pretrain, [], new TrainingOptions(1200, 16, 3e-3, 30, 0, Seed: 1));
+        PretrainLoss = report.StepLosses.TakeLast(20).Average();
+        PretrainSeconds = started.Elapsed.TotalSeconds;
+        using var noGrad = no_grad();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            _weights.Add((name, p.detach().clone().DetachFromDisposeScope()));
+        }
+    }
+
+    public WordLevelTokenizer Tokenizer { get; }
+
+    public Gpt2Config Config { get; }
+
+    /// <summary>The methods' task: reverse sources without a mode word (12 examples, 2–3 symbols).</summary>
+    public List<TrainingExample> Task { get; }
+
+    public double PretrainLoss { get; }
+
+    public double PretrainSeconds { get; }
+
+    /// <summary>A fresh copy of the pretrained base (eval mode).</summary>
+    public Gpt2Model NewBase()
+    {
+        var model = new Gpt2Model(Config, seed: 99);
+        using var noGrad = no_grad();
+        var targets = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, value) in _weights) targets[name].copy_(value);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Options that keep each method small on the tiny base (every registered method must be listed).</summary>
+    public static IReadOnlyDictionary<string, string> TestOptions(string method) => method switch
+    {
+        "finetune" => new Dictionary<string, string>(),
+        "ft-top2" => new Dictionary<string, string> { ["layers"] = "1" },
+        "adapter" => new Dictionary<string, string> { ["bottleneck"] = "8" },
+        "adapter-houlsby" => new Dictionary<string, string> { ["bottleneck"] = "8" },
+        "adapter-parallel" => new Dictionary<string, string> { ["bottleneck"] = "16" },
+        "prefix" => new Dictionary<string, string> { ["length"] = "1", ["hidden"] = "32" },
+        "prompt" => new Dictionary<string, string> { ["length"] = "1" },
+        "ptuning" => new Dictionary<string, string> { ["length"] = "1" },
+        "ptuning-v2" => new Dictionary<string, string> { ["length"] = "1" },
+        "lora" => new Dictionary<string, string>(),
+        "bitfit" => new Dictionary<string, string>(),
+        "ia3" => new Dictionary<string, string>(),
+        "llama-adapter" => new Dictionary<string, string> { ["length"] = "4" },
+        "proxy" => new Dictionary<string, string>(),
+        _ => throw new ArgumentException($"No test options for method '{method}': add it to {nameof(PeftTaskFixture)}.{nameof(TestOptions)}."),
+    };
+
+    /// <summary>Learning rate of each method on the task (parameter-efficient methods want larger ones).</summary>
+    public static double LearningRate(string method) => method switch
+    {
+        "finetune" or "proxy" => 3e-3,
+        "prompt" or "ia3" => 5e-2,
+        "bitfit" or "llama-adapter" or "ptuning-v2" => 1e-1,
+        _ => 1e-2,
+    };
+
+    public static IPeftMethod Create(string method) => PeftRegistry.Create(method, TestOptions(method));
+
+    private static string[] RandomSymbols(Random random, int count) =>
+        Enumerable.Range(0, count).Select(_ => TestData.Symbols[random.Next(Symbols)]).ToArray();
+
+    public void Dispose()
+    {
+        foreach (var (_, t) in _weights) t.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PeftCollection : ICollectionFixture<PeftTaskFixture>
+{
+    public const string Name = "peft";
+}

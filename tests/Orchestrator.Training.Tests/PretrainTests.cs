@@ -1,0 +1,100 @@
+using Orchestrator.Core.Specs;
+using Orchestrator.Data;
+using Orchestrator.Training.Checkpoints;
+using Orchestrator.Training.Pretraining;
+using Orchestrator.Training.Tokenization;
+
+namespace Orchestrator.Training.Tests;
+
+public sealed class PretrainTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("orch-pretrain-");
+
+    public void Dispose() => _root.Delete(recursive: true);
+
+    internal static PretrainRecipe Recipe(string baseDirectory, int steps = 40, int seed = 1)
+    {
+        var spec = new ModelSpec("test", null, 0, new PretrainSpec(PretrainSpec.SyntheticCorpus, steps, seed,
+            BatchSize: 8, LearningRate: 3e-3, WarmupSteps: 5, SequenceLength: 32, VocabSize: 400, Documents: 300));
+        Assert.True(PretrainRecipe.TryFromIdentity(SweepPlanner.ResolveModel(spec, baseDirectory), out var recipe));
+        return recipe;
+    }
+
+    [Fact]
+    public void Pretraining_lowers_the_validation_loss_and_writes_a_hugging_face_folder_that_loads()
+    {
+        var recipe = Recipe(_root.FullName);
+        string dir = Path.Combine(_root.FullName, "a");
+        var report = BasePretrainer.Pretrain(recipe, dir);
+        output.WriteLine($"loss {report.FirstLoss:F3} -> {report.FinalLoss:F3}; validation {report.ValidationLossBefore:F3} -> {report.ValidationLoss:F3}; {report.TokensPerSecond:F0} tokens/s");
+        Assert.True(report.ValidationLoss < report.ValidationLossBefore - 0.75, "40 steps should learn at least the unigram statistics");
+        Assert.Equal(400, report.VocabSize);
+        Assert.Equal(recipe.Hash, report.Hash);
+        foreach (var file in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt", "pretrain.json" })
+        {
+            Assert.True(File.Exists(Path.Combine(dir, file)), file);
+        }
+
+        Assert.Equal(report, BasePretrainer.ReadReport(dir));
+        using var checkpoint = ModelCheckpoint.Load(dir);
+        Assert.Equal(Models.Gpt2Config.Preset("test", 400), checkpoint.Config);
+        var tokenizer = Assert.IsType<Gpt2BpeTokenizer>(checkpoint.Tokenizer);
+        const string text = "We had dinner at a small Italian restaurant near the station.";
+        Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
+        output.WriteLine($"{tokenizer.Encode(text).Count} tokens for {text.Length} characters");
+        Assert.True(tokenizer.Encode(text).Count < text.Length * 3 / 4);
+
+        // Same recipe, same weights; and a run leaves no tensor behind.
+        string again = Path.Combine(_root.FullName, "b");
+        var stats = TorchSharp.DisposeScopeManager.Statistics;
+        long live = stats.TensorStatistics.ThreadTotalLiveCount;
+        BasePretrainer.Pretrain(recipe, again);
+        Assert.Equal(live, stats.TensorStatistics.ThreadTotalLiveCount);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "model.safetensors")), File.ReadAllBytes(Path.Combine(again, "model.safetensors")));
+        Assert.Equal(File.ReadAllText(Path.Combine(dir, "merges.txt")), File.ReadAllText(Path.Combine(again, "merges.txt")));
+    }
+
+    [Fact]
+    public void A_recipe_is_pretrained_once_even_when_asked_concurrently()
+    {
+        var recipe = Recipe(_root.FullName, steps: 20, seed: 2);
+        string data = Path.Combine(_root.FullName, "data");
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var folders = new string[3];
+        Parallel.For(0, 3, i => folders[i] = PretrainedBases.Ensure(recipe, data, log.Enqueue));
+        Assert.All(folders, f => Assert.Equal(PretrainedBases.DirectoryFor(data, recipe.Hash), f));
+        Assert.Single(log, l => l.StartsWith("Pretraining base", StringComparison.Ordinal));
+        var written = File.GetLastWriteTimeUtc(Path.Combine(folders[0], "model.safetensors"));
+
+        Assert.Equal(folders[0], PretrainedBases.Ensure(recipe, data, log.Enqueue));
+        Assert.Single(log, l => l.StartsWith("Pretraining base", StringComparison.Ordinal));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(folders[0], "model.safetensors")));
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(data, PretrainedBases.Folder), "*.tmp-*"));
+
+        using var cache = new BaseModelCache(data);
+        var loaded = cache.Get(recipe.ToIdentity());
+        Assert.Equal(recipe.Hash, loaded.Hash);
+        Assert.Equal(recipe, loaded.Pretraining?.Recipe);
+        Assert.Same(loaded, cache.Get(recipe.ToIdentity()));
+    }
+
+    [Fact]
+    public void Cancelling_a_pretraining_leaves_nothing_behind()
+    {
+        var recipe = Recipe(_root.FullName, steps: 5000, seed: 3);
+        string data = Path.Combine(_root.FullName, "cancelled");
+        using var cts = new CancellationTokenSource();
+        var progress = new Sync(p =>
+        {
+            if (p.Step == 3) cts.Cancel();
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => PretrainedBases.Ensure(recipe, data, null, progress, cts.Token));
+        Assert.False(PretrainedBases.IsComplete(PretrainedBases.DirectoryFor(data, recipe.Hash)));
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(data, PretrainedBases.Folder)));
+    }
+
+    private sealed class Sync(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+}
