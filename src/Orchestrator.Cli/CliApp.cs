@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
+using Orchestrator.Cli.Commands;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
 using Orchestrator.Hosting;

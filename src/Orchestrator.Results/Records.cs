@@ -23,6 +23,15 @@ public sealed record SweepRecord(
 
     /// <summary>Device kind a worker must have to run this sweep's cells (null: any).</summary>
     public string? RequiredDevice { get; init; }
+
+    /// <summary>Value equality, including the metric list's elements.</summary>
+    public bool Equals(SweepRecord? other) =>
+        other is not null && SweepId == other.SweepId && Name == other.Name && SpecYaml == other.SpecYaml &&
+        SpecHash == other.SpecHash && SubmittedAt == other.SubmittedAt && CellCount == other.CellCount &&
+        Status == other.Status && MaxAttempts == other.MaxAttempts && LeaseSeconds == other.LeaseSeconds &&
+        RequiredDevice == other.RequiredDevice && Metrics.SequenceEqual(other.Metrics);
+
+    public override int GetHashCode() => HashCode.Combine(SweepId, SpecHash, SubmittedAt, Status);
 }
 
 /// <summary>The values of <see cref="SweepRecord.Status"/>.</summary>
