@@ -132,9 +132,10 @@ public sealed class PullWorker(
         var work = lease.Work;
         CellResultRecord? result = null;
 
-        // After a coordinator restart a cell may be leased again although a worker already stored its result.
-        var done = await store.GetSucceededKeysAsync([work.CellKey], stoppingToken);
-        if (done.Count == 0)
+        // A cell leased again (attempt > 1: a lease expired, or the coordinator restarted) may already have a result
+        // stored by the worker that held it: then it is completed without training it again.
+        var done = lease.Attempt > 1 && (await store.GetSucceededKeysAsync([work.CellKey], stoppingToken)).Count > 0;
+        if (!done)
         {
             using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var heartbeat = HeartbeatAsync(queue, lease, lost);

@@ -121,16 +121,28 @@ public sealed class LocalCluster : IAsyncDisposable
     public static async Task<LocalCluster> CreateAsync(PostgresServer postgres, string name)
     {
         var connection = await postgres.CreateDatabaseAsync(name);
-        var cluster = new LocalCluster(postgres, connection, $"{name}-{Guid.NewGuid():N}"[..40]);
+        var id = $"{name}-{Guid.NewGuid():N}";
+        var cluster = new LocalCluster(postgres, connection, id[..Math.Min(40, id.Length)]);
         await cluster.Store.EnsureSchemaAsync();
         return cluster;
     }
 
     public static string SiloDll()
     {
-        // tests/Orchestrator.IntegrationTests/bin/<Configuration>/net10.0/linux-x64/ → src/Orchestrator.Silo/bin/<Configuration>/…
+        if (Environment.GetEnvironmentVariable("ORCHESTRATOR_SILO_DLL") is { Length: > 0 } explicitPath)
+        {
+            return explicitPath;
+        }
+
+        // <project>/bin/<Configuration>/net10.0[/linux-x64]/ → src/Orchestrator.Silo/bin/<Configuration>/net10.0/linux-x64/
         var binDir = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = binDir.Parent!.Parent!.Name;
+        var dir = binDir;
+        while (dir.Parent is not null && dir.Parent.Name != "bin")
+        {
+            dir = dir.Parent;
+        }
+
+        var configuration = dir.Name;
         var root = binDir;
         while (root is not null && !File.Exists(Path.Combine(root.FullName, "Orchestrator.sln")))
         {
