@@ -27,14 +27,14 @@ public sealed partial class Deployment
 
     public IReadOnlyDictionary<string, DockerfileFacts> Dockerfiles { get; }
 
-    /// <summary>Problems of deploy/docker (Dockerfiles, README build commands).</summary>
+    /// <summary>Problems of deploy/docker (Dockerfiles, README build commands) and inconsistencies of the sources they rely on.</summary>
     public IReadOnlyList<string> ImageProblems { get; }
 
     public static Deployment Load(IRepoFiles repo)
     {
         var facts = ProjectFacts.Load(repo);
-        var problems = new List<string>();
-        var dockerfiles = repo.Files(Images.DockerFolder, "Dockerfile*")
+        var problems = new List<string>(facts.Problems);
+        var dockerfiles = repo.Files(Tests.Images.DockerFolder, "Dockerfile*")
             .Where(f => !f.EndsWith(".dockerignore", StringComparison.Ordinal))
             .ToDictionary(f => f, f => Tests.Images.CheckDockerfile(repo, facts, f, problems), StringComparer.Ordinal);
         if (dockerfiles.Count == 0)
@@ -116,7 +116,15 @@ public sealed partial class Deployment
         }
 
         project = FindImage(image);
-        return project is not null ? null : Tests.Images.OfficialBaseProblem(image);
+        if (project is not null)
+        {
+            return null;
+        }
+
+        // The project's own names: a typo in one must not pass for an official image of that name.
+        return Tests.Images.SplitTag(image).Name.StartsWith("orchestrator", StringComparison.Ordinal)
+            ? $"image '{image}' is not one the project builds (deploy/docker/README.md builds {string.Join(", ", Images.Select(i => i.Name).Distinct())})"
+            : Tests.Images.OfficialBaseProblem(image);
     }
 
     /// <summary>
@@ -192,7 +200,11 @@ public sealed partial class Deployment
                 continue;
             }
 
-            CheckValue(where, word, Facts.SiloConfigKeys[key], value, problems);
+            if (Facts.SiloConfigKeys.TryGetValue(key, out var config))
+            {
+                CheckValue(where, word, config, value, problems);
+            }
+
             settings[key] = value;
         }
     }
@@ -273,7 +285,7 @@ public sealed partial class Deployment
 
     private static void CheckValue(string where, string what, ConfigKey key, string value, List<string> problems)
     {
-        if (value.Contains("${", StringComparison.Ordinal) || value.Contains("$(", StringComparison.Ordinal))
+        if (value.StartsWith('$') || value.Contains("${", StringComparison.Ordinal) || value.Contains("$(", StringComparison.Ordinal))
         {
             return; // resolved at deployment time
         }

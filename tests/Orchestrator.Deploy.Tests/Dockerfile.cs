@@ -6,7 +6,7 @@ namespace Orchestrator.Deploy.Tests;
 public sealed record DockerInstruction(string Keyword, string Arguments, int Line)
 {
     /// <summary>Leading --flag=value options (COPY --from=…, RUN --mount=…), and the rest.</summary>
-    public (Dictionary<string, string> Flags, string Rest) SplitFlags()
+    public (Dictionary<string, string> Flags, string Text) SplitFlags()
     {
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);
         var rest = Arguments.TrimStart();
@@ -89,7 +89,7 @@ public sealed partial class Dockerfile
             var instruction = new DockerInstruction(match.Groups[1].Value.ToUpperInvariant(), match.Groups[2].Value.Trim(), start);
             if (instruction.Keyword == "FROM")
             {
-                var words = instruction.SplitFlags().Rest.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var words = instruction.SplitFlags().Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 file.Stages.Add(new DockerStage
                 {
                     Index = file.Stages.Count,

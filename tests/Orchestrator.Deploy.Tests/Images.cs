@@ -218,11 +218,12 @@ public static partial class Images
 
                             var copied = stage.Instructions.TakeWhile(i => i != instruction)
                                 .Where(i => i.Keyword is "COPY" or "ADD" && !i.SplitFlags().Flags.ContainsKey("from"))
-                                .SelectMany(i => i.SplitFlags().Rest.Split(' ', StringSplitOptions.RemoveEmptyEntries).SkipLast(1))
-                                .Select(RepoPath.Normalize);
-                            if (!copied.Any(c => project == c || project.StartsWith(c + "/", StringComparison.Ordinal)))
+                                .SelectMany(i => i.SplitFlags().Text.Split(' ', StringSplitOptions.RemoveEmptyEntries).SkipLast(1))
+                                .Select(RepoPath.Normalize)
+                                .ToList();
+                            foreach (var needed in BuildInputs(repo, project).Where(n => !copied.Any(c => n == c || n.StartsWith(c + "/", StringComparison.Ordinal))))
                             {
-                                problems.Add($"{path}:{instruction.Line}: dotnet publish {project}: the project is not copied into this stage before");
+                                problems.Add($"{path}:{instruction.Line}: dotnet publish {project} needs {needed}, which is not copied into this stage before");
                             }
 
                             var output = OutputOption().Match(instruction.Arguments[publish.Index..]);
@@ -301,7 +302,7 @@ public static partial class Images
             var script = words[0] is "sh" or "/bin/sh" or "bash" or "/bin/bash" && words.Count >= 2 ? words[1] : words[0];
             var copy = final.All("COPY").Select(c => c.SplitFlags())
                 .Where(c => !c.Flags.ContainsKey("from"))
-                .Select(c => c.Rest.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Select(c => c.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
                 .FirstOrDefault(w => w.Length == 2 && (w[1] == script || (w[1].EndsWith('/') && w[1] + Path.GetFileName(w[0]) == script)));
             if (copy is null)
             {
@@ -338,7 +339,7 @@ public static partial class Images
 
         var copied = final.All("COPY").Select(c => c.SplitFlags())
             .Where(c => c.Flags.TryGetValue("from", out var from) && (from == producer.Stage.Name || from == producer.Stage.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)))
-            .Select(c => c.Rest.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(c => c.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Any(w => w.Length == 2 && w[0].TrimEnd('/') == producer.Output && w[1].TrimEnd('/') == folder);
         if (!copied)
         {
@@ -348,34 +349,106 @@ public static partial class Images
         return name;
     }
 
+    /// <summary>
+    /// What building a project reads from the repository: the project, the projects it references (transitively),
+    /// files its items include from elsewhere (../../sweeps/demo.yaml), the root build files (global.json,
+    /// Directory.*.props/targets) and what Directory.Build.targets imports ($(MSBuildThisFileDirectory)build/…).
+    /// </summary>
+    public static IReadOnlyList<string> BuildInputs(IRepoFiles repo, string project)
+    {
+        var inputs = new List<string>();
+        foreach (var root in new[] { "global.json", "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props", "nuget.config", "NuGet.Config" }.Where(repo.Exists))
+        {
+            inputs.Add(root);
+            inputs.AddRange(ThisFileImport().Matches(repo.Read(root)).Select(m => RepoPath.Normalize(m.Groups[1].Value)));
+        }
+
+        var pending = new Queue<string>([project]);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        while (pending.TryDequeue(out var current))
+        {
+            if (!seen.Add(current) || !repo.Exists(current))
+            {
+                continue;
+            }
+
+            inputs.Add(current);
+            foreach (Match include in ItemInclude().Matches(repo.Read(current)))
+            {
+                var target = RepoPath.Combine(RepoPath.Folder(current), include.Groups[2].Value);
+                if (include.Groups[1].Value == "ProjectReference")
+                {
+                    pending.Enqueue(target);
+                }
+                else if (include.Groups[2].Value.StartsWith("..", StringComparison.Ordinal))
+                {
+                    inputs.Add(target);
+                }
+            }
+        }
+
+        return inputs.Distinct(StringComparer.Ordinal).ToList();
+    }
+
     private static string Expand(string text, IReadOnlyDictionary<string, string?> args) =>
         VariableReference().Replace(text, m => args.GetValueOrDefault(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value) ?? "");
 
-    /// <summary>Shell command lines of a Markdown text (continuation lines joined, one word list per command).</summary>
+    /// <summary>
+    /// Shell commands of a Markdown text: the lines of fenced code blocks (continuation lines joined) and inline
+    /// code spans, split into words and at unquoted ; &amp;&amp; ||.
+    /// </summary>
     public static IEnumerable<List<string>> ShellCommands(string markdown)
     {
         var lines = markdown.Replace("\r\n", "\n").Split('\n');
+        var fenced = false;
+        var pieces = new List<string>();
         for (var i = 0; i < lines.Length; i++)
         {
-            var line = lines[i].Trim().TrimStart('$', ' ');
-            while (line.EndsWith('\\') && i + 1 < lines.Length)
+            var line = lines[i].Trim();
+            if (line.StartsWith("```", StringComparison.Ordinal))
             {
-                line = line[..^1] + " " + lines[++i].Trim();
+                fenced = !fenced;
+                continue;
             }
 
-            // Several commands on one line (a && b; c) and inline code (`docker build …`).
-            foreach (var part in line.Split(["&&", ";", "`"], StringSplitOptions.TrimEntries))
+            if (fenced)
             {
-                var words = ShellWords(part);
-                if (words.Count > 0)
+                while (line.EndsWith('\\') && i + 1 < lines.Length)
                 {
-                    yield return words;
+                    line = line[..^1] + " " + lines[++i].Trim();
+                }
+
+                pieces.Add(line.TrimStart('$', ' '));
+            }
+            else
+            {
+                pieces.AddRange(InlineCode().Matches(line).Select(m => m.Groups[1].Value));
+            }
+        }
+
+        foreach (var piece in pieces)
+        {
+            var command = new List<string>();
+            foreach (var word in ShellWords(piece).Append(";"))
+            {
+                if (word is ";" or "&&" or "||")
+                {
+                    if (command.Count > 0)
+                    {
+                        yield return command;
+                    }
+
+                    command = [];
+                }
+                else
+                {
+                    command.Add(word);
                 }
             }
         }
     }
 
-    /// <summary>Splits a command line into words (single and double quotes; no expansion).</summary>
+    /// <summary>Splits a command line into words (single and double quotes; no expansion); an unquoted ; is a word of its own.</summary>
     public static List<string> ShellWords(string line)
     {
         var words = new List<string>();
@@ -404,13 +477,18 @@ public static partial class Images
             {
                 break;
             }
-            else if (char.IsWhiteSpace(c))
+            else if (char.IsWhiteSpace(c) || c == ';')
             {
                 if (inWord)
                 {
                     words.Add(current.ToString());
                     current.Clear();
                     inWord = false;
+                }
+
+                if (c == ';')
+                {
+                    words.Add(";");
                 }
             }
             else
@@ -428,8 +506,17 @@ public static partial class Images
         return words;
     }
 
+    [GeneratedRegex(@"`([^`]+)`")]
+    private static partial Regex InlineCode();
+
     [GeneratedRegex(@"^[a-z0-9]+(?:[._-][a-z0-9]+)*$|^(?:docker\.io/)?library/[a-z0-9]+(?:[._-][a-z0-9]+)*$")]
     private static partial Regex OfficialLibraryName();
+
+    [GeneratedRegex(@"<(\w+)\s+Include=""([^""$*]+)""")]
+    private static partial Regex ItemInclude();
+
+    [GeneratedRegex(@"\$\(MSBuildThisFileDirectory\)([\w./-]+)")]
+    private static partial Regex ThisFileImport();
 
     [GeneratedRegex(@"dotnet\s+publish\s+(\S+)")]
     private static partial Regex DotnetPublish();

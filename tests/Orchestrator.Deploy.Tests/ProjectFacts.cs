@@ -49,6 +49,9 @@ public sealed partial class ProjectFacts
 
     public required IReadOnlySet<string> TorchBackends { get; init; }
 
+    /// <summary>Inconsistencies found while reading the sources (a switch mapped to a key nothing binds).</summary>
+    public required IReadOnlyList<string> Problems { get; init; }
+
     public string SiloAssembly => Assemblies[SiloProject];
 
     public string CliAssembly => Assemblies[CliProject];
@@ -122,13 +125,9 @@ public sealed partial class ProjectFacts
             keys[m.Groups[1].Value] = new ConfigKey(m.Groups[1].Value, "string");
         }
 
-        foreach (var (flag, key) in switches)
-        {
-            if (!keys.ContainsKey(key))
-            {
-                throw new InvalidOperationException($"{SiloProgram}: switch {flag} maps to '{key}', which nothing binds");
-            }
-        }
+        var problems = switches.Where(s => !keys.ContainsKey(s.Value))
+            .Select(s => $"{SiloProgram}: switch {s.Key} maps to '{s.Value}', which nothing binds")
+            .ToList();
 
         var cliSources = repo.Files("src/Orchestrator.Cli", "*.cs").Select(repo.Read).ToList();
         var cliText = string.Join('\n', cliSources);
@@ -173,6 +172,7 @@ public sealed partial class ProjectFacts
             DefaultGatewayPort = gatewayPort ?? throw new InvalidOperationException("no GatewayPort default found"),
             Assemblies = assemblies,
             TorchBackends = backends,
+            Problems = problems,
         };
     }
 
