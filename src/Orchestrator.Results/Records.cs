@@ -81,3 +81,16 @@ public static class CellStatus
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
 }
+
+/// <summary>What a paired query compares: two methods (same dataset, split, size, subsample, seed) or two splits (same dataset, method, size, subsample, seed).</summary>
+public enum PairedBy
+{
+    Method,
+    Split,
+}
+
+/// <summary>
+/// A cheap fingerprint of a sweep's results: it changes whenever a result is written (a new cell, a new attempt, a
+/// success after a failure). A rescore changes metric values only; whoever rescores invalidates caches explicitly.
+/// </summary>
+public sealed record ResultsVersion(long Results, long AttemptSum, string LastFinishedAt);

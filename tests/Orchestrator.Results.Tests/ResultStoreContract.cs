@@ -7,7 +7,7 @@ namespace Orchestrator.Results.Tests;
 /// The behaviour of <see cref="IResultStore"/>, run against every provider by a derived class. Tests of one class share
 /// a database, so every test uses its own key prefix.
 /// </summary>
-public abstract class ResultStoreContract : IAsyncLifetime
+public abstract partial class ResultStoreContract : IAsyncLifetime
 {
     private static readonly DateTimeOffset T0 = new(2025, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private readonly List<IResultStore> _stores = [];
