@@ -67,3 +67,24 @@ public interface ITrialQueueGrain : IGrainWithStringKey
     [Alias("reload-sweep")]
     Task<int> ReloadSweepAsync(string sweepId, bool resetFailed);
 }
+
+/// <summary>
+/// A sweep's results (key: the sweep id): the per-point aggregate computed by the database, cached and refreshed when
+/// results arrive (the grain re-queries when the sweep's results fingerprint — count, attempt sum, last finish time — has
+/// changed, checked at most once a second), and paired comparisons.
+/// </summary>
+[Alias("orch.results")]
+public interface IResultsGrain : IGrainWithStringKey
+{
+    /// <summary>Every metric at every point (n = 0 where nothing finished yet).</summary>
+    [Alias("get")]
+    Task<SweepResults> GetAsync();
+
+    /// <summary>Pairs of cells for <paramref name="metric"/>: two methods (<paramref name="by"/> = <c>method</c>) or two splits (<c>split</c>).</summary>
+    [Alias("pairs")]
+    Task<SweepPairs> GetPairsAsync(string metric, string by, string a, string b);
+
+    /// <summary>Drops the cache (after metric values changed without a new result, e.g. <c>rescore</c>).</summary>
+    [Alias("invalidate")]
+    Task InvalidateAsync();
+}

@@ -83,3 +83,53 @@ public sealed record SubmitResult(
     [property: Id(1)] int Total,
     [property: Id(2)] int Queued,
     [property: Id(3)] int AlreadyDone);
+
+/// <summary>
+/// The database aggregate of one metric at one point (dataset, split, method, size) of a sweep: cells expected and failed,
+/// and count, sum, sum of squares, min and max over succeeded cells with a value (min/max NaN when N = 0).
+/// Statistics (mean, sd, Student-t CI) follow from these; coarser tables merge the sums.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("orch.result-point")]
+public sealed record ResultPoint(
+    [property: Id(0)] string Dataset,
+    [property: Id(1)] string Split,
+    [property: Id(2)] string Method,
+    [property: Id(3)] int Size,
+    [property: Id(4)] string Metric,
+    [property: Id(5)] int Expected,
+    [property: Id(6)] int Failed,
+    [property: Id(7)] int N,
+    [property: Id(8)] double Sum,
+    [property: Id(9)] double SumOfSquares,
+    [property: Id(10)] double Min,
+    [property: Id(11)] double Max);
+
+/// <summary>A sweep's aggregate as cached by its results grain; <see cref="Version"/> increases with every refresh that changed it.</summary>
+[GenerateSerializer, Immutable, Alias("orch.sweep-results")]
+public sealed record SweepResults(
+    [property: Id(0)] string SweepId,
+    [property: Id(1)] long Version,
+    [property: Id(2)] DateTimeOffset ComputedAt,
+    [property: Id(3)] IReadOnlyList<ResultPoint> Points);
+
+/// <summary>Two cells sharing all but the compared attribute (method, or split for the generalization gap); keys are A's.</summary>
+[GenerateSerializer, Immutable, Alias("orch.result-pair")]
+public sealed record ResultPair(
+    [property: Id(0)] string Dataset,
+    [property: Id(1)] string Split,
+    [property: Id(2)] string Method,
+    [property: Id(3)] int Size,
+    [property: Id(4)] int Subsample,
+    [property: Id(5)] int Seed,
+    [property: Id(6)] double A,
+    [property: Id(7)] double B);
+
+/// <summary>The pairs of a comparison of <see cref="A"/> against <see cref="B"/> by <see cref="By"/> (<c>method</c> or <c>split</c>).</summary>
+[GenerateSerializer, Immutable, Alias("orch.sweep-pairs")]
+public sealed record SweepPairs(
+    [property: Id(0)] string SweepId,
+    [property: Id(1)] string Metric,
+    [property: Id(2)] string By,
+    [property: Id(3)] string A,
+    [property: Id(4)] string B,
+    [property: Id(5)] IReadOnlyList<ResultPair> Pairs);

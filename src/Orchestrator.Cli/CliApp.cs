@@ -5,6 +5,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
+using Orchestrator.Cli.Commands;
+using Orchestrator.Core.Aggregation;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
@@ -60,6 +62,7 @@ public static class CliApp
         Commands.ScoreCommand.Register(root);
         SweepCommands.Register(root, dataDir, slots, verbose);
         Commands.PretrainCommand.Register(root, dataDir);
+        ResultsCommands.Register(root, dataDir, verbose);
         return await root.Parse(args).InvokeAsync();
     }
 
@@ -131,81 +134,28 @@ public static class CliApp
     internal static Action<ILoggingBuilder>? HostLogging(bool verbose) =>
         verbose ? l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information) : null;
 
-    /// <summary>Waits for the sweep with a progress display, then prints its tables; exit 3 if cells failed.</summary>
+    /// <summary>Waits for the sweep with a progress display, then prints its tables (mean ± 95% CI, n/expected); exit 3 if cells failed.</summary>
     internal static async Task<int> FinishAsync(IServiceProvider services, string name, IReadOnlyList<string> metrics, string sweepId,
         DateTimeOffset started, CancellationToken ct)
     {
-        var final = await WatchAsync(services.GetRequiredService<IGrainFactory>(), sweepId, ct);
-        var cells = await services.GetRequiredService<IResultStore>().GetSweepCellsAsync(sweepId, ct);
-        foreach (var metric in metrics)
+        var grains = services.GetRequiredService<IGrainFactory>();
+        var store = services.GetRequiredService<IResultStore>();
+        var final = await WatchAsync(grains, store, sweepId, ct);
+        var sweep = await store.FindSweepAsync(sweepId, ct) ?? throw new InvalidOperationException($"sweep {sweepId} is not in the database");
+        var present = (await grains.GetGrain<IResultsGrain>(sweepId).GetAsync()).Points.Select(p => p.Metric).ToHashSet(StringComparer.Ordinal);
+        foreach (var metric in metrics.Where(present.Contains).DefaultIfEmpty(metrics.FirstOrDefault()).OfType<string>())
         {
-            PrintTable(name, SweepReport.Build(cells, metric), metric);
+            var report = await ResultsCommands.BuildReportAsync(grains, sweep, present.Contains(metric) ? metric : null, PointKeys.All, null);
+            report.WriteTable();
         }
 
         Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed.");
         return final.Failed > 0 ? ExitFailedCells : 0;
     }
 
-    internal static async Task<SweepProgress> WatchAsync(IGrainFactory grains, string sweepId, CancellationToken ct)
-    {
-        var poll = TimeSpan.FromMilliseconds(500);
-        if (!AnsiConsole.Profile.Capabilities.Interactive)
-        {
-            var last = -1;
-            return await SweepSubmitter.WaitAsync(grains, sweepId, p =>
-            {
-                if (p.Done + p.Failed != last)
-                {
-                    last = p.Done + p.Failed;
-                    Console.WriteLine($"  progress: {p.Done}/{p.Total} done, {p.Leased} running, {p.Pending} pending, {p.Failed} failed");
-                }
-            }, poll, ct);
-        }
-
-        SweepProgress? result = null;
-        await AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .StartAsync(async ctx =>
-            {
-                var task = ctx.AddTask("cells", maxValue: 1);
-                result = await SweepSubmitter.WaitAsync(grains, sweepId, p =>
-                {
-                    task.MaxValue = Math.Max(1, p.Total);
-                    task.Value = p.Done + p.Failed;
-                    task.Description = $"cells: {p.Done} done, {p.Leased} running, {p.Failed} failed";
-                }, poll, ct);
-            });
-        return result!;
-    }
-
-    internal static void PrintTable(string name, IReadOnlyList<PointRow> rows, string metric)
-    {
-        var showSplit = rows.Select(r => r.Split).Distinct().Count() > 1;
-        var table = new Table().Title($"{name}: {metric.ToUpperInvariant()} per point (mean over cells)");
-        if (showSplit)
-        {
-            table.AddColumn("split");
-        }
-
-        table.AddColumn("method").AddColumn(new TableColumn("size").RightAligned()).AddColumn(new TableColumn("n").RightAligned())
-            .AddColumn(new TableColumn($"mean {metric}").RightAligned()).AddColumn(new TableColumn("std").RightAligned());
-        foreach (var row in rows)
-        {
-            var cells = new List<string>();
-            if (showSplit)
-            {
-                cells.Add(row.Split);
-            }
-
-            var n = row.Complete ? $"{row.Summary.N}" : $"{row.Summary.N}/{row.Expected} (incomplete)";
-            cells.AddRange([row.Method, row.Size.ToString(CultureInfo.InvariantCulture), n, Format(row.Summary.Mean), Format(row.Summary.StdDev)]);
-            table.AddRow(cells.Select(Markup.Escape).ToArray());
-        }
-
-        AnsiConsole.Write(table);
-    }
-
-    private static string Format(double value) => double.IsNaN(value) ? "–" : value.ToString("F2", CultureInfo.InvariantCulture);
+    /// <summary>Follows the sweep until complete: live progress per method (done, running, failed, ETA) with Spectre.Console.</summary>
+    internal static Task<SweepProgress> WatchAsync(IGrainFactory grains, IResultStore store, string sweepId, CancellationToken ct) =>
+        ProgressDisplay.WatchAsync(grains, store, sweepId, TimeSpan.FromMilliseconds(500), ct);
 
     /// <summary>sweeps/demo.yaml from the working directory or a parent; else the copy embedded in this program.</summary>
     private static string DemoSpecPath()

@@ -70,6 +70,10 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         }
 
         var descriptors = submission.Cells.Select(Describe).ToList();
+
+        // Activate the queue before the sweep is in the database: an activation rebuilds the queue from the
+        // database, and must not count this submission's cells as already queued.
+        await Queue.GetProgressAsync(SweepId);
         await store.SaveSweepAsync(
             new SweepRecord(SweepId, submission.Name, submission.SpecYaml, submission.SpecHash, DateTimeOffset.UtcNow, submission.Cells.Count)
             {

@@ -230,10 +230,20 @@ public sealed class TrialQueue(TimeProvider clock)
                entry.State == QueueState.Leased && entry.LeaseId == leaseId;
     }
 
+    /// <summary>Returns expired leases' cells to the queue; looks only at leased cells (at most the cluster's slots).</summary>
     private void ExpireLeases()
     {
         var now = clock.GetUtcNow();
-        foreach (var entry in _entries.Values.Where(e => e.State == QueueState.Leased && e.ExpiresAt <= now).ToList())
+        List<Entry>? expired = null;
+        foreach (var key in _leases.Values)
+        {
+            if (_entries.TryGetValue(key, out var e) && e.State == QueueState.Leased && e.ExpiresAt <= now)
+            {
+                (expired ??= []).Add(e);
+            }
+        }
+
+        foreach (var entry in expired ?? [])
         {
             _leases.Remove(entry.LeaseId!);
             entry.LeaseId = null;

@@ -1,3 +1,5 @@
+using Orchestrator.Core.Aggregation;
+
 namespace Orchestrator.Results;
 
 /// <summary>
@@ -44,4 +46,31 @@ public interface IResultStore : IAsyncDisposable
 
     /// <summary>Records how many attempts (leases) each cell has had; a value of 0 resets a cell's count.</summary>
     Task RecordAttemptsAsync(IReadOnlyCollection<KeyValuePair<string, int>> attempts, CancellationToken ct = default);
+
+    // ------------------------------------------------------------------ aggregates (computed in the database)
+
+    /// <summary>
+    /// Per point (dataset, split, method, size) of the sweep and per metric (<paramref name="metric"/>, or every metric that has
+    /// values; the spec's metrics when nothing has finished yet): the cells expected (all the sweep's cells at the point),
+    /// those failed, and count, sum, sum of squares, min and max of the metric over succeeded cells with a value.
+    /// A point with no values has N = 0 (min and max NaN). Computed with SQL GROUP BY; ordered by metric, dataset, split, method, size.
+    /// </summary>
+    Task<IReadOnlyList<PointSums>> GetPointSumsAsync(string sweepId, string? metric = null, CancellationToken ct = default);
+
+    /// <summary>
+    /// Pairs of succeeded cells of the sweep with a value of <paramref name="metric"/>: <paramref name="a"/> and <paramref name="b"/>
+    /// are two methods (<see cref="PairedBy.Method"/>: same dataset, split, size, subsample, seed) or two splits
+    /// (<see cref="PairedBy.Split"/>: same dataset, method, size, subsample, seed). The keys returned are the A cell's.
+    /// </summary>
+    Task<IReadOnlyList<PairedObservation>> GetPairsAsync(string sweepId, string metric, PairedBy by, string a, string b, CancellationToken ct = default);
+
+    /// <summary>A fingerprint of the sweep's results that changes whenever a result is written (see <see cref="ResultsVersion"/>).</summary>
+    Task<ResultsVersion> GetResultsVersionAsync(string sweepId, CancellationToken ct = default);
+
+    /// <summary>
+    /// Upserts metric rows of a succeeded result whose stored attempt is <paramref name="attempt"/>, leaving the result row
+    /// (attempt, status, provenance, outputs) unchanged; other metrics of the cell are kept. False (nothing written) when
+    /// the cell has no succeeded result with that attempt. Used by <c>rescore</c>.
+    /// </summary>
+    Task<bool> UpdateMetricsAsync(string cellKey, int attempt, IReadOnlyDictionary<string, double> metrics, CancellationToken ct = default);
 }

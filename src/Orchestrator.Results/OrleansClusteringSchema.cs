@@ -3,7 +3,7 @@ namespace Orchestrator.Results;
 /// <summary>
 /// The PostgreSQL schema that Orleans' ADO.NET clustering provider (Microsoft.Orleans.Clustering.AdoNet 10.4.2)
 /// needs, which its NuGet package does not ship. The contract is the <c>OrleansQuery</c> table: the provider looks
-/// up each operation's SQL by query key, binds the parameters by name (<c>@DeploymentId</c>, <c>@Address</c>,
+/// up each operation's SQL by query key, binds the parameters by name (a parameter it does not send must not appear: Npgsql would leave it as text) (<c>@DeploymentId</c>, <c>@Address</c>,
 /// <c>@Port</c>, <c>@Generation</c>, <c>@Version</c>, …) and reads result columns by name. The SQL below is our
 /// own: plain statements with data-modifying CTEs instead of stored functions, so that a membership write and its
 /// table-version bump happen together or not at all (the version row is the optimistic-concurrency token).
@@ -33,7 +33,6 @@ internal static class OrleansClusteringSchema
             status       integer        NOT NULL,
             proxyport    integer        NULL,
             suspecttimes varchar(8000)  NULL,
-            metadatajson text           NULL,
             starttime    timestamptz(3) NOT NULL,
             iamalivetime timestamptz(3) NOT NULL,
             PRIMARY KEY (deploymentid, address, port, generation)
@@ -60,9 +59,9 @@ internal static class OrleansClusteringSchema
                 RETURNING 1),
             ins AS (
                 INSERT INTO orleansmembershiptable (deploymentid, address, port, generation, siloname, hostname, status,
-                                                    proxyport, metadatajson, starttime, iamalivetime)
+                                                    proxyport, starttime, iamalivetime)
                 SELECT @DeploymentId, @Address, @Port, @Generation, @SiloName, @HostName, @Status,
-                       @ProxyPort, @MetadataJson, @StartTime, @IAmAliveTime
+                       @ProxyPort, @StartTime, @IAmAliveTime
                 WHERE EXISTS (SELECT 1 FROM bumped)
                 RETURNING 1)
             SELECT count(*)::integer FROM ins;'),
@@ -77,7 +76,7 @@ internal static class OrleansClusteringSchema
                 RETURNING 1),
             upd AS (
                 UPDATE orleansmembershiptable SET status = @Status, suspecttimes = @SuspectTimes,
-                       metadatajson = @MetadataJson, iamalivetime = @IAmAliveTime
+                       iamalivetime = @IAmAliveTime
                 WHERE deploymentid = @DeploymentId AND address = @Address AND port = @Port AND generation = @Generation
                   AND EXISTS (SELECT 1 FROM bumped)
                 RETURNING 1)
@@ -85,7 +84,7 @@ internal static class OrleansClusteringSchema
 
         ('MembershipReadRowKey', '
             SELECT v.deploymentid, m.address, m.port, m.generation, m.siloname, m.hostname, m.status, m.proxyport,
-                   m.suspecttimes, m.metadatajson, m.starttime, m.iamalivetime, v.version
+                   m.suspecttimes, m.starttime, m.iamalivetime, v.version
             FROM orleansmembershipversiontable v
             LEFT JOIN orleansmembershiptable m ON m.deploymentid = v.deploymentid
                  AND m.address = @Address AND m.port = @Port AND m.generation = @Generation
@@ -93,7 +92,7 @@ internal static class OrleansClusteringSchema
 
         ('MembershipReadAllKey', '
             SELECT v.deploymentid, m.address, m.port, m.generation, m.siloname, m.hostname, m.status, m.proxyport,
-                   m.suspecttimes, m.metadatajson, m.starttime, m.iamalivetime, v.version
+                   m.suspecttimes, m.starttime, m.iamalivetime, v.version
             FROM orleansmembershipversiontable v
             LEFT JOIN orleansmembershiptable m ON m.deploymentid = v.deploymentid
             WHERE v.deploymentid = @DeploymentId;'),

@@ -23,6 +23,15 @@ public sealed record SweepRecord(
 
     /// <summary>Device kind a worker must have to run this sweep's cells (null: any).</summary>
     public string? RequiredDevice { get; init; }
+
+    /// <summary>Value equality, including the metric list's elements.</summary>
+    public bool Equals(SweepRecord? other) =>
+        other is not null && SweepId == other.SweepId && Name == other.Name && SpecYaml == other.SpecYaml &&
+        SpecHash == other.SpecHash && SubmittedAt == other.SubmittedAt && CellCount == other.CellCount &&
+        Status == other.Status && MaxAttempts == other.MaxAttempts && LeaseSeconds == other.LeaseSeconds &&
+        RequiredDevice == other.RequiredDevice && Metrics.SequenceEqual(other.Metrics);
+
+    public override int GetHashCode() => HashCode.Combine(SweepId, SpecHash, SubmittedAt, Status);
 }
 
 /// <summary>The values of <see cref="SweepRecord.Status"/>.</summary>
@@ -72,3 +81,16 @@ public static class CellStatus
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
 }
+
+/// <summary>What a paired query compares: two methods (same dataset, split, size, subsample, seed) or two splits (same dataset, method, size, subsample, seed).</summary>
+public enum PairedBy
+{
+    Method,
+    Split,
+}
+
+/// <summary>
+/// A cheap fingerprint of a sweep's results: it changes whenever a result is written (a new cell, a new attempt, a
+/// success after a failure). A rescore changes metric values only; whoever rescores invalidates caches explicitly.
+/// </summary>
+public sealed record ResultsVersion(long Results, long AttemptSum, string LastFinishedAt);

@@ -174,7 +174,23 @@ internal static class ResultSchema
         new(3, "Orleans ADO.NET clustering (membership) tables and queries (PostgreSQL only)",
             SqliteSql: "SELECT 1;",
             PostgresSql: OrleansClusteringSchema.PostgresSql),
+        new(4, "covering indexes for the aggregate, paired and version queries of the results grain",
+            SqliteSql: AggregateIndexes,
+            PostgresSql: AggregateIndexes),
     ];
+
+    /// <summary>
+    /// Migration 4 (identical on both providers). The aggregates join sweep_cells → cells → cell_results → cell_metrics on
+    /// cell_key and group by (dataset, split, method, size, metric): these indexes let every join be an index-only lookup
+    /// (cell_json and provenance_json, the large columns, are never read), and let the paired query find the partner cell
+    /// by (dataset, size, subsample, seed, split, method).
+    /// </summary>
+    private const string AggregateIndexes = """
+        CREATE INDEX IF NOT EXISTS ix_cells_key_point ON cells (cell_key, dataset, split, method, size, subsample, seed);
+        CREATE INDEX IF NOT EXISTS ix_cells_pairing ON cells (dataset, size, subsample, seed, split, method);
+        CREATE INDEX IF NOT EXISTS ix_cell_results_key_status ON cell_results (cell_key, status, attempt, finished_at);
+        CREATE INDEX IF NOT EXISTS ix_cell_metrics_key_metric_value ON cell_metrics (cell_key, metric, value);
+        """;
 
     public static int LatestVersion => Migrations[^1].Version;
 }

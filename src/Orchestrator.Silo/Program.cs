@@ -75,7 +75,7 @@ try
     cluster.ConnectionString = config.GetConnectionString("Orchestrator") ?? "";
     Action<ILoggingBuilder> logging = l => l.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
         .SetMinimumLevel(LogLevel.Information)
-        .AddFilter("Orleans", LogLevel.Warning)
+        .AddFilter("Orleans", Environment.GetEnvironmentVariable("ORCHESTRATOR_ORLEANS_LOG") == "info" ? LogLevel.Information : LogLevel.Warning)
         .AddFilter("Microsoft", LogLevel.Warning);
     if (cluster.ConnectionString.Length == 0)
     {

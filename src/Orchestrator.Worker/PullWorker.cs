@@ -22,6 +22,7 @@ public sealed class PullWorker(
     IResultStore store,
     ICellRunner runner,
     IOptions<WorkerOptions> options,
+    IHostApplicationLifetime lifetime,
     ILogger<PullWorker> logger) : BackgroundService
 {
     private readonly WorkerOptions _options = options.Value;
@@ -36,6 +37,22 @@ public sealed class PullWorker(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _options.Validate();
+
+        // Start pulling once the host (and its silo) has started, not while the silo is still joining.
+        var started = new TaskCompletionSource();
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        using (stoppingToken.Register(() => started.TrySetCanceled()))
+        {
+            try
+            {
+                await started.Task;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
         if (!Simulated)
         {
             var threads = Math.Max(1, Environment.ProcessorCount / _options.Slots);
@@ -53,12 +70,15 @@ public sealed class PullWorker(
 
     private async Task SlotLoopAsync(int slot, CancellationToken stoppingToken)
     {
-        var queue = grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
+        ITrialQueueGrain? queue = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             CellLease? lease;
             try
             {
+                // On a worker silo the queue grain's type is known only from the cluster manifest, i.e. once a
+                // coordinator has joined; until then GetGrain throws and the slot waits.
+                queue ??= grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
                 var free = _options.Slots - Volatile.Read(ref _busy);
                 var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, Math.Max(1, free));
                 lease = await CallAsync(() => queue.LeaseAsync(capabilities), stoppingToken);
@@ -66,6 +86,12 @@ public sealed class PullWorker(
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
+            }
+            catch (ArgumentException ex) when (queue is null)
+            {
+                logger.LogInformation("Slot {Slot}: no coordinator in the cluster yet ({Reason}); waiting", slot, ex.Message);
+                await Delay(TimeSpan.FromSeconds(1), stoppingToken);
+                continue;
             }
             catch (Exception ex)
             {
@@ -106,9 +132,10 @@ public sealed class PullWorker(
         var work = lease.Work;
         CellResultRecord? result = null;
 
-        // After a coordinator restart a cell may be leased again although a worker already stored its result.
-        var done = await store.GetSucceededKeysAsync([work.CellKey], stoppingToken);
-        if (done.Count == 0)
+        // A cell leased again (attempt > 1: a lease expired, or the coordinator restarted) may already have a result
+        // stored by the worker that held it: then it is completed without training it again.
+        var done = lease.Attempt > 1 && (await store.GetSucceededKeysAsync([work.CellKey], stoppingToken)).Count > 0;
+        if (!done)
         {
             using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var heartbeat = HeartbeatAsync(queue, lease, lost);

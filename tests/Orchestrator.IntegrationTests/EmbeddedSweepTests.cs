@@ -123,7 +123,7 @@ public sealed class EmbeddedSweepTests : IDisposable
         using var host = NewHost();
         await host.StartAsync(cts.Token);
         var grains = host.Services.GetRequiredService<IGrainFactory>();
-        await grains.GetGrain<ISweepGrain>(sweepId).SubmitAsync(new SweepSubmission(sweepId, "it-failing", Spec, "h", work));
+        await grains.GetGrain<ISweepGrain>(sweepId).SubmitAsync(new SweepSubmission(sweepId, "it-failing", Spec, "h", work, 2, 30, ["bleu"], null));
         var final = await SweepSubmitter.WaitAsync(grains, sweepId, null, TimeSpan.FromMilliseconds(100), cts.Token);
         Assert.Equal((0, 1), (final.Done, final.Failed));
 

@@ -14,8 +14,8 @@ public sealed class TrialQueueTests
 
     private static readonly WorkerCapabilities Worker = new("w1", "cpu", 0, 0, 1);
 
-    private static CellWork Work(string key, int maxAttempts = 2, string sweep = "s") =>
-        new(sweep, key, "{}", key, maxAttempts, 60, ["bleu"]);
+    private static CellWork Work(string key, int maxAttempts = 2, string sweep = "s", string? device = null) =>
+        new(sweep, key, "{}", key, maxAttempts, 60, ["bleu"], device);
 
     [Fact]
     public void Cells_are_leased_in_order_once_and_completed()
@@ -102,5 +102,64 @@ public sealed class TrialQueueTests
         Assert.Equal(4, p.Total);
         Assert.Equal(3, p.Done);
         Assert.Equal(3, p.Reused);
+    }
+
+    [Fact]
+    public void A_rebuilt_queue_keeps_recorded_attempts_and_failed_cells_and_counts_the_rest_as_done()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        var pending = queue.Load("s", total: 5,
+        [
+            (Work("a", maxAttempts: 3), 1, null),
+            (Work("b", maxAttempts: 3), 3, "NaN loss at step 7"),
+        ], resetFailed: false);
+        Assert.Equal(1, pending);
+        var lease = queue.Lease(Worker)!;
+        Assert.Equal(("a", 2), (lease.Work.CellKey, lease.Attempt));
+        Assert.Null(queue.Lease(Worker));
+        var p = queue.Progress("s");
+        Assert.Equal((5, 3, 1, 1), (p.Total, p.Done, p.Failed, p.Leased));
+        Assert.Equal("NaN loss at step 7", queue.Cells("s").Single(c => c.CellKey == "b").LastError);
+
+        // rerun-failed: a reload that resets attempts queues the failed cell again from attempt 1.
+        queue.Load("s", total: 5, [(Work("b", maxAttempts: 3), 3, "NaN loss at step 7")], resetFailed: true);
+        Assert.Equal(("b", 1), (queue.Lease(Worker)!.Work.CellKey, 1));
+    }
+
+    [Fact]
+    public void Attempt_counts_are_reported_once_for_persistence()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a"), Work("b")], 0);
+        queue.Lease(Worker);
+        Assert.Equal([new KeyValuePair<string, int>("a", 1)], queue.TakeChangedAttempts());
+        Assert.Empty(queue.TakeChangedAttempts());
+    }
+
+    [Fact]
+    public void Cells_that_require_a_device_go_only_to_workers_that_have_it()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("gpu-cell", device: "cuda"), Work("any-cell")], 0);
+        var cpuWorker = new WorkerCapabilities("cpu-1", "cpu", 0, 0, 1);
+        var gpuWorker = new WorkerCapabilities("gpu-1", "cuda", 1, 0, 1);
+        Assert.Equal("any-cell", queue.Lease(cpuWorker)!.Work.CellKey);
+        Assert.Null(queue.Lease(cpuWorker));
+        Assert.Equal("gpu-cell", queue.Lease(gpuWorker)!.Work.CellKey);
+    }
+
+    [Fact]
+    public void Cancelling_a_sweep_drops_its_pending_cells_and_invalidates_its_leases()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a"), Work("b")], 0);
+        queue.Enqueue("t", [Work("c", sweep: "t")], 0);
+        var lease = queue.Lease(Worker)!;
+        queue.Cancel("s");
+        Assert.False(queue.Renew(lease.LeaseId));
+        Assert.False(queue.Complete(new CellCompletion(lease.LeaseId, true, null)));
+        Assert.Equal("c", queue.Lease(Worker)!.Work.CellKey);
+        Assert.Null(queue.Lease(Worker));
+        Assert.Equal(0, queue.Progress("s").Total);
     }
 }

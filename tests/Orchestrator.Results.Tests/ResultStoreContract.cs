@@ -7,7 +7,7 @@ namespace Orchestrator.Results.Tests;
 /// The behaviour of <see cref="IResultStore"/>, run against every provider by a derived class. Tests of one class share
 /// a database, so every test uses its own key prefix.
 /// </summary>
-public abstract class ResultStoreContract : IAsyncLifetime
+public abstract partial class ResultStoreContract : IAsyncLifetime
 {
     private static readonly DateTimeOffset T0 = new(2025, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private readonly List<IResultStore> _stores = [];
@@ -288,6 +288,50 @@ public abstract class ResultStoreContract : IAsyncLifetime
     }
 
     // ------------------------------------------------------------------ helpers
+
+    // ------------------------------------------------------------------ queue support
+
+    [Fact]
+    public async Task Schema_version_is_the_latest_and_RequireSchema_accepts_it_but_refuses_an_empty_database()
+    {
+        Assert.Equal(ResultStores.SchemaVersion, await Store.GetSchemaVersionAsync());
+        await ResultStores.RequireSchemaAsync(Store);
+        var empty = Open(await NewDatabaseAsync());
+        Assert.Equal(0, await empty.GetSchemaVersionAsync());
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => ResultStores.RequireSchemaAsync(empty));
+        Assert.Contains("orchestrator db migrate", ex.Message);
+    }
+
+    [Fact]
+    public async Task Sweep_settings_and_status_round_trip_and_filter()
+    {
+        var sweep = Sweep("s", "n", T0, 1) with { MaxAttempts = 7, LeaseSeconds = 42, Metrics = ["bleu", "rouge"], RequiredDevice = "cuda" };
+        await Store.SaveSweepAsync(sweep, [Cell("c")]);
+        Assert.Equal(sweep, await Store.FindSweepAsync(K("s")));
+        Assert.Contains(await Store.GetSweepsAsync(SweepStatus.Active), s => s.SweepId == K("s"));
+
+        await Store.SetSweepStatusAsync(K("s"), SweepStatus.Cancelled);
+        Assert.Equal(SweepStatus.Cancelled, (await Store.FindSweepAsync(K("s")))!.Status);
+        Assert.DoesNotContain(await Store.GetSweepsAsync(SweepStatus.Active), s => s.SweepId == K("s"));
+        Assert.Contains(await Store.GetSweepsAsync(SweepStatus.Cancelled), s => s.SweepId == K("s"));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.SetSweepStatusAsync(K("s"), "paused"));
+    }
+
+    [Fact]
+    public async Task Unfinished_cells_carry_recorded_attempts_and_the_last_failure()
+    {
+        await Store.SaveSweepAsync(Sweep("s", "n", T0, 3), [Cell("done"), Cell("failed"), Cell("fresh")]);
+        await Store.UpsertResultAsync(Result("done", attempt: 1));
+        await Store.UpsertResultAsync(Result("failed", attempt: 2) with { Status = CellStatus.Failed, Error = "NaN loss at step 3" });
+        await Store.RecordAttemptsAsync([new(K("fresh"), 1), new(K("failed"), 2)]);
+        await Store.RecordAttemptsAsync([new(K("fresh"), 2)]);
+
+        var unfinished = (await Store.GetUnfinishedCellsAsync(K("s"))).ToDictionary(c => c.CellKey);
+        Assert.Equal([K("failed"), K("fresh")], unfinished.Keys.Order());
+        Assert.Equal((2, "NaN loss at step 3"), (unfinished[K("failed")].Attempts, unfinished[K("failed")].LastError));
+        Assert.Equal((2, (string?)null), (unfinished[K("fresh")].Attempts, unfinished[K("fresh")].LastError));
+        Assert.False(string.IsNullOrEmpty(unfinished[K("fresh")].CellJson));
+    }
 
     protected string K(string name) => $"{P}-{name}";
 

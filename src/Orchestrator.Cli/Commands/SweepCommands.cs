@@ -48,7 +48,8 @@ internal static class SweepCommands
 
         Task<Session> Open(ParseResult pr, bool train, CancellationToken ct) =>
             Session.OpenAsync(Session.ClusterConnection(pr.GetValue(cluster)), pr.GetValue(clusterId)!, pr.GetValue(dataDir)!, train,
-                pr.GetValue(slots), CliApp.HostLogging(pr.GetValue(verbose)), ct);
+                // Commands without --slots (status, cancel) get 0 from GetValue; the embedded host needs at least 1.
+                Math.Max(1, pr.GetValue(slots)), CliApp.HostLogging(pr.GetValue(verbose)), ct);
 
         var submitSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
         Make("submit", "Validate a spec and queue its cells; prints the sweep id. In embedded mode it also runs them.", submitSpec, watch, slots)
@@ -109,7 +110,7 @@ internal static class SweepCommands
                 var sweep = await FindAsync(session, pr.GetValue(statusSweep)!, ct);
                 if (pr.GetValue(watch))
                 {
-                    await CliApp.WatchAsync(session.Grains, sweep.SweepId, ct);
+                    await CliApp.WatchAsync(session.Grains, session.Store, sweep.SweepId, ct);
                 }
 
                 var report = await StatusReport.BuildAsync(session, sweep, ct);
@@ -180,7 +181,7 @@ internal static class SweepCommands
         root.Subcommands.Add(db);
     }
 
-    private static async Task<SweepRecord> FindAsync(Session session, string idOrName, CancellationToken ct)
+    internal static async Task<SweepRecord> FindAsync(Session session, string idOrName, CancellationToken ct)
     {
         if (await session.Store.FindSweepAsync(idOrName, ct) is { } sweep)
         {
@@ -193,7 +194,7 @@ internal static class SweepCommands
     }
 
     /// <summary>One-line errors and exit codes: 2 for bad input, 1 when the cluster or database cannot be used.</summary>
-    private static async Task<int> Guard(Func<Task<int>> action)
+    internal static async Task<int> Guard(Func<Task<int>> action)
     {
         try
         {

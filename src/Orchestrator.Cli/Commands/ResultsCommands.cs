@@ -1,0 +1,201 @@
+using System.CommandLine;
+using Orchestrator.Abstractions;
+using Orchestrator.Core.Aggregation;
+using Orchestrator.Grains;
+using Orchestrator.Hosting;
+using Orchestrator.Results;
+
+namespace Orchestrator.Cli.Commands;
+
+/// <summary>Results: <c>results</c> (tables and paired comparisons), <c>plot</c>, <c>export</c> and <c>rescore</c>.</summary>
+internal static class ResultsCommands
+{
+    public static void Register(RootCommand root, Option<string> dataDir, Option<bool> verbose)
+    {
+        var cluster = new Option<string?>("--cluster")
+        {
+            Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); embedded mode when absent",
+        };
+        var clusterId = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
+
+        Command Make(string name, string description, params Symbol[] symbols)
+        {
+            var command = new Command(name, description);
+            foreach (var symbol in symbols)
+            {
+                switch (symbol)
+                {
+                    case Argument a: command.Arguments.Add(a); break;
+                    case Option o: command.Options.Add(o); break;
+                }
+            }
+
+            command.Options.Add(cluster);
+            command.Options.Add(clusterId);
+            command.Options.Add(dataDir);
+            command.Options.Add(verbose);
+            root.Subcommands.Add(command);
+            return command;
+        }
+
+        Task<Session> Open(ParseResult pr, CancellationToken ct) =>
+            Session.OpenAsync(Session.ClusterConnection(pr.GetValue(cluster)), pr.GetValue(clusterId)!, pr.GetValue(dataDir)!, train: false,
+                slots: 1, CliApp.HostLogging(pr.GetValue(verbose)), ct);
+
+        // ------------------------------------------------------------ results
+        var resultsSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var metric = new Option<string?>("--metric") { Description = "Metric to show (default: every metric with values)" };
+        var by = new Option<string>("--by")
+        {
+            Description = "Group by these cell attributes (comma-separated: dataset, split, method, size); coarser groups pool cells",
+            DefaultValueFactory = _ => "dataset,split,method,size",
+        };
+        var format = new Option<string>("--format") { Description = "table, markdown, csv, json or latex", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong(ResultsReport.Formats);
+        var compare = new Option<string[]>("--compare")
+        {
+            Description = "Paired difference A − B of two methods over cells sharing split, size, subsample and seed (e.g. --compare prefix finetune)",
+            Arity = new ArgumentArity(2, 2),
+            AllowMultipleArgumentsPerToken = true,
+        };
+        Make("results", "The sweep's table: per point, mean ± 95% Student-t CI with n/expected, sd, min, max; paired comparisons with --compare.",
+                resultsSweep, metric, by, format, compare)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                var keys = PointAggregation.ParseKeys(pr.GetValue(by)!);
+                var pair = pr.GetValue(compare);
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(resultsSweep)!, ct);
+                var report = await BuildReportAsync(session.Grains, sweep, pr.GetValue(metric), keys, pair is { Length: 2 } ? (pair[0], pair[1]) : null);
+                var chosen = pr.GetValue(format)!;
+                if (chosen == "table")
+                {
+                    report.WriteTable();
+                }
+                else
+                {
+                    Console.Out.Write(report.Render(chosen));
+                    Console.Out.Flush();
+                }
+
+                return 0;
+            }));
+
+        // ------------------------------------------------------------ plot
+        var plotSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var plotMetric = new Option<string?>("--metric") { Description = "Metric on the y axis (default: the spec's first metric)" };
+        var plotOut = new Option<string>("--out") { Description = "Output file: .png or .svg", Required = true };
+        var width = new Option<int>("--width") { Description = "Image width in pixels", DefaultValueFactory = _ => 1000 };
+        var height = new Option<int>("--height") { Description = "Image height in pixels", DefaultValueFactory = _ => 650 };
+        Make("plot", "Metric against training-set size: one line per method with its shaded 95% CI, one panel per dataset/split (PNG or SVG).",
+                plotSweep, plotMetric, plotOut, width, height)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(plotSweep)!, ct);
+                var results = await session.Grains.GetGrain<IResultsGrain>(sweep.SweepId).GetAsync();
+                var chosen = pr.GetValue(plotMetric) ?? PrimaryMetric(sweep, results);
+                var points = PointAggregation.Summarize(results.Points.Select(p => p.ToSums()), PointKeys.All, chosen);
+                if (points.Count == 0)
+                {
+                    throw new ArgumentException($"sweep {sweep.Name} has no metric '{chosen}'");
+                }
+
+                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1);
+                var path = pr.GetValue(plotOut)!;
+                ResultsPlot.Save(panels, path, pr.GetValue(width), pr.GetValue(height));
+                Console.WriteLine($"wrote {path} ({panels.Count} panel(s), {chosen})");
+                return 0;
+            }));
+
+        // ------------------------------------------------------------ export
+        var exportSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var exportFormat = new Option<string>("--format") { Description = "csv or jsonl", DefaultValueFactory = _ => "csv" };
+        exportFormat.AcceptOnlyFromAmong("csv", "jsonl");
+        var exportOut = new Option<string>("--out") { Description = "Output file", Required = true };
+        var withOutputs = new Option<bool>("--with-outputs") { Description = "Also write each cell's decoded outputs" };
+        Make("export", "Every cell of the sweep with its status, provenance and scores, as CSV or JSON Lines.",
+                exportSweep, exportFormat, exportOut, withOutputs)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(exportSweep)!, ct);
+                var cells = await session.Store.GetSweepCellsAsync(sweep.SweepId, ct);
+                var path = pr.GetValue(exportOut)!;
+                var count = ResultsExport.Write(cells, pr.GetValue(exportFormat)!, path, pr.GetValue(withOutputs));
+                Console.WriteLine($"wrote {count} cells to {path}");
+                return 0;
+            }));
+
+        // ------------------------------------------------------------ rescore
+        var rescoreSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var metrics = new Option<string[]>("--metrics")
+        {
+            Description = "Metrics to recompute (default: the spec's metrics); space- or comma-separated",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        Make("rescore", "Recompute metrics from the stored decoded outputs (no retraining); attempts and provenance are unchanged.",
+                rescoreSweep, metrics)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(rescoreSweep)!, ct);
+                var asked = (pr.GetValue(metrics) ?? []).SelectMany(m => m.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+                var summary = await Rescorer.RescoreAsync(session.Store, sweep.SweepId, asked.Count > 0 ? asked : sweep.Metrics, null, ct);
+                await session.Grains.GetGrain<IResultsGrain>(sweep.SweepId).InvalidateAsync();
+                Console.WriteLine($"{sweep.SweepId}: rescored {summary.Rescored} cell(s), skipped {summary.Skipped} without a current successful result");
+                if (summary.Problems.Count > 0)
+                {
+                    Console.Error.WriteLine($"error: {summary.Problems.Count} cell(s) could not be rescored; first: {summary.Problems[0]}");
+                    return 1;
+                }
+
+                return 0;
+            }));
+    }
+
+    /// <summary>The report for <c>results</c> and the tables of <c>demo</c>/<c>run</c>, from the sweep's results grain.</summary>
+    internal static async Task<ResultsReport> BuildReportAsync(IGrainFactory grains, SweepRecord sweep, string? metric, PointKeys by,
+        (string A, string B)? compare)
+    {
+        var grain = grains.GetGrain<IResultsGrain>(sweep.SweepId);
+        var results = await grain.GetAsync();
+        var sums = results.Points.Select(p => p.ToSums()).ToList();
+        if (metric is not null && sums.Count > 0 && sums.All(p => p.Metric != metric))
+        {
+            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}' (it has: {string.Join(", ", sums.Select(p => p.Metric).Distinct())})");
+        }
+
+        var points = PointAggregation.Summarize(sums, by, metric);
+        var primary = metric ?? PrimaryMetric(sweep, results);
+
+        ResultsReport.Comparison? comparison = null;
+        if (compare is { } c)
+        {
+            var methods = sums.Select(p => p.Method).ToHashSet(StringComparer.Ordinal);
+            foreach (var m in new[] { c.A, c.B }.Where(m => !methods.Contains(m)))
+            {
+                throw new ArgumentException($"sweep {sweep.Name} has no method '{m}' (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
+            }
+
+            var pairs = await grain.GetPairsAsync(primary, "method", c.A, c.B);
+            comparison = new ResultsReport.Comparison(primary, c.A, c.B, PairedComparison.CompareMethods(pairs.Pairs.Select(p => p.ToObservation())));
+        }
+
+        IReadOnlyList<PairedSummary> gap = [];
+        var splits = sums.Select(p => p.Split).ToHashSet(StringComparer.Ordinal);
+        if (splits.Contains(PairedComparison.Seen) && splits.Contains(PairedComparison.Unseen))
+        {
+            var pairs = await grain.GetPairsAsync(primary, "split", PairedComparison.Seen, PairedComparison.Unseen);
+            gap = PairedComparison.GeneralizationGap(pairs.Pairs.Select(p => p.ToObservation()));
+        }
+
+        return new ResultsReport(sweep.SweepId, sweep.Name, metric, by, points, comparison, gap);
+    }
+
+    private static string PrimaryMetric(SweepRecord sweep, SweepResults results)
+    {
+        var present = results.Points.Select(p => p.Metric).Distinct(StringComparer.Ordinal).ToList();
+        return sweep.Metrics.FirstOrDefault(present.Contains) ?? present.FirstOrDefault() ?? sweep.Metrics.FirstOrDefault() ?? "bleu";
+    }
+}

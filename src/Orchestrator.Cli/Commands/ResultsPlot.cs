@@ -1,0 +1,124 @@
+using System.Globalization;
+using Orchestrator.Core.Aggregation;
+using ScottPlot;
+using SkiaSharp;
+
+namespace Orchestrator.Cli.Commands;
+
+/// <summary>
+/// The Figure-3-style chart: a metric against training-set size, one line per method with its 95% CI as a shaded band
+/// (no band where n = 1), one panel per dataset/split, panels side by side in a grid. Rendered with ScottPlot (SkiaSharp).
+/// </summary>
+internal static class ResultsPlot
+{
+    /// <summary>One ScottPlot <see cref="Plot"/> per (dataset, split), with one <see cref="ScottPlot.Plottables.Scatter"/> per method (legend text = method).</summary>
+    public static IReadOnlyList<(string Title, Plot Plot)> Build(IReadOnlyList<PointSummary> points, string metric, bool showDataset)
+    {
+        var panels = new List<(string, Plot)>();
+        foreach (var panel in points.Where(p => p.Metric == metric)
+                     .GroupBy(p => (p.Dataset, p.Split))
+                     .OrderBy(g => g.Key.Dataset, StringComparer.Ordinal).ThenBy(g => g.Key.Split, StringComparer.Ordinal))
+        {
+            var plot = new Plot();
+            var palette = new ScottPlot.Palettes.Category10();
+            var methodIndex = 0;
+            var sizes = new SortedSet<int>();
+            foreach (var method in panel.GroupBy(p => p.Method).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                var color = palette.GetColor(methodIndex++);
+                var finished = method.Where(p => p.Statistics.N > 0 && p.Size is not null).OrderBy(p => p.Size).ToList();
+                if (finished.Count == 0)
+                {
+                    continue;
+                }
+
+                var xs = finished.Select(p => (double)p.Size!.Value).ToArray();
+                var means = finished.Select(p => p.Statistics.Mean).ToArray();
+                var low = finished.Select(p => double.IsNaN(p.Statistics.CiLow) ? p.Statistics.Mean : p.Statistics.CiLow).ToArray();
+                var high = finished.Select(p => double.IsNaN(p.Statistics.CiHigh) ? p.Statistics.Mean : p.Statistics.CiHigh).ToArray();
+                sizes.UnionWith(finished.Select(p => p.Size!.Value));
+
+                var band = plot.Add.FillY(xs, low, high);
+                band.FillColor = color.WithAlpha(0.2);
+                band.LineColor = Colors.Transparent;
+
+                var line = plot.Add.Scatter(xs, means);
+                line.Color = color;
+                line.LineWidth = 2;
+                line.MarkerSize = 7;
+                line.LegendText = method.Key ?? "";
+            }
+
+            if (sizes.Count > 0)
+            {
+                plot.Axes.Bottom.SetTicks(sizes.Select(s => (double)s).ToArray(), sizes.Select(s => s.ToString(CultureInfo.InvariantCulture)).ToArray());
+            }
+
+            var split = panel.Key.Split ?? "";
+            var title = split == "default" ? panel.Key.Dataset ?? "" : showDataset ? $"{panel.Key.Dataset} / {split}" : split;
+            plot.Title(title);
+            plot.XLabel("training examples");
+            plot.YLabel(metric.ToUpperInvariant());
+            plot.ShowLegend(Alignment.LowerRight);
+            panels.Add((title, plot));
+        }
+
+        return panels;
+    }
+
+    /// <summary>Renders the panels to <paramref name="path"/> (.png or .svg) at exactly <paramref name="width"/> × <paramref name="height"/> pixels.</summary>
+    public static void Save(IReadOnlyList<(string Title, Plot Plot)> panels, string path, int width, int height)
+    {
+        if (panels.Count == 0)
+        {
+            throw new ArgumentException("nothing to plot: no point of this metric has a finished cell yet");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 100);
+        ArgumentOutOfRangeException.ThrowIfLessThan(height, 100);
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension is not (".png" or ".svg"))
+        {
+            throw new ArgumentException($"cannot write '{path}': the file must end in .png or .svg");
+        }
+
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        if (extension == ".svg")
+        {
+            using var stream = File.Create(path);
+            using (var canvas = SKSvgCanvas.Create(SKRect.Create(width, height), stream))
+            {
+                Draw(canvas, panels, width, height);
+            } // the SVG is complete when the canvas is disposed
+
+            return;
+        }
+
+        using var surface = SKSurface.Create(new SKImageInfo(width, height)) ?? throw new InvalidOperationException("SkiaSharp could not create a surface");
+        Draw(surface.Canvas, panels, width, height);
+        using var image = surface.Snapshot();
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        using var file = File.Create(path);
+        data.SaveTo(file);
+    }
+
+    private static void Draw(SKCanvas canvas, IReadOnlyList<(string Title, Plot Plot)> panels, int width, int height)
+    {
+        canvas.Clear(SKColors.White);
+        var columns = (int)Math.Ceiling(Math.Sqrt(panels.Count));
+        var rows = (int)Math.Ceiling(panels.Count / (double)columns);
+        var cellWidth = width / (float)columns;
+        var cellHeight = height / (float)rows;
+        for (var i = 0; i < panels.Count; i++)
+        {
+            var left = i % columns * cellWidth;
+            var top = i / columns * cellHeight;
+            panels[i].Plot.Render(canvas, new PixelRect(left, left + cellWidth, top + cellHeight, top));
+        }
+    }
+}
