@@ -62,6 +62,15 @@ public sealed class PretrainSpecTests
     }
 
     [Fact]
+    public void Problems_name_each_bad_value_as_the_parser_would()
+    {
+        Assert.Empty(new PretrainSpec("synthetic", 10, 0).Problems());
+        var problems = new PretrainSpec("", 0, -1, BatchSize: 0, LearningRate: 0, WarmupSteps: -1, SequenceLength: 4, VocabSize: 10, Documents: 0).Problems();
+        Assert.Equal(["corpus", "steps", "seed", "batch_size", "learning_rate", "warmup_steps", "sequence_length", "vocab_size", "documents"],
+            problems.Select(p => p[..p.IndexOf(':')]));
+    }
+
+    [Fact]
     public void Spec_without_pretrain_is_unchanged()
     {
         var spec = SpecParser.Parse(TestVocabulary.MinimalSpec, TestVocabulary.Value);

@@ -131,7 +131,14 @@ public sealed partial class ProjectFacts
 
         var cliSources = repo.Files("src/Orchestrator.Cli", "*.cs").Select(repo.Read).ToList();
         var cliText = string.Join('\n', cliSources);
-        var commandVariables = CommandVariable().Matches(cliText).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value, StringComparer.Ordinal);
+        // Several command files reuse a local name (e.g. `command`); the first definition of a name is kept, which is
+        // enough to resolve the nested commands (`db migrate`) the deployment files use.
+        var commandVariables = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (Match m in CommandVariable().Matches(cliText))
+        {
+            commandVariables.TryAdd(m.Groups[1].Value, m.Groups[2].Value);
+        }
+
         var children = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         var nested = new HashSet<string>(StringComparer.Ordinal);
         foreach (Match m in SubcommandAdd().Matches(cliText))

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.CommandLine.Invocation;
 using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Core.Specs;
@@ -20,14 +19,19 @@ internal static class PretrainCommand
 {
     /// <summary>
     /// Adds <c>pretrain</c>, and points the base-model cache of every command that takes <paramref name="dataDir"/> (run,
-    /// demo, submit, …) at that folder. Register it after the commands it should cover.
+    /// demo, submit, …, whenever they are registered) at that folder: the option's value, given or default, becomes
+    /// <see cref="BaseModelCache.DefaultDataDirectory"/> when the command line is parsed (System.CommandLine runs an option's
+    /// validators for implicit defaults too), so pretrained bases are cached under <c>DATA_DIR/bases</c> of that run.
     /// </summary>
     public static void Register(RootCommand root, Option<string> dataDir)
     {
-        foreach (var existing in Descendants(root).Where(c => c.Options.Contains(dataDir)))
+        dataDir.Validators.Add(result =>
         {
-            UseDataDirectoryForBases(existing, dataDir);
-        }
+            if (result.GetValueOrDefault<string>() is { Length: > 0 } directory)
+            {
+                BaseModelCache.DefaultDataDirectory = directory;
+            }
+        });
 
         var spec = new Option<string?>("--spec") { Description = "Take the recipe from this sweep spec's model.pretrain (other recipe options are then ignored)" };
         var preset = new Option<string>("--preset") { Description = "Shape to pretrain (tiny, test, gpt2, …)", DefaultValueFactory = _ => "tiny" };
@@ -143,39 +147,6 @@ internal static class PretrainCommand
         }
 
         return 0;
-    }
-
-    private static void UseDataDirectoryForBases(Command command, Option<string> dataDir)
-    {
-        switch (command.Action)
-        {
-            case AsynchronousCommandLineAction action:
-                command.SetAction((pr, ct) =>
-                {
-                    BaseModelCache.DefaultDataDirectory = pr.GetValue(dataDir) ?? BaseModelCache.DefaultDataDirectory;
-                    return action.InvokeAsync(pr, ct);
-                });
-                break;
-            case SynchronousCommandLineAction action:
-                command.SetAction(pr =>
-                {
-                    BaseModelCache.DefaultDataDirectory = pr.GetValue(dataDir) ?? BaseModelCache.DefaultDataDirectory;
-                    return action.Invoke(pr);
-                });
-                break;
-        }
-    }
-
-    private static IEnumerable<Command> Descendants(Command command)
-    {
-        foreach (var child in command.Subcommands)
-        {
-            yield return child;
-            foreach (var grandchild in Descendants(child))
-            {
-                yield return grandchild;
-            }
-        }
     }
 
     /// <summary>Prints the loss every tenth of the run (synchronously: Progress&lt;T&gt; would post to the thread pool).</summary>
