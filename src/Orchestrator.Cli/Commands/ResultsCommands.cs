@@ -12,35 +12,12 @@ internal static class ResultsCommands
 {
     public static void Register(RootCommand root, Option<string> dataDir, Option<bool> verbose)
     {
-        var cluster = new Option<string?>("--cluster")
-        {
-            Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); embedded mode when absent",
-        };
-        var clusterId = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
+        var shared = new SessionOptions(root, dataDir, verbose);
+        var cluster = shared.Cluster;
 
-        Command Make(string name, string description, params Symbol[] symbols)
-        {
-            var command = new Command(name, description);
-            foreach (var symbol in symbols)
-            {
-                switch (symbol)
-                {
-                    case Argument a: command.Arguments.Add(a); break;
-                    case Option o: command.Options.Add(o); break;
-                }
-            }
+        Command Make(string name, string description, params Symbol[] symbols) => shared.Add(name, description, symbols);
 
-            command.Options.Add(cluster);
-            command.Options.Add(clusterId);
-            command.Options.Add(dataDir);
-            command.Options.Add(verbose);
-            root.Subcommands.Add(command);
-            return command;
-        }
-
-        Task<Session> Open(ParseResult pr, CancellationToken ct) =>
-            Session.OpenAsync(Session.ClusterConnection(pr.GetValue(cluster)), pr.GetValue(clusterId)!, pr.GetValue(dataDir)!, train: false,
-                slots: 1, CliApp.HostLogging(pr.GetValue(verbose)), ct);
+        Task<Session> Open(ParseResult pr, CancellationToken ct) => shared.OpenAsync(pr, train: false, slots: 1, ct);
 
         // ------------------------------------------------------------ results
         var resultsSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -63,4 +64,45 @@ internal sealed class Session : IAsyncDisposable
             _host.Dispose();
         }
     }
+}
+
+/// <summary>
+/// The options every command that talks to a sweep shares (<c>--cluster</c>, <c>--cluster-id</c>, <c>--data-dir</c>,
+/// <c>--verbose</c>), how such a command is declared, and how its <see cref="Session"/> is opened.
+/// </summary>
+internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, Option<bool> verbose)
+{
+    public Option<string?> Cluster { get; } = new Option<string?>("--cluster")
+    {
+        Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); embedded mode when absent",
+    };
+
+    public Option<string> ClusterId { get; } = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
+
+    public Option<string> DataDir => dataDir;
+
+    /// <summary>Declares a command with its own arguments and options plus the shared ones, and adds it to the root.</summary>
+    public Command Add(string name, string description, params Symbol[] symbols)
+    {
+        var command = new Command(name, description);
+        foreach (var symbol in symbols)
+        {
+            switch (symbol)
+            {
+                case Argument a: command.Arguments.Add(a); break;
+                case Option o: command.Options.Add(o); break;
+            }
+        }
+
+        command.Options.Add(Cluster);
+        command.Options.Add(ClusterId);
+        command.Options.Add(dataDir);
+        command.Options.Add(verbose);
+        root.Subcommands.Add(command);
+        return command;
+    }
+
+    public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct) =>
+        Session.OpenAsync(Session.ClusterConnection(pr.GetValue(Cluster)), pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
+            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct);
 }

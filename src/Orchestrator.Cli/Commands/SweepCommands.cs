@@ -17,39 +17,15 @@ internal static class SweepCommands
 
     public static void Register(RootCommand root, Option<string> dataDir, Option<int> slots, Option<bool> verbose)
     {
-        var cluster = new Option<string?>("--cluster")
-        {
-            Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); embedded mode when absent",
-        };
-        var clusterId = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
+        var shared = new SessionOptions(root, dataDir, verbose);
+        var cluster = shared.Cluster;
         var watch = new Option<bool>("--watch") { Description = "Follow progress until the sweep is complete" };
         var format = new Option<string>("--format") { Description = "text or json", DefaultValueFactory = _ => "text" };
         format.AcceptOnlyFromAmong("text", "json");
 
-        Command Make(string name, string description, params Symbol[] symbols)
-        {
-            var command = new Command(name, description);
-            foreach (var symbol in symbols)
-            {
-                switch (symbol)
-                {
-                    case Argument a: command.Arguments.Add(a); break;
-                    case Option o: command.Options.Add(o); break;
-                }
-            }
+        Command Make(string name, string description, params Symbol[] symbols) => shared.Add(name, description, symbols);
 
-            command.Options.Add(cluster);
-            command.Options.Add(clusterId);
-            command.Options.Add(dataDir);
-            command.Options.Add(verbose);
-            root.Subcommands.Add(command);
-            return command;
-        }
-
-        Task<Session> Open(ParseResult pr, bool train, CancellationToken ct) =>
-            Session.OpenAsync(Session.ClusterConnection(pr.GetValue(cluster)), pr.GetValue(clusterId)!, pr.GetValue(dataDir)!, train,
-                // Commands without --slots (status, cancel) get 0 from GetValue; the embedded host needs at least 1.
-                Math.Max(1, pr.GetValue(slots)), CliApp.HostLogging(pr.GetValue(verbose)), ct);
+        Task<Session> Open(ParseResult pr, bool train, CancellationToken ct) => shared.OpenAsync(pr, train, pr.GetValue(slots), ct);
 
         var submitSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
         Make("submit", "Validate a spec and queue its cells; prints the sweep id. In embedded mode it also runs them.", submitSpec, watch, slots)
