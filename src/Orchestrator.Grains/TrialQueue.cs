@@ -198,7 +198,10 @@ public sealed class TrialQueue(TimeProvider clock)
             }
         }
 
-        return new SweepProgress(sweepId, totals.Total, pending, leased, done + totals.Reused, failed, totals.Reused);
+        // A cell done in this queue and later counted again as "already done" by an extend or a resubmission must not
+        // count twice: done is at most what is neither pending, leased nor failed.
+        var doneAll = Math.Min(done + totals.Reused, Math.Max(0, totals.Total - pending - leased - failed));
+        return new SweepProgress(sweepId, totals.Total, pending, leased, doneAll, failed, totals.Reused);
     }
 
     public IReadOnlyList<CellState> Cells(string sweepId)

@@ -162,4 +162,20 @@ public sealed class TrialQueueTests
         Assert.Null(queue.Lease(Worker));
         Assert.Equal(0, queue.Progress("s").Total);
     }
+
+    [Fact]
+    public void Extending_a_sweep_does_not_count_a_cell_done_in_this_queue_twice()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a")], 0);
+        queue.Complete(new CellCompletion(queue.Lease(Worker)!.LeaseId, true, null));
+
+        // extend: "a" is already done (found in the database), "b" is new
+        queue.Enqueue("s", [Work("b")], alreadyDone: 1);
+        Assert.False(queue.Progress("s").IsComplete);
+        queue.Complete(new CellCompletion(queue.Lease(Worker)!.LeaseId, true, null));
+        var p = queue.Progress("s");
+        Assert.Equal((2, 2, 0), (p.Total, p.Done, p.Failed));
+        Assert.True(p.IsComplete);
+    }
 }
