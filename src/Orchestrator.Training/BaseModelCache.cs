@@ -111,7 +111,8 @@ public sealed class BaseModelCache : IDisposable
     /// <summary>Environment variable naming the data directory (pretrained bases go to its <c>bases/</c> folder).</summary>
     public const string DataDirectoryEnvironmentVariable = "ORCHESTRATOR_DATA_DIR";
 
-    private readonly ConcurrentDictionary<string, Lazy<LoadedBase>> _bases = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Task<LoadedBase>>> _bases = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _lifetime = new();
     private readonly string? _dataDirectory;
 
     /// <param name="dataDirectory">Where pretrained bases are cached; null: <see cref="DefaultDataDirectory"/> at the time of use.</param>
@@ -137,9 +138,16 @@ public sealed class BaseModelCache : IDisposable
 
     /// <summary>
     /// The base of a checkpoint-folder or pretrained identity (presets without pretraining are built per trial instead).
+    /// <para>
+    /// The load (and a pretraining run, which may take minutes) runs on its own thread and belongs to the cache, not to the
+    /// caller: <paramref name="cancellationToken"/> (a cell's lease) only stops this caller's wait, so a cell that loses its
+    /// lease does not throw away a half-finished pretraining; the next cell waits for the same run. A failed load is
+    /// forgotten, so a later call tries again.
+    /// </para>
     /// </summary>
     /// <exception cref="ArgumentException">A preset identity without pretraining.</exception>
     /// <exception cref="FormatException">The folder changed since the sweep was planned (its hash differs), or is malformed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public LoadedBase Get(ModelIdentity identity, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(identity);
@@ -148,16 +156,20 @@ public sealed class BaseModelCache : IDisposable
             throw new ArgumentException($"Preset '{identity.Preset}' without pretraining is built per trial, not cached.", nameof(identity));
         }
 
-        var lazy = _bases.GetOrAdd(identity.ContentHash, _ => new Lazy<LoadedBase>(() => Load(identity, cancellationToken)));
+        var lazy = _bases.GetOrAdd(identity.ContentHash, _ => new Lazy<Task<LoadedBase>>(() => Task.Factory.StartNew(
+            () => Load(identity, _lifetime.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
+        Task<LoadedBase> load = lazy.Value;
         try
         {
-            return lazy.Value;
+            load.Wait(cancellationToken);
         }
-        catch
+        catch (AggregateException e) when (load.IsFaulted || load.IsCanceled)
         {
-            _bases.TryRemove(new KeyValuePair<string, Lazy<LoadedBase>>(identity.ContentHash, lazy));
-            throw;
+            _bases.TryRemove(new KeyValuePair<string, Lazy<Task<LoadedBase>>>(identity.ContentHash, lazy));
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException ?? e);
         }
+
+        return load.Result;
     }
 
     private LoadedBase Load(ModelIdentity identity, CancellationToken cancellationToken)
@@ -203,11 +215,22 @@ public sealed class BaseModelCache : IDisposable
 
     public void Dispose()
     {
+        _lifetime.Cancel();
         foreach (var lazy in _bases.Values)
         {
-            if (lazy.IsValueCreated) lazy.Value.Dispose();
+            if (!lazy.IsValueCreated) continue;
+            try
+            {
+                lazy.Value.Wait();
+                lazy.Value.Result.Dispose();
+            }
+            catch (AggregateException)
+            {
+                // A load that failed or was cancelled by this Dispose holds nothing.
+            }
         }
 
         _bases.Clear();
+        _lifetime.Dispose();
     }
 }

@@ -79,6 +79,24 @@ public sealed class PretrainTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_cell_that_stops_waiting_does_not_cancel_the_pretraining_it_started()
+    {
+        var recipe = Recipe(_root.FullName, steps: 400, seed: 5);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var cache = new BaseModelCache(Path.Combine(_root.FullName, "lease")) { Log = log.Enqueue };
+        using (var lost = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        {
+            Assert.ThrowsAny<OperationCanceledException>(() => cache.Get(recipe.ToIdentity(), lost.Token));
+        }
+
+        var loaded = cache.Get(recipe.ToIdentity());
+        Assert.Equal(recipe.Hash, loaded.Hash);
+        Assert.Equal(400, loaded.Pretraining?.Recipe.Steps);
+        Assert.Single(log, l => l.StartsWith("Pretraining base", StringComparison.Ordinal));
+        Assert.Single(log, l => l.StartsWith("Pretrained base", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Cancelling_a_pretraining_leaves_nothing_behind()
     {
         var recipe = Recipe(_root.FullName, steps: 5000, seed: 3);
