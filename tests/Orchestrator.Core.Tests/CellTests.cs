@@ -22,6 +22,18 @@ public sealed class CellTests
     }
 
     [Fact]
+    public void A_methods_training_override_changes_only_its_own_cells()
+    {
+        var both = Plan(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, lora]"));
+        var tuned = Plan(TestVocabulary.MinimalSpec.Replace("methods: [finetune]",
+            "methods: [finetune, {name: lora, training: {learning_rate: 0.01}}]"));
+        Assert.Equal(both.Cells.Where(c => c.Method == "finetune").Select(c => c.Key), tuned.Cells.Where(c => c.Method == "finetune").Select(c => c.Key));
+        Assert.Empty(both.Cells.Where(c => c.Method == "lora").Select(c => c.Key).Intersect(tuned.Cells.Where(c => c.Method == "lora").Select(c => c.Key)));
+        Assert.All(tuned.Cells.Where(c => c.Method == "lora"), c => Assert.Equal(0.01, c.Training.LearningRate));
+        Assert.All(tuned.Cells.Where(c => c.Method == "finetune"), c => Assert.Equal(5e-5, c.Training.LearningRate));
+    }
+
+    [Fact]
     public void Keys_are_stable_across_plans_formatting_and_key_order()
     {
         var a = Plan(TestVocabulary.MinimalSpec);

@@ -24,6 +24,7 @@ public sealed class SpecCompatibilityTests
     [InlineData("|sizes: [50, 100]|sizes: [100]", "removed size 50")]
     [InlineData("|methods: [finetune]|methods: [lora]", "removed method finetune")]
     [InlineData("|preset: tiny|preset: test", "model changed")]
+    [InlineData("|methods: [finetune]|methods: [{name: finetune, training: {learning_rate: 0.1}}]", "methods[0] (finetune) training.learning_rate changed")]
     public void Changing_or_removing_existing_cells_is_refused_with_the_reason(string change, string reason)
     {
         var updated = change.StartsWith('|')

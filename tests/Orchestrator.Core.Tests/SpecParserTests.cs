@@ -39,6 +39,47 @@ public sealed class SpecParserTests
         Assert.Equal(["finetune"], spec.Methods.Select(m => m.Name));
     }
 
+    private const string PerMethodTraining = """
+        methods:
+          - finetune
+          - name: lora
+            options: {r: 4}
+            training: {learning_rate: 1.0e-2, max_steps: {50: 30}}
+        """;
+
+    [Fact]
+    public void A_method_can_override_training_settings_and_inherits_the_rest()
+    {
+        var spec = Parse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", PerMethodTraining)
+            + "\ntraining:\n  learning_rate: 1.0e-3\n  max_steps: 200\n  warmup_steps: 7\n");
+        Assert.Null(spec.Methods[0].Training);
+        var lora = spec.Methods[1].TrainingOr(spec.Training);
+        Assert.Equal(1e-2, lora.LearningRate);
+        Assert.Equal(30, lora.MaxStepsFor(50));
+        Assert.Equal(200, lora.MaxStepsFor(100));   // inherited from the sweep's training
+        Assert.Equal(7, lora.WarmupSteps);
+        Assert.Equal(1e-3, spec.Methods[0].TrainingOr(spec.Training).LearningRate);
+    }
+
+    [Fact]
+    public void Bad_per_method_training_is_reported_at_its_path()
+    {
+        var ex = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", PerMethodTraining
+            .Replace("learning_rate: 1.0e-2", "learning_rate: -1, bogus: 2").Replace("{50: 30}", "{70: 30}")));
+        Assert.Contains(ex.Errors, e => e.Path == "methods[1].training.learning_rate");
+        Assert.Contains(ex.Errors, e => e.Path.StartsWith("methods[1].training", StringComparison.Ordinal) && e.Message.Contains("bogus", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Path == "methods[1].training.max_steps.70" && e.Message.Contains("not in grid.sizes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_same_method_twice_is_refused_because_results_group_by_method_name()
+    {
+        var ex = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [lora, {name: lora, options: {r: 8}}]"));
+        var error = Assert.Single(ex.Errors);
+        Assert.Equal("methods[1]", error.Path);
+        Assert.Contains("listed twice", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Unknown_keys_are_refused_with_their_path_and_a_suggestion()
     {

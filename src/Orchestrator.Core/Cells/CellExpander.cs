@@ -25,13 +25,8 @@ public static class CellExpander
             {
                 foreach (var size in spec.Grid.Sizes)
                 {
-                    var training = new TrainingSettings(
-                        spec.Training.LearningRate,
-                        spec.Training.BatchSize,
-                        spec.Training.MaxStepsFor(size),
-                        spec.Training.WarmupSteps,
-                        spec.Training.EvalEvery,
-                        spec.Training.WeightDecay);
+                    var t = method.TrainingOr(spec.Training);
+                    var training = new TrainingSettings(t.LearningRate, t.BatchSize, t.MaxStepsFor(size), t.WarmupSteps, t.EvalEvery, t.WeightDecay);
                     for (var subsample = 0; subsample < spec.Grid.Subsamples; subsample++)
                     {
                         foreach (var seed in spec.Grid.Seeds)

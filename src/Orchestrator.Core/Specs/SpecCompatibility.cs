@@ -31,17 +31,29 @@ public static class SpecCompatibility
         Same("decoding", existing.Decoding, updated.Decoding);
         Same("grid.manifest_seed", existing.Grid.ManifestSeed, updated.Grid.ManifestSeed);
         Same("grid.nested", existing.Grid.Nested, updated.Grid.Nested);
-        var (t0, t1) = (existing.Training, updated.Training);
-        Same("training.learning_rate", t0.LearningRate, t1.LearningRate);
-        Same("training.batch_size", t0.BatchSize, t1.BatchSize);
-        Same("training.warmup_steps", t0.WarmupSteps, t1.WarmupSteps);
-        Same("training.eval_every", t0.EvalEvery, t1.EvalEvery);
-        Same("training.weight_decay", t0.WeightDecay, t1.WeightDecay);
-        foreach (var size in existing.Grid.Sizes.Where(updated.Grid.Sizes.Contains))
+        void SameTraining(string at, TrainingSpec t0, TrainingSpec t1)
         {
-            if (t0.MaxStepsFor(size) != t1.MaxStepsFor(size))
+            Same(at + ".learning_rate", t0.LearningRate, t1.LearningRate);
+            Same(at + ".batch_size", t0.BatchSize, t1.BatchSize);
+            Same(at + ".warmup_steps", t0.WarmupSteps, t1.WarmupSteps);
+            Same(at + ".eval_every", t0.EvalEvery, t1.EvalEvery);
+            Same(at + ".weight_decay", t0.WeightDecay, t1.WeightDecay);
+            foreach (var size in existing.Grid.Sizes.Where(updated.Grid.Sizes.Contains))
             {
-                reasons.Add($"training.max_steps for size {size} changed ({t0.MaxStepsFor(size)} → {t1.MaxStepsFor(size)})");
+                if (t0.MaxStepsFor(size) != t1.MaxStepsFor(size))
+                {
+                    reasons.Add($"{at}.max_steps for size {size} changed ({t0.MaxStepsFor(size)} → {t1.MaxStepsFor(size)})");
+                }
+            }
+        }
+
+        SameTraining("training", existing.Training, updated.Training);
+        static string Identity(MethodSpec m) => m.Name + "|" + JsonSerializer.Serialize(m.Options);
+        foreach (var (m0, i) in existing.Methods.Select((m, i) => (m, i)))
+        {
+            if (updated.Methods.FirstOrDefault(n => Identity(n) == Identity(m0)) is { } m1)
+            {
+                SameTraining($"methods[{i}] ({m0.Name}) training", m0.TrainingOr(existing.Training), m1.TrainingOr(updated.Training));
             }
         }
 
@@ -54,7 +66,7 @@ public static class SpecCompatibility
         }
 
         removed.AddRange(existing.Methods
-            .Where(m => !updated.Methods.Any(n => JsonSerializer.Serialize(n) == JsonSerializer.Serialize(m)))
+            .Where(m => !updated.Methods.Any(n => Identity(n) == Identity(m)))
             .Select(m => $"method {m.Name}" + (m.Options.Count == 0 ? "" : " with its options")));
         removed.AddRange(existing.Dataset.Splits.Except(updated.Dataset.Splits).Select(s => $"split {s}"));
         if (removed.Count > 0)

@@ -71,9 +71,9 @@ public static partial class SpecParser
         var description = r.String(top, "description", "description", required: false);
         var dataset = ReadDataset(r, top, v);
         var model = ReadModel(r, top, v);
-        var methods = ReadMethods(r, top, v);
         var grid = ReadGrid(r, top);
         var training = ReadTraining(r, top, grid);
+        var methods = ReadMethods(r, top, v, grid, training);
         var decoding = ReadDecoding(r, top, v);
         var metrics = ReadMetrics(r, top, v);
         var execution = ReadExecution(r, top);
@@ -195,7 +195,7 @@ public static partial class SpecParser
         return new PretrainSpec(corpus, steps, seed, batch, lr, warmup, length, vocab, documents ?? PretrainSpec.DefaultDocuments);
     }
 
-    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v)
+    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v, GridSpec? grid, TrainingSpec? sweepTraining)
     {
         var node = r.Child(top, "methods", "", required: true);
         if (node is null)
@@ -223,13 +223,14 @@ public static partial class SpecParser
             var item = seq.Children[i];
             string? name;
             IReadOnlyDictionary<string, string> options = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            TrainingSpec? training = null;
             if (item is YamlScalarNode scalar)
             {
                 name = scalar.Value;
             }
             else
             {
-                var m = r.Map(item, path, "name", "options");
+                var m = r.Map(item, path, "name", "options", "training");
                 if (m is null)
                 {
                     continue;
@@ -237,6 +238,11 @@ public static partial class SpecParser
 
                 name = r.String(m, "name", path + ".name", required: true);
                 options = r.ScalarMap(m, "options", path + ".options") ?? options;
+                if (r.Child(m, "training", path, required: false) is { } trainingNode
+                    && r.Map(trainingNode, path + ".training", TrainingKeys) is { } overrides)
+                {
+                    training = sweepTraining is null ? null : ReadTrainingMap(r, overrides, path + ".training", grid, sweepTraining);
+                }
             }
 
             if (string.IsNullOrWhiteSpace(name))
@@ -251,14 +257,13 @@ public static partial class SpecParser
                 continue;
             }
 
-            var identity = name + "|" + string.Join(",", options.Select(kv => kv.Key + "=" + kv.Value));
-            if (!seen.Add(identity))
+            if (!seen.Add(name))
             {
-                r.Error(path, $"method '{name}' is listed twice with the same options", item);
+                r.Error(path, $"method '{name}' is listed twice: results are grouped by method name, so two variants would be averaged together (compare variants in separate sweeps)", item);
                 continue;
             }
 
-            result.Add(new MethodSpec(name, options));
+            result.Add(new MethodSpec(name, options, training));
         }
 
         return result;
@@ -328,20 +333,26 @@ public static partial class SpecParser
         return new GridSpec(sizes, subsamples, seeds, manifestSeed, nested);
     }
 
+    private static readonly string[] TrainingKeys = ["learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay"];
+
     private static TrainingSpec? ReadTraining(Reader r, YamlMappingNode top, GridSpec? grid)
     {
         var node = r.Child(top, "training", "", required: false);
-        var m = node is null ? new YamlMappingNode() : r.Map(node, "training", "learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay");
-        if (m is null)
-        {
-            return null;
-        }
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "training", TrainingKeys);
+        return m is null ? null : ReadTrainingMap(r, m, "training", grid, defaults: null);
+    }
 
-        var lr = r.Double(m, "learning_rate", "training.learning_rate", minExclusive: 0) ?? 5e-5;
-        var batch = r.Int(m, "batch_size", "training.batch_size", min: 1, max: 4096) ?? 10;
-        var warmup = r.Int(m, "warmup_steps", "training.warmup_steps", min: 0) ?? 100;
-        var evalEvery = r.Int(m, "eval_every", "training.eval_every", min: 1) ?? 50;
-        var wd = r.Double(m, "weight_decay", "training.weight_decay", minInclusive: 0) ?? 0.0;
+    /// <summary>
+    /// Reads a <c>training</c> map; keys it does not give come from <paramref name="defaults"/> (a method's overrides
+    /// over the sweep's settings) or, without defaults, from PROTOCOL.md.
+    /// </summary>
+    private static TrainingSpec ReadTrainingMap(Reader r, YamlMappingNode m, string at, GridSpec? grid, TrainingSpec? defaults)
+    {
+        var lr = r.Double(m, "learning_rate", at + ".learning_rate", minExclusive: 0) ?? defaults?.LearningRate ?? 5e-5;
+        var batch = r.Int(m, "batch_size", at + ".batch_size", min: 1, max: 4096) ?? defaults?.BatchSize ?? 10;
+        var warmup = r.Int(m, "warmup_steps", at + ".warmup_steps", min: 0) ?? defaults?.WarmupSteps ?? 100;
+        var evalEvery = r.Int(m, "eval_every", at + ".eval_every", min: 1) ?? defaults?.EvalEvery ?? 50;
+        var wd = r.Double(m, "weight_decay", at + ".weight_decay", minInclusive: 0) ?? defaults?.WeightDecay ?? 0.0;
 
         var steps = new SortedDictionary<int, int>();
         var sizes = grid?.Sizes ?? [];
@@ -349,12 +360,12 @@ public static partial class SpecParser
         {
             foreach (var size in sizes)
             {
-                steps[size] = DefaultMaxSteps(size);
+                steps[size] = defaults is not null && defaults.MaxStepsBySize.TryGetValue(size, out var inherited) ? inherited : DefaultMaxSteps(size);
             }
         }
         else if (stepsNode is YamlScalarNode)
         {
-            var all = r.Int(m, "max_steps", "training.max_steps", min: 1);
+            var all = r.Int(m, "max_steps", at + ".max_steps", min: 1);
             foreach (var size in sizes)
             {
                 steps[size] = all ?? 1;
@@ -365,7 +376,7 @@ public static partial class SpecParser
             foreach (var (k, val) in stepsMap.Children)
             {
                 var keyText = (k as YamlScalarNode)?.Value;
-                var path = $"training.max_steps.{keyText}";
+                var path = $"{at}.max_steps.{keyText}";
                 if (!int.TryParse(keyText, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
                 {
                     r.Error(path, $"expected a training-set size as the key, got '{keyText}'", k);
@@ -386,12 +397,18 @@ public static partial class SpecParser
 
             foreach (var size in sizes.Where(s => !steps.ContainsKey(s)))
             {
-                r.Error("training.max_steps", $"no max_steps for size {size} (give one per size in grid.sizes, or a single number)", stepsNode);
+                if (defaults is not null && defaults.MaxStepsBySize.TryGetValue(size, out var inherited))
+                {
+                    steps[size] = inherited;
+                    continue;
+                }
+
+                r.Error(at + ".max_steps", $"no max_steps for size {size} (give one per size in grid.sizes, or a single number)", stepsNode);
             }
         }
         else
         {
-            r.Error("training.max_steps", $"expected a number or a map from size to steps, got {Reader.Describe(stepsNode)}", stepsNode);
+            r.Error(at + ".max_steps", $"expected a number or a map from size to steps, got {Reader.Describe(stepsNode)}", stepsNode);
         }
 
         return new TrainingSpec(lr, batch, steps, warmup, evalEvery, wd);

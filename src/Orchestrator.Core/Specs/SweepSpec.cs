@@ -33,7 +33,15 @@ public sealed record DatasetSpec(
 public sealed record ModelSpec(string? Preset, string? Path, int InitSeed, PretrainSpec? Pretrain = null);
 
 /// <summary>A PEFT method and its options (canonical strings; the method plugin interprets them).</summary>
-public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options);
+/// <param name="Training">
+/// This method's own training settings (the spec's <c>training</c> with the method's <c>training:</c> overrides applied),
+/// or null when the method uses the spec's settings unchanged. Methods differ in the learning rate they need.
+/// </param>
+public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options, TrainingSpec? Training = null)
+{
+    /// <summary>The training settings this method's cells use.</summary>
+    public TrainingSpec TrainingOr(TrainingSpec sweepDefault) => Training ?? sweepDefault;
+}
 
 /// <summary>The low-data grid: sizes × subsamples × seeds.</summary>
 public sealed record GridSpec(
