@@ -91,7 +91,13 @@ public sealed class CausalLmTrainer
             throw new InvalidOperationException($"PEFT method '{Method.Name}' left no trainable parameters.");
         }
 
-        var order = new EpochOrder(trainSet.Length, options.BatchSize, options.Seed);
+        if (Method is Packing.IPackableMethod packable)
+        {
+            // The same dropout stream alone as in a pack (PackedTrainer).
+            packable.PinDropoutLength(trainSet.Max(e => e.InputIds.Length));
+        }
+
+        var order = new TrainingParts.EpochOrder(trainSet.Length, options.BatchSize, options.Seed);
         var stepLosses = new List<double>(options.MaxSteps);
         var devLosses = new List<(int Step, double Loss)>();
         int bestStep = options.MaxSteps;
@@ -103,7 +109,7 @@ public sealed class CausalLmTrainer
 
         try
         {
-            using var optimizer = CreateOptimizer(trainable, options);
+            using var optimizer = TrainingParts.CreateOptimizer(trainable, options);
             SetTraining(true);
             for (int step = 1; step <= options.MaxSteps; step++)
             {
@@ -157,7 +163,7 @@ public sealed class CausalLmTrainer
                     {
                         bestDevLoss = d;
                         bestStep = step;
-                        best = Snapshot(trainable, best);
+                        best = TrainingParts.Snapshot(trainable, best);
                         bestIsCurrent = true;
                     }
                 }
@@ -167,7 +173,7 @@ public sealed class CausalLmTrainer
 
             if (best is not null && !bestIsCurrent)
             {
-                Restore(trainable, best);
+                TrainingParts.Restore(trainable, best);
             }
         }
         finally
@@ -204,22 +210,7 @@ public sealed class CausalLmTrainer
         }
 
         SetTraining(false);
-        double total = 0;
-        long count = 0;
-        using var noGrad = torch.no_grad();
-        for (int start = 0; start < examples.Length; start += EvalBatchSize)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var scope = torch.NewDisposeScope();
-            var slice = examples.AsSpan(start, Math.Min(EvalBatchSize, examples.Length - start)).ToArray();
-            using var batch = CausalLmFormat.Collate(slice, Tokenizer.Pad, Model.Device);
-            using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
-            using var sum = CausalLmFormat.Loss(logits, batch.Labels, sum: true);
-            total += sum.item<float>();
-            count += batch.TargetTokens;
-        }
-
-        return total / count;
+        return TrainingParts.MeanLoss(Method, Model, Tokenizer.Pad, examples, EvalBatchSize, cancellationToken);
     }
 
     private void SetTraining(bool on)
@@ -228,108 +219,6 @@ public sealed class CausalLmTrainer
         Method.TrainedModel?.train(on);
     }
 
-    private EncodedExample[] EncodeAll(IReadOnlyList<TrainingExample> examples, string set)
-    {
-        var encoded = new EncodedExample[examples.Count];
-        for (int i = 0; i < examples.Count; i++)
-        {
-            try
-            {
-                encoded[i] = CausalLmFormat.Encode(Tokenizer, examples[i].Source, examples[i].Target, Model.Config.Positions);
-            }
-            catch (ArgumentException e)
-            {
-                throw new ArgumentException($"{set} example {i}: {e.Message}", e);
-            }
-        }
-
-        return encoded;
-    }
-
-    private static optim.Optimizer CreateOptimizer(IReadOnlyList<Parameter> trainable, TrainingOptions options)
-    {
-        const double eps = 1e-8;
-        if (options.WeightDecay <= 0)
-        {
-            return optim.AdamW(trainable, options.LearningRate, eps: eps, weight_decay: 0);
-        }
-
-        // Decay matrices (linear weights, embeddings); not biases and LayerNorm weights (1-D), as in the reference code.
-        var decay = trainable.Where(p => p.dim() >= 2).ToArray();
-        var noDecay = trainable.Where(p => p.dim() < 2).ToArray();
-        var groups = new List<AdamW.ParamGroup>();
-        if (decay.Length > 0) groups.Add(new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.999, eps, options.WeightDecay, false, false));
-        if (noDecay.Length > 0) groups.Add(new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.999, eps, 0, false, false));
-        return optim.AdamW(groups, options.LearningRate, eps: eps, weight_decay: options.WeightDecay);
-    }
-
-    private static Tensor[] Snapshot(IReadOnlyList<Parameter> parameters, Tensor[]? into)
-    {
-        using var noGrad = torch.no_grad();
-        if (into is null)
-        {
-            var copies = new Tensor[parameters.Count];
-            for (int i = 0; i < parameters.Count; i++)
-            {
-                copies[i] = parameters[i].clone().DetachFromDisposeScope();
-            }
-
-            return copies;
-        }
-
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            into[i].copy_(parameters[i]);
-        }
-
-        return into;
-    }
-
-    private static void Restore(IReadOnlyList<Parameter> parameters, Tensor[] saved)
-    {
-        using var noGrad = torch.no_grad();
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            parameters[i].copy_(saved[i]);
-        }
-    }
-
-    /// <summary>Seeded epoch shuffling (SplitMix64 + Fisher–Yates); a batch never spans two epochs.</summary>
-    private sealed class EpochOrder(int count, int batchSize, long seed)
-    {
-        private readonly int[] _order = Enumerable.Range(0, count).ToArray();
-        private ulong _state = unchecked((ulong)seed);
-        private int _position = count;
-
-        public int[] NextBatch()
-        {
-            if (_position >= _order.Length)
-            {
-                Shuffle();
-                _position = 0;
-            }
-
-            int n = Math.Min(batchSize, _order.Length - _position);
-            int[] batch = _order.AsSpan(_position, n).ToArray();
-            _position += n;
-            return batch;
-        }
-
-        private void Shuffle()
-        {
-            for (int i = _order.Length - 1; i > 0; i--)
-            {
-                int j = (int)(Next() % (ulong)(i + 1));
-                (_order[i], _order[j]) = (_order[j], _order[i]);
-            }
-        }
-
-        private ulong Next()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-    }
+    private EncodedExample[] EncodeAll(IReadOnlyList<TrainingExample> examples, string set) =>
+        TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, examples, set);
 }

@@ -68,3 +68,40 @@ public abstract class Gpt2Hooks
     /// <summary>The output of block <paramref name="layer"/> (the residual stream after it). Default: <paramref name="hidden"/>.</summary>
     public virtual Tensor Block(int layer, Tensor hidden, bool training) => hidden;
 }
+
+/// <summary>
+/// Hooks whose projections treat every row (sequence) of the batch on its own: an optional change of the projection's input
+/// before the shared <c>linear</c> and of its output after it (LoRA adds a low-rank update, IA3 rescales). Because the
+/// base matmul itself is untouched, the packed trainer can run one <c>linear</c> over the rows of many trials and apply each
+/// trial's change to its own rows (<see cref="Orchestrator.Training.Packing.PackedHooks"/>); alone, <see cref="Project"/>
+/// composes the same three steps, so both paths compute the same function.
+/// </summary>
+public abstract class Gpt2RowwiseHooks : Gpt2Hooks
+{
+    /// <summary>True when <see cref="AdjustInput"/> changes the input of <paramref name="site"/> in block <paramref name="layer"/>.</summary>
+    public virtual bool AdjustsInput(int layer, Gpt2Projection site) => false;
+
+    /// <summary>True when <see cref="AdjustOutput"/> changes the output of <paramref name="site"/> in block <paramref name="layer"/>.</summary>
+    public virtual bool AdjustsOutput(int layer, Gpt2Projection site) => false;
+
+    /// <summary>The input the shared linear sees, from this method's rows of the projection's input.</summary>
+    public virtual Tensor AdjustInput(int layer, Gpt2Projection site, Tensor input, bool training) => input;
+
+    /// <summary>
+    /// The projection's result for this method's rows, from their original <paramref name="input"/> and the shared linear's
+    /// <paramref name="output"/>.
+    /// </summary>
+    public virtual Tensor AdjustOutput(int layer, Gpt2Projection site, Tensor input, Tensor output, bool training) => output;
+
+    public sealed override Tensor Project(int layer, Gpt2Projection site, Linear linear, Tensor input, bool training)
+    {
+        Tensor x = AdjustsInput(layer, site) ? AdjustInput(layer, site, input, training) : input;
+        Tensor output = linear.forward(x);
+        if (!ReferenceEquals(x, input)) x.Dispose();
+        if (!AdjustsOutput(layer, site)) return output;
+        using (output)
+        {
+            return AdjustOutput(layer, site, input, output, training);
+        }
+    }
+}

@@ -10,7 +10,7 @@ namespace Orchestrator.Training.Peft.IA3;
 /// and the input of mlp.c_proj (l_ff, 4·d). 7·d per layer = 172,032 on gpt2-medium (0.048%).
 /// Stored names: <c>h.{i}.attn.c_attn.ia3_l</c> [3d or 2d], <c>h.{i}.mlp.c_proj.ia3_l</c> [4d].
 /// </summary>
-public sealed class IA3Method : PeftMethodBase
+public sealed class IA3Method : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
     public const string MethodName = "ia3";
     public const string TargetsCAttn = "c_attn";
@@ -43,7 +43,7 @@ public sealed class IA3Method : PeftMethodBase
     {
         var config = model.Config;
         long d = config.Width;
-        _layers = new (Parameter, Parameter)[config.Layers];
+        _layers = new (Parameter Attention, Parameter Mlp)[config.Layers];
         _stored.Clear();
         var trainable = new List<Parameter>();
         for (int i = 0; i < config.Layers; i++)
@@ -62,37 +62,28 @@ public sealed class IA3Method : PeftMethodBase
 
     protected override IReadOnlyList<KeyValuePair<string, Tensor>> OnStoredTensors() => _stored;
 
-    private sealed class IA3Hooks(IA3Method method) : Gpt2Hooks
+    private sealed class IA3Hooks(IA3Method method) : Gpt2RowwiseHooks
     {
-        public override Tensor Project(int layer, Gpt2Projection site, Linear linear, Tensor input, bool training)
+        public override bool AdjustsOutput(int layer, Gpt2Projection site) => site == Gpt2Projection.AttentionQkv;
+
+        public override bool AdjustsInput(int layer, Gpt2Projection site) => site == Gpt2Projection.MlpOut;
+
+        public override Tensor AdjustInput(int layer, Gpt2Projection site, Tensor input, bool training) =>
+            input * method._layers[layer].Mlp;
+
+        public override Tensor AdjustOutput(int layer, Gpt2Projection site, Tensor input, Tensor output, bool training)
         {
-            var (attention, mlp) = method._layers[layer];
-            switch (site)
+            var attention = method._layers[layer].Attention;
+            if (method.Targets == TargetsKv)
             {
-                case Gpt2Projection.AttentionQkv:
-                {
-                    using Tensor output = linear.forward(input);
-                    if (method.Targets == TargetsKv)
-                    {
-                        long d = output.shape[^1] / 3;
-                        using var query = output.narrow(-1, 0, d);
-                        using var keyValue = output.narrow(-1, d, 2 * d);
-                        using var scaled = keyValue * attention;
-                        return cat([query, scaled], -1);
-                    }
-
-                    return output * attention;
-                }
-
-                case Gpt2Projection.MlpOut:
-                {
-                    using var scaledInput = input * mlp;
-                    return linear.forward(scaledInput);
-                }
-
-                default:
-                    return linear.forward(input);
+                long d = output.shape[^1] / 3;
+                using var query = output.narrow(-1, 0, d);
+                using var keyValue = output.narrow(-1, d, 2 * d);
+                using var scaled = keyValue * attention;
+                return cat([query, scaled], -1);
             }
+
+            return output * attention;
         }
     }
 }

@@ -14,7 +14,7 @@ namespace Orchestrator.Training.Peft.Lora;
 /// Stored names: <c>h.{i}.attn.c_attn.{q,v}.lora_{A,B}.weight</c> or <c>h.{i}.attn.c_attn.lora_{A,B}.weight</c>
 /// (A [r, d], B [out, r]).
 /// </summary>
-public sealed class LoraMethod : PeftMethodBase
+public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
     public const string MethodName = "lora";
     public const string TargetsQv = "q,v";
@@ -48,6 +48,12 @@ public sealed class LoraMethod : PeftMethodBase
     public static LoraMethod Create(PeftOptionReader options) => new(options);
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
+
+    /// <inheritdoc/>
+    public void PinDropoutLength(int length)
+    {
+        if (_dropout is not null) _dropout.PinnedLength = length;
+    }
 
     public override ParameterCounts CountParameters(Gpt2Config config)
     {
@@ -104,12 +110,12 @@ public sealed class LoraMethod : PeftMethodBase
     /// <summary>(A, B) of one layer; for q,v the second pair is the value's.</summary>
     private sealed record LayerLora(Parameter A, Parameter B, Parameter? ValueA, Parameter? ValueB);
 
-    private sealed class LoraHooks(LoraMethod method) : Gpt2Hooks
+    private sealed class LoraHooks(LoraMethod method) : Gpt2RowwiseHooks
     {
-        public override Tensor Project(int layer, Gpt2Projection site, Linear linear, Tensor input, bool training)
+        public override bool AdjustsOutput(int layer, Gpt2Projection site) => site == Gpt2Projection.AttentionQkv;
+
+        public override Tensor AdjustOutput(int layer, Gpt2Projection site, Tensor input, Tensor output, bool training)
         {
-            if (site != Gpt2Projection.AttentionQkv) return linear.forward(input);
-            using Tensor output = linear.forward(input);
             var lora = method._layers[layer];
             using var x = method._dropout!.Apply(input, training);
             if (lora.ValueA is null)
@@ -119,7 +125,6 @@ public sealed class LoraMethod : PeftMethodBase
                 return output.add(up, method.Scaling);
             }
 
-            long d = input.shape[^1];
             using var downQ = functional.linear(x, lora.A);
             using var upQ = functional.linear(downQ, lora.B);
             using var downV = functional.linear(x, lora.ValueA);

@@ -13,7 +13,7 @@ namespace Orchestrator.Training.Peft.PromptTuning;
 /// init), <c>normal</c> (N(0,1), PEFT's RANDOM) or <c>text</c> (the tokens of <c>init_text</c> repeated or cut to P).
 /// Stored name: <c>prompt_embeddings</c> [P, d].
 /// </summary>
-public sealed class PromptTuningMethod : PeftMethodBase
+public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
     public const string MethodName = "prompt";
     public const string StoredName = "prompt_embeddings";

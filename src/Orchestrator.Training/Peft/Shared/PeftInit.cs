@@ -67,9 +67,27 @@ internal sealed class PeftDropout(double rate, Generator generator) : IDisposabl
     {
         if (!training || Rate <= 0) return x.alias();
         using var scope = NewDisposeScope();
-        Tensor keep = empty_like(x).bernoulli_(1 - Rate, generator);
+        Tensor keep;
+        if (PinnedLength is { } length && x.dim() == 3)
+        {
+            // Masks for [B, length, d] whatever the padded length T of this batch: positions past `length` are padding.
+            long t = x.shape[1];
+            keep = empty(x.shape[0], length, x.shape[2], dtype: x.dtype, device: x.device).bernoulli_(1 - Rate, generator);
+            keep = t <= length ? keep.narrow(1, 0, t) : cat([keep, ones(x.shape[0], t - length, x.shape[2], dtype: x.dtype, device: x.device)], 1);
+        }
+        else
+        {
+            keep = empty_like(x).bernoulli_(1 - Rate, generator);
+        }
+
         return (x * keep / (1 - Rate)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// When set, masks of a [B, T, d] input are drawn for [B, PinnedLength, d] and cut (or padded with ones) to T, so the
+    /// random stream does not depend on how far the batch was padded (see <see cref="Packing.IPackableMethod.PinDropoutLength"/>).
+    /// </summary>
+    public long? PinnedLength { get; set; }
 
     public void Dispose() => generator.Dispose();
 }

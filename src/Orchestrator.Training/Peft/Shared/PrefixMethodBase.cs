@@ -12,7 +12,7 @@ namespace Orchestrator.Training.Peft.Shared;
 /// default Linear init). Inference form (after <see cref="PeftMethodBase.Load"/>): the materialised table only, stored as
 /// <c>prompt_embeddings</c> [P, 2·L·d]. Real tokens start at position P; dropout (training only) applies to the key/values.
 /// </summary>
-public abstract class PrefixMethodBase : PeftMethodBase
+public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
     public const string StoredName = "prompt_embeddings";
 

@@ -1,0 +1,282 @@
+using System.Diagnostics;
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft;
+using Orchestrator.Training.Tokenization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Training.Packing;
+
+/// <summary>
+/// Trains several trials of packable methods (<see cref="IPackableMethod"/>) on one shared frozen base at once: each step
+/// concatenates the members' mini-batches (right-padded to the longest row), runs one forward and one backward pass through
+/// the base with <see cref="PackedHooks"/>, and takes each member's loss on its own rows. The total loss is the sum of the
+/// members' mean losses, so each member's parameters get exactly the gradient of its own loss; clipping, AdamW, the schedule,
+/// the data order, the dev evaluation and the best-weights rule are per member, as in <see cref="CausalLmTrainer"/>.
+/// Members join when a row group is free (<c>next</c>) and leave when they finish, fail or are cancelled.
+/// <para>
+/// Equivalence: a member gets the same step losses and final weights as the same trial trained alone by
+/// <see cref="CausalLmTrainer"/>, up to float rounding (the batch is padded further and the matmuls are larger); the tests
+/// check 1e-4 on losses and weights. The base must have no dropout (its masks would be drawn from one shared stream).
+/// </para>
+/// </summary>
+public sealed class PackedTrainer
+{
+    public PackedTrainer(Gpt2Model model, ITextTokenizer tokenizer)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        if (model.Config.Dropout > 0)
+        {
+            throw new ArgumentException(
+                $"Packed training needs a base without dropout (this one has {model.Config.Dropout}): its dropout masks would come from one stream shared by the trials.",
+                nameof(model));
+        }
+
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Config.VocabSize} embeddings.", nameof(tokenizer));
+        }
+    }
+
+    public Gpt2Model Model { get; }
+
+    public ITextTokenizer Tokenizer { get; }
+
+    /// <summary>Batch size of dev-loss evaluation (as <see cref="CausalLmTrainer.EvalBatchSize"/>).</summary>
+    public int EvalBatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Trains until <paramref name="next"/> has nothing more and every member has finished. Before each step, while fewer than
+    /// <paramref name="capacity"/> members are active, <paramref name="next"/> is asked for another (null: none now; it is asked
+    /// again before the next step). <paramref name="finished"/> hears every member that leaves, with its
+    /// <see cref="PackMember.Report"/> or <see cref="PackMember.Error"/>, on this thread. Returns the number of pack steps.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> stopped the whole pack (unfinished members are reported cancelled first).</exception>
+    public int Run(int capacity, Func<PackMember?> next, Action<PackMember> finished, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(finished);
+        var active = new List<PackMember>();
+        int steps = 0;
+        try
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                while (active.Count < capacity && next() is { } member)
+                {
+                    if (TryStart(member, active)) active.Add(member);
+                    else Leave(member, finished);
+                }
+
+                foreach (var member in active.Where(m => m.Cancellation.IsCancellationRequested).ToArray())
+                {
+                    member.Error = new OperationCanceledException($"Trial {member.Id} was cancelled at step {member.Step}.", member.Cancellation);
+                    active.Remove(member);
+                    Leave(member, finished);
+                }
+
+                if (active.Count == 0)
+                {
+                    if (next() is { } late)
+                    {
+                        if (TryStart(late, active)) active.Add(late);
+                        else Leave(late, finished);
+                        continue;
+                    }
+
+                    return steps;
+                }
+
+                Step(active);
+                steps++;
+                foreach (var member in active.ToArray())
+                {
+                    if (member.Error is not null || Finished(member))
+                    {
+                        active.Remove(member);
+                        Leave(member, finished);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            foreach (var member in active)
+            {
+                member.Error = new OperationCanceledException($"Trial {member.Id}: the pack was stopped at its step {member.Step}.", cancellationToken);
+                Leave(member, finished);
+            }
+
+            throw;
+        }
+        finally
+        {
+            Model.train(false);
+        }
+    }
+
+    private void Leave(PackMember member, Action<PackMember> finished)
+    {
+        member.ReleaseState();
+        member.Clock.Stop();
+        Model.train(false);
+        finished(member);
+    }
+
+    private bool TryStart(PackMember member, IReadOnlyList<PackMember> active)
+    {
+        member.Clock.Start();
+        try
+        {
+            var options = member.Options.Validate();
+            if (member.Train.Count == 0) throw new ArgumentException("The training set is empty.");
+            if (member.Method is not IPackableMethod packable)
+            {
+                throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed (it changes base weights or hooks into the base other than row by row).");
+            }
+
+            options = options with { MaxSteps = options.StepsFor(member.Train.Count), Epochs = 0 };
+            member.Start(options);
+            member.TrainSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Train, "training");
+            member.DevSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Dev, "dev");
+            member.Trainable = member.Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer));
+            if (!member.Method.Trains || member.Method.TrainsBaseWeights || member.Method.Hooks is null)
+            {
+                throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed: it does not train its own hooks on a frozen base.");
+            }
+
+            if (member.Trainable.Count == 0) throw new InvalidOperationException($"PEFT method '{member.Method.Name}' left no trainable parameters.");
+            if (active.Count > 0 && active[0].Method.Hooks!.VirtualTokens != member.Method.Hooks.VirtualTokens)
+            {
+                throw new ArgumentException(
+                    $"Trial {member.Id} puts {member.Method.Hooks.VirtualTokens} virtual tokens in front; the pack's trials put {active[0].Method.Hooks!.VirtualTokens}.");
+            }
+
+            packable.PinDropoutLength(member.TrainSet.Max(e => e.InputIds.Length));
+            member.Order = new TrainingParts.EpochOrder(member.TrainSet.Length, options.BatchSize, options.Seed);
+            member.Optimizer = TrainingParts.CreateOptimizer(member.Trainable, options);
+            member.BestStep = options.MaxSteps;
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            member.Error = e;
+            return false;
+        }
+    }
+
+    private void Step(List<PackMember> active)
+    {
+        Model.train(true);
+        using var scope = torch.NewDisposeScope();
+        var rows = new List<EncodedExample>();
+        var groups = new List<(Gpt2Hooks Hooks, long Rows)>(active.Count);
+        foreach (var m in active)
+        {
+            m.Step++;
+            m.LearningRate = m.Options.LearningRate * m.Options.ScheduleFactor(m.Step - 1);
+            foreach (ParamGroup group in m.Optimizer!.ParamGroups) group.LearningRate = m.LearningRate;
+            m.Optimizer.zero_grad();
+            m.Batch = m.Order!.NextBatch();
+            rows.AddRange(m.Batch.Select(i => m.TrainSet[i]));
+            groups.Add((m.Method.Hooks!, m.Batch.Length));
+            m.NotePartners(active);
+        }
+
+        using var batch = CausalLmFormat.Collate(rows, Tokenizer.Pad, Model.Device);
+        var hooks = new PackedHooks(groups);
+        using var logits = Model.Forward(batch.InputIds, hooks: hooks);
+        var losses = new Tensor[active.Count];
+        long offset = 0;
+        for (int k = 0; k < active.Count; k++)
+        {
+            long n = active[k].Batch.Length;
+            losses[k] = CausalLmFormat.Loss(logits.narrow(0, offset, n), batch.Labels.narrow(0, offset, n));
+            offset += n;
+        }
+
+        float[] values = stack(losses).detach().cpu().data<float>().ToArray();
+        var finite = new List<Tensor>();
+        for (int k = 0; k < active.Count; k++)
+        {
+            var m = active[k];
+            if (!double.IsFinite(values[k]))
+            {
+                m.Error = new TrainingDivergedException(m.Step, values[k]);
+                continue;
+            }
+
+            m.StepLosses.Add(values[k]);
+            m.Tokens += m.Batch.Sum(i => (long)m.TrainSet[i].InputIds.Length);
+            finite.Add(losses[k]);
+        }
+
+        if (finite.Count == 0) return;
+        using var total = finite.Count == 1 ? finite[0].alias() : stack(finite).sum();
+        total.backward();
+        foreach (var m in active.Where(m => m.Error is null))
+        {
+            if (m.Options.MaxGradNorm > 0)
+            {
+                double norm = nn.utils.clip_grad_norm_(m.Trainable, m.Options.MaxGradNorm);
+                if (!double.IsFinite(norm))
+                {
+                    m.StepLosses.RemoveAt(m.StepLosses.Count - 1);
+                    m.Error = new TrainingDivergedException(m.Step, norm, "gradient norm");
+                    continue;
+                }
+            }
+
+            m.Optimizer!.step();
+        }
+    }
+
+    private bool Finished(PackMember member)
+    {
+        try
+        {
+            return AfterStep(member);
+        }
+        catch (OperationCanceledException e) when (member.Cancellation.IsCancellationRequested)
+        {
+            member.Error = e;
+            return true;
+        }
+    }
+
+    /// <summary>Dev evaluation and progress after a member's step; true when the member has finished.</summary>
+    private bool AfterStep(PackMember m)
+    {
+        m.BestIsCurrent = false;
+        double? devLoss = null;
+        var options = m.Options;
+        bool evaluate = m.DevSet.Length > 0 && (m.Step == options.MaxSteps || (options.EvalEvery > 0 && m.Step % options.EvalEvery == 0));
+        if (evaluate)
+        {
+            Model.train(false);
+            double d = TrainingParts.MeanLoss(m.Method, Model, Tokenizer.Pad, m.DevSet, EvalBatchSize, m.Cancellation);
+            devLoss = d;
+            m.DevLosses.Add((m.Step, d));
+            if (double.IsNaN(m.BestDevLoss) || d < m.BestDevLoss)
+            {
+                m.BestDevLoss = d;
+                m.BestStep = m.Step;
+                m.Best = TrainingParts.Snapshot(m.Trainable, m.Best);
+                m.BestIsCurrent = true;
+            }
+        }
+
+        m.Progress?.Report(new TrainProgress(m.Step, options.MaxSteps, m.StepLosses[^1]) { LearningRate = m.LearningRate, DevLoss = devLoss });
+        if (m.Step < options.MaxSteps) return false;
+        if (m.Best is not null && !m.BestIsCurrent) TrainingParts.Restore(m.Trainable, m.Best);
+        m.Report = new TrainReport(m.StepLosses.ToArray(), m.DevLosses.ToArray(), m.BestStep, m.BestDevLoss, options.MaxSteps, m.Clock.Elapsed.TotalSeconds)
+        {
+            Tokens = m.Tokens,
+        };
+        return true;
+    }
+}
