@@ -10,7 +10,8 @@ public sealed record CellWork(
     [property: Id(4)] int MaxAttempts,
     [property: Id(5)] int LeaseSeconds,
     [property: Id(6)] IReadOnlyList<string> Metrics,
-    [property: Id(7)] string? RequiredDevice = null)
+    [property: Id(7)] string? RequiredDevice = null,
+    [property: Id(8)] string? PackGroup = null)
 {
     public TimeSpan LeaseTime => TimeSpan.FromSeconds(LeaseSeconds);
 }
@@ -22,7 +23,8 @@ public sealed record WorkerCapabilities(
     [property: Id(1)] string DeviceKind,
     [property: Id(2)] int DeviceCount,
     [property: Id(3)] long MemoryBytes,
-    [property: Id(4)] int FreeSlots);
+    [property: Id(4)] int FreeSlots,
+    [property: Id(5)] string? PackGroup = null);
 
 /// <summary>A time-limited claim on a cell. Only the holder of the current lease may complete it.</summary>
 [GenerateSerializer, Immutable, Alias("orch.cell-lease")]

@@ -29,6 +29,15 @@ public static class CliApp
 
         var dataDir = new Option<string>("--data-dir") { Description = "Folder for the embedded results database", DefaultValueFactory = _ => ".orchestrator" };
         var slots = new Option<int>("--slots") { Description = "Cells trained at once in this process", DefaultValueFactory = _ => 1 };
+        var pack = new Option<int>("--pack")
+        {
+            Description = "Packed training of prefix/prompt/ptuning-v2/lora/ia3 cells on one shared base: 0 = choose K by calibration, 1 = off, N = up to N cells at once",
+            DefaultValueFactory = _ => 0,
+        };
+        pack.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 0 or > 256) r.AddError("--pack must be 0 (calibrate), 1 (off) or a pack size up to 256");
+        });
         var verbose = new Option<bool>("--verbose") { Description = "Show the host's log" };
 
         var demo = new Command("demo", "Run the demo sweep (sweeps/demo.yaml) in embedded mode and print its table.");
@@ -36,16 +45,18 @@ public static class CliApp
         demo.Options.Add(demoSpec);
         demo.Options.Add(dataDir);
         demo.Options.Add(slots);
+        demo.Options.Add(pack);
         demo.Options.Add(verbose);
-        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose), ct));
+        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack), pr.GetValue(verbose), ct));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
         run.Arguments.Add(runSpec);
         run.Options.Add(dataDir);
         run.Options.Add(slots);
+        run.Options.Add(pack);
         run.Options.Add(verbose);
-        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose), ct));
+        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack), pr.GetValue(verbose), ct));
 
         var validate = new Command("validate", "Check a sweep spec (and its data) without running anything; print its cells.");
         var validateSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -97,7 +108,7 @@ public static class CliApp
         }
     }
 
-    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, bool verbose, CancellationToken ct)
+    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, int pack, bool verbose, CancellationToken ct)
     {
         if (!TryPlan(specPath, out var plan))
         {
@@ -114,7 +125,7 @@ public static class CliApp
             return 1;
         }
 
-        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots };
+        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, PackSize = pack };
         using var host = EmbeddedHost.Build(options, HostLogging(verbose));
         var started = DateTimeOffset.UtcNow;
         await host.StartAsync(ct);

@@ -100,7 +100,10 @@ public sealed class TrialQueue(TimeProvider clock)
         return true;
     }
 
-    /// <summary>Leases the first pending cell this worker can run (device requirement), or null.</summary>
+    /// <summary>
+    /// Leases the first pending cell this worker can run (device requirement; with <see cref="WorkerCapabilities.PackGroup"/>,
+    /// only a cell of that pack group, for a worker filling a pack), or null.
+    /// </summary>
     public CellLease? Lease(WorkerCapabilities worker)
     {
         ExpireLeases();
@@ -112,7 +115,8 @@ public sealed class TrialQueue(TimeProvider clock)
             {
                 _pending.Remove(node);
             }
-            else if (entry.Work.RequiredDevice is null || entry.Work.RequiredDevice == worker.DeviceKind)
+            else if ((entry.Work.RequiredDevice is null || entry.Work.RequiredDevice == worker.DeviceKind)
+                     && (worker.PackGroup is null || worker.PackGroup == entry.Work.PackGroup))
             {
                 _pending.Remove(node);
                 entry.State = QueueState.Leased;

@@ -63,9 +63,21 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
         var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, ct);
         var work = unfinished
             .Select(c => (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
-                sweep.RequiredDevice), c.Attempts, c.LastError))
+                sweep.RequiredDevice, PackGroupOf(c.CellJson)), c.Attempts, c.LastError))
             .ToList();
         return _queue.Load(sweep.SweepId, sweep.CellCount, work, resetFailed);
+    }
+
+    private static string? PackGroupOf(string cellJson)
+    {
+        try
+        {
+            return Orchestrator.Core.Cells.CellDefinition.FromJson(cellJson).PackGroup;
+        }
+        catch (Exception e) when (e is FormatException or System.Text.Json.JsonException)
+        {
+            return null; // an unreadable cell fails on the worker with its own message
+        }
     }
 
     private async Task FlushAttemptsAsync(CancellationToken ct)

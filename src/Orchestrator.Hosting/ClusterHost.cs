@@ -116,6 +116,7 @@ public static class ClusterHost
         ["orchestrator.device"] = worker.DeviceKind,
         ["orchestrator.device_count"] = worker.DeviceCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["orchestrator.slots"] = (role == SiloRole.Coordinator ? 0 : worker.Slots).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["orchestrator.pack"] = worker.PackSize == 0 ? $"auto(<={worker.MaxPackSize})" : worker.PackSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["orchestrator.memory_bytes"] = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
@@ -128,6 +129,8 @@ public static class ClusterHost
         to.DeviceCount = from.DeviceCount;
         to.SimulateCellSeconds = from.SimulateCellSeconds;
         to.CallTimeout = from.CallTimeout;
+        to.PackSize = from.PackSize;
+        to.MaxPackSize = from.MaxPackSize;
     }
 
     internal static int FreePort()

@@ -38,7 +38,11 @@ public static class EmbeddedHost
         });
         if (options.RunWorker)
         {
-            builder.Services.AddOrchestratorWorker(w => w.Slots = options.WorkerSlots);
+            builder.Services.AddOrchestratorWorker(w =>
+            {
+                w.Slots = options.WorkerSlots;
+                w.PackSize = options.PackSize;
+            });
         }
 
         builder.UseOrleans(silo =>

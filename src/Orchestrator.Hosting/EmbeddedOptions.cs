@@ -9,6 +9,9 @@ public sealed class EmbeddedOptions
     /// <summary>Cells trained at once in this process.</summary>
     public int WorkerSlots { get; set; } = 1;
 
+    /// <summary>Packed training: 0 calibrates K per pack group, 1 trains every cell alone, N packs up to N cells (see WorkerOptions.PackSize).</summary>
+    public int PackSize { get; set; }
+
     /// <summary>Whether this process trains cells (false for query commands such as <c>status</c>).</summary>
     public bool RunWorker { get; set; } = true;
 
@@ -29,6 +32,11 @@ public sealed class EmbeddedOptions
         if (WorkerSlots is < 1 or > 64)
         {
             throw new ArgumentException($"WorkerSlots must be between 1 and 64, got {WorkerSlots}");
+        }
+
+        if (PackSize is < 0 or > 256)
+        {
+            throw new ArgumentException($"PackSize must be 0 (calibrate), 1 (no packing) or up to 256, got {PackSize}");
         }
 
         if (SiloPort is < 0 or > 65535 || GatewayPort is < 0 or > 65535)

@@ -18,7 +18,7 @@ public static class SweepSubmitter
         var execution = plan.Spec.Execution;
         var work = plan.Cells
             .Select(c => new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
-                execution.LeaseSeconds, plan.Spec.Metrics, execution.Device))
+                execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, c.PackGroup))
             .ToList();
         return new SweepSubmission(sweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work,
             execution.MaxAttempts, execution.LeaseSeconds, plan.Spec.Metrics, execution.Device);

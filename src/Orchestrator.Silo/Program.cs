@@ -20,6 +20,8 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--advertise-address"] = "AdvertiseAddress",
     ["--fast-membership"] = "FastFailureDetection",
     ["--slots"] = "Worker:Slots",
+    ["--pack"] = "Worker:PackSize",
+    ["--max-pack"] = "Worker:MaxPackSize",
     ["--worker-id"] = "Worker:WorkerId",
     ["--device"] = "Worker:DeviceKind",
     ["--device-count"] = "Worker:DeviceCount",
@@ -33,7 +35,7 @@ for (var i = 0; i < args.Length; i++)
     if (args[i] is "-h" or "--help")
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
-                          "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] " +
+                          "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
                           "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR]");
         return 0;
     }
@@ -89,6 +91,7 @@ try
         {
             DataDirectory = config["DataDirectory"] ?? ".orchestrator",
             WorkerSlots = worker.Slots,
+            PackSize = worker.PackSize,
             SiloPort = cluster.SiloPort,
             GatewayPort = cluster.GatewayPort,
         }, logging);

@@ -8,6 +8,7 @@ using Orchestrator.Data;
 using Orchestrator.Data.Manifests;
 using Orchestrator.Training.Decoding;
 using Orchestrator.Training.Models;
+using Orchestrator.Training.Packing;
 using Orchestrator.Training.Peft;
 using Orchestrator.Training.Tokenization;
 
@@ -16,6 +17,17 @@ namespace Orchestrator.Training;
 /// <summary>Scores decoded outputs against their references with one named metric (e.g. the worker's metric suite).</summary>
 public delegate IEnumerable<(string Name, double Value)> TrialScorer(
     string metric, IReadOnlyList<string> outputs, IReadOnlyList<IReadOnlyList<string>> references);
+
+/// <summary>One cell for <see cref="TrialRunner.RunPack"/>, with what its outcome needs and its own cancellation (its lease).</summary>
+public sealed record PackRequest(CellDefinition Cell, IReadOnlyList<string> Metrics, string WorkerId, int Attempt,
+    CancellationToken Cancellation, IProgress<TrainProgress>? Progress = null);
+
+/// <summary>The pack size chosen for a pack group and the step times measured for it (seconds per packed step for each K tried).</summary>
+public sealed record PackCalibration(int PackSize, IReadOnlyList<(int K, double StepSeconds)> Measured)
+{
+    public override string ToString() =>
+        $"K={PackSize} (" + string.Join(", ", Measured.Select(m => $"K={m.K}: {m.K / m.StepSeconds:F1} trial-steps/s")) + ")";
+}
 
 /// <summary>Seconds spent in each phase of a trial.</summary>
 public sealed record TrialTimings(double Setup, double Train, double Decode, double Score);
@@ -87,122 +99,314 @@ public sealed class TrialRunner
         using var memory = new PeakMemorySampler();
         TorchRuntime.EnsureAvailable();
 
+        TrialData data = LoadData(cell);
+        using IPeftMethod method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
+        TrialBase trialBase = LoadBase(cell, data.Dataset, shareWeights: !method.TrainsBaseWeights, ct);
+        using (trialBase.Model)
+        {
+            double setup = clock.Elapsed.TotalSeconds;
+            TrainReport report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method).Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
+            return Finish(cell, data, method, trialBase, report, metrics, workerId, attempt, clock, memory, setup, packing: null, ct);
+        }
+    }
+
+    /// <summary>True when <paramref name="cell"/>'s method can train in a pack (<see cref="RunPack"/>) with this runner.</summary>
+    public static bool CanPack(CellDefinition cell)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        try
+        {
+            using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
+            return method is IPackableMethod;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Trains cells of one pack group (<see cref="CellDefinition.PackGroup"/>) together on one shared frozen base
+    /// (<see cref="PackedTrainer"/>), at most <paramref name="capacity"/> at a time: <paramref name="next"/> is asked for
+    /// another cell whenever a place is free (null: none now), and <paramref name="done"/> hears each cell as soon as it has
+    /// been trained, decoded and scored (or failed), on this thread. Each outcome is what <see cref="Run"/> would give, and
+    /// its provenance names the cells it shared steps with.
+    /// </summary>
+    public void RunPack(int capacity, Func<PackRequest?> next, Action<PackRequest, TrialOutcome?, Exception?> done, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(done);
+        TorchRuntime.EnsureAvailable();
+        PackRequest? first = next();
+        if (first is null) return;
+        string group = first.Cell.PackGroup;
+        var clock = Stopwatch.StartNew();
+        using var memory = new PeakMemorySampler();
+        var members = new Dictionary<PackMember, (PackRequest Request, TrialData Data, Stopwatch Clock)>();
+        TrialBase trialBase;
+        try
+        {
+            trialBase = LoadBase(first.Cell, LoadData(first.Cell).Dataset, shareWeights: true, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            done(first, null, e);
+            return;
+        }
+
+        using (trialBase.Model)
+        {
+            var trainer = new PackedTrainer(trialBase.Model, trialBase.Tokenizer);
+            PackMember? Member(PackRequest request)
+            {
+                var started = Stopwatch.StartNew();
+                try
+                {
+                    if (request.Cell.PackGroup != group)
+                    {
+                        throw new ArgumentException($"cell {request.Cell.Label} is not of this pack's group (data, base, method and options must match)");
+                    }
+
+                    TrialData data = LoadData(request.Cell);
+                    IPeftMethod method = PeftRegistry.Create(request.Cell.Method, request.Cell.MethodOptions, "method_options");
+                    var member = new PackMember(request.Cell.Key, method, data.Train, data.Dev, OptionsFor(request.Cell), request.Progress, request.Cancellation);
+                    members[member] = (request, data, started);
+                    return member;
+                }
+                catch (Exception e) when (e is ArgumentException or FormatException or IOException or InvalidOperationException)
+                {
+                    done(request, null, e);
+                    return null;
+                }
+            }
+
+            PackMember? NextMember()
+            {
+                PackRequest? request = first ?? next();
+                first = null;
+                while (request is not null)
+                {
+                    if (Member(request) is { } member) return member;
+                    request = next();
+                }
+
+                return null;
+            }
+
+            trainer.Run(capacity, NextMember, member =>
+            {
+                var (request, data, started) = members[member];
+                members.Remove(member);
+                using (member.Method)
+                {
+                    if (member.Error is not null)
+                    {
+                        done(request, null, member.Error);
+                        return;
+                    }
+
+                    try
+                    {
+                        var packing = new
+                        {
+                            packed = true,
+                            packed_with = member.PackedWith.Order(StringComparer.Ordinal).ToArray(),
+                            largest_pack = member.LargestPack,
+                            capacity,
+                        };
+                        double setup = 0;
+                        var outcome = Finish(request.Cell, data, member.Method, trialBase, member.Report!, request.Metrics, request.WorkerId,
+                            request.Attempt, started, memory, setup, packing, request.Cancellation);
+                        done(request, outcome, null);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                    {
+                        done(request, null, e);
+                    }
+                }
+            }, ct);
+        }
+    }
+
+    private readonly ConcurrentDictionary<string, PackCalibration> _calibrations = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Chooses how many cells of <paramref name="cell"/>'s pack group to train at once: times a few packed steps on the
+    /// cell's own data for K = 1, 2, 4, … up to <paramref name="max"/> and keeps doubling while trial-steps per second grow
+    /// by at least 10%, the step stays under 10 s and the process would keep a quarter of the machine's memory free. Cached
+    /// per pack group.
+    /// </summary>
+    public PackCalibration CalibratePack(CellDefinition cell, int max, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        return _calibrations.GetOrAdd(cell.PackGroup + "|" + max, _ => Calibrate(cell, max, ct));
+    }
+
+    private PackCalibration Calibrate(CellDefinition cell, int max, CancellationToken ct)
+    {
+        TorchRuntime.EnsureAvailable();
+        TrialData data = LoadData(cell);
+        TrialBase trialBase = LoadBase(cell, data.Dataset, shareWeights: true, ct);
+        var measured = new List<(int K, double StepSeconds)>();
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        using (trialBase.Model)
+        {
+            const int steps = 4;
+            int chosen = 1;
+            double best = 0;
+            for (int k = 1; k <= max; k *= 2)
+            {
+                long before = Environment.WorkingSet;
+                var stamps = new List<double>();
+                var clock = Stopwatch.StartNew();
+                var options = OptionsFor(cell) with { MaxSteps = steps, WarmupSteps = 0, EvalEvery = 0 };
+                var queue = new Queue<PackMember>(Enumerable.Range(0, k).Select(i => new PackMember(
+                    $"calibration-{i}", PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options"), data.Train, [],
+                    options with { Seed = i }, i == 0 ? new StepClock(stamps, clock) : null, ct)));
+                using var peak = new PeakMemorySampler();
+                new PackedTrainer(trialBase.Model, trialBase.Tokenizer).Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m => m.Method.Dispose(), ct);
+                double stepSeconds = stamps.Count >= 2 ? (stamps[^1] - stamps[0]) / (stamps.Count - 1) : clock.Elapsed.TotalSeconds / steps;
+                measured.Add((k, stepSeconds));
+                double throughput = k / stepSeconds;
+                long perTrial = Math.Max(0, peak.Stop() - before) / k;
+                if (throughput < best * 1.1) break;
+                best = throughput;
+                chosen = k;
+                if (stepSeconds > 10 || Environment.WorkingSet + 2L * k * perTrial > available * 3 / 4) break;
+            }
+
+            return new PackCalibration(chosen, measured);
+        }
+    }
+
+    private sealed class StepClock(List<double> stamps, Stopwatch clock) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => stamps.Add(clock.Elapsed.TotalSeconds);
+    }
+
+    private static TrainingOptions OptionsFor(CellDefinition cell) => new(
+        cell.Training.MaxSteps, cell.Training.BatchSize, cell.Training.LearningRate, cell.Training.WarmupSteps,
+        cell.Training.EvalEvery, cell.Seed, cell.Training.WeightDecay);
+
+    private sealed record TrialData(LoadedDataset Dataset, SubsampleManifest Manifest, List<TrainingExample> Train, List<TrainingExample> Dev,
+        IReadOnlyList<DataEntry> Eval);
+
+    private sealed record TrialBase(ITextTokenizer Tokenizer, Gpt2Model Model, object Description);
+
+    private TrialData LoadData(CellDefinition cell)
+    {
         LoadedDataset data = Dataset(cell.Dataset);
         SubsampleManifest manifest = SubsampleManifest.For(cell, data);
         var train = manifest.TrainIds.Select(data.Example).Select(e => new TrainingExample(e.Source, e.Target)).ToList();
         var dev = manifest.DevIds.Select(data.Example).Select(e => new TrainingExample(e.Source, e.Target)).ToList();
-        IReadOnlyList<DataEntry> eval = data.EvalFor(cell.Split);
+        return new TrialData(data, manifest, train, dev, data.EvalFor(cell.Split));
+    }
 
-        using IPeftMethod method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-        LoadedBase? loadedBase = null;
-        ITextTokenizer tokenizer;
-        Gpt2Model model;
-        object baseDescription;
+    private TrialBase LoadBase(CellDefinition cell, LoadedDataset data, bool shareWeights, CancellationToken ct)
+    {
         if (cell.Model.Path is null)
         {
             string preset = cell.Model.Preset ?? throw new FormatException($"cell {cell.Label}: the model identity has neither a preset nor a path");
-            tokenizer = Vocabulary(cell.Dataset.ContentHash, data);
-            model = new Gpt2Model(Gpt2Config.Preset(preset, tokenizer.VocabSize), cell.Model.InitSeed);
-            baseDescription = new { kind = "preset", preset, init_seed = cell.Model.InitSeed, tokenizer = "word-level (training pool)" };
-        }
-        else
-        {
-            loadedBase = Bases.Get(cell.Model, ct);
-            tokenizer = loadedBase.Tokenizer;
-            model = loadedBase.CreateModel(shareWeights: !method.TrainsBaseWeights);
-            baseDescription = new
-            {
-                kind = PretrainRecipe.TryFromIdentity(cell.Model, out var recipe) ? "pretrained" : "folder",
-                directory = loadedBase.Directory,
-                preset = cell.Model.Preset,
-                pretrain = recipe,
-                pretrain_validation_loss = loadedBase.Pretraining?.ValidationLoss,
-                tokenizer = tokenizer.GetType().Name,
-                shared_weights = !method.TrainsBaseWeights,
-            };
+            var tokenizer = Vocabulary(cell.Dataset.ContentHash, data);
+            var model = new Gpt2Model(Gpt2Config.Preset(preset, tokenizer.VocabSize), cell.Model.InitSeed);
+            return new TrialBase(tokenizer, model, new { kind = "preset", preset, init_seed = cell.Model.InitSeed, tokenizer = "word-level (training pool)" });
         }
 
-        using (model)
+        LoadedBase loadedBase = Bases.Get(cell.Model, ct);
+        return new TrialBase(loadedBase.Tokenizer, loadedBase.CreateModel(shareWeights), new
         {
-            double setup = clock.Elapsed.TotalSeconds;
-            var options = new TrainingOptions(
-                cell.Training.MaxSteps, cell.Training.BatchSize, cell.Training.LearningRate, cell.Training.WarmupSteps,
-                cell.Training.EvalEvery, cell.Seed, cell.Training.WeightDecay);
-            TrainReport report = new CausalLmTrainer(model, tokenizer, method).Train(train, dev, options, progress, ct);
-            long trainable = method.CountParameters(model.Config).Trainable;
-            double trained = clock.Elapsed.TotalSeconds;
+            kind = PretrainRecipe.TryFromIdentity(cell.Model, out var recipe) ? "pretrained" : "folder",
+            directory = loadedBase.Directory,
+            preset = cell.Model.Preset,
+            pretrain = recipe,
+            pretrain_validation_loss = loadedBase.Pretraining?.ValidationLoss,
+            tokenizer = loadedBase.Tokenizer.GetType().Name,
+            shared_weights = shareWeights,
+        });
+    }
 
-            var sources = eval.Select(e => e.Source).ToList();
-            var decoding = new DecodingOptions
-            {
-                MaxNewTokens = cell.Decoding.MaxNewTokens,
-                MinNewTokens = cell.Decoding.MinNewTokens,
-                BeamSize = cell.Decoding.Strategy == Beam ? cell.Decoding.BeamSize : 1,
-                BannedTokenIds = TokenizerFiles.NewlineTokenIds(tokenizer),
-                BatchSize = DecodeBatchSize,
-            };
-            IReadOnlyList<string> outputs = cell.Decoding.Strategy switch
-            {
-                Greedy => GreedyDecoder.Decode(model, tokenizer, sources, decoding, method, ct),
-                Beam => BeamSearchDecoder.Decode(model, tokenizer, sources, decoding, method, ct),
-                _ => throw new NotSupportedException($"cell {cell.Label}: unknown decoding strategy '{cell.Decoding.Strategy}' (known: {string.Join(", ", DecodingStrategies)})"),
-            };
-            double decoded = clock.Elapsed.TotalSeconds;
+    /// <summary>Decodes the evaluation set with the trained method, scores it and writes the provenance.</summary>
+    private TrialOutcome Finish(CellDefinition cell, TrialData data, IPeftMethod method, TrialBase trialBase, TrainReport report,
+        IReadOnlyList<string> metrics, string workerId, int attempt, Stopwatch clock, PeakMemorySampler memory, double setup, object? packing,
+        CancellationToken ct)
+    {
+        Gpt2Model model = trialBase.Model;
+        ITextTokenizer tokenizer = trialBase.Tokenizer;
+        long trainable = method.CountParameters(model.Config).Trainable;
+        double trained = clock.Elapsed.TotalSeconds;
 
-            var references = eval.Select(e => e.References).ToList();
-            var scores = new SortedDictionary<string, double>(StringComparer.Ordinal);
-            foreach (var metric in metrics)
+        var sources = data.Eval.Select(e => e.Source).ToList();
+        var decoding = new DecodingOptions
+        {
+            MaxNewTokens = cell.Decoding.MaxNewTokens,
+            MinNewTokens = cell.Decoding.MinNewTokens,
+            BeamSize = cell.Decoding.Strategy == Beam ? cell.Decoding.BeamSize : 1,
+            BannedTokenIds = TokenizerFiles.NewlineTokenIds(tokenizer),
+            BatchSize = DecodeBatchSize,
+        };
+        IReadOnlyList<string> outputs = cell.Decoding.Strategy switch
+        {
+            Greedy => GreedyDecoder.Decode(model, tokenizer, sources, decoding, method, ct),
+            Beam => BeamSearchDecoder.Decode(model, tokenizer, sources, decoding, method, ct),
+            _ => throw new NotSupportedException($"cell {cell.Label}: unknown decoding strategy '{cell.Decoding.Strategy}' (known: {string.Join(", ", DecodingStrategies)})"),
+        };
+        double decoded = clock.Elapsed.TotalSeconds;
+
+        var references = data.Eval.Select(e => e.References).ToList();
+        var scores = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var metric in metrics)
+        {
+            foreach (var (name, value) in _scorer(metric, outputs, references))
             {
-                foreach (var (name, value) in _scorer(metric, outputs, references))
-                {
-                    scores[name] = value;
-                }
+                scores[name] = value;
             }
-
-            double wall = clock.Elapsed.TotalSeconds;
-            long peak = memory.Stop();
-            var timings = new TrialTimings(setup, trained - setup, decoded - trained, wall - decoded);
-            var provenance = new
-            {
-                code_version = CodeVersion,
-                cell_code_version = cell.CodeVersion,
-                dataset_hash = cell.Dataset.ContentHash,
-                split = cell.Split,
-                manifest_hash = manifest.Hash,
-                base_model_hash = cell.Model.ContentHash,
-                @base = baseDescription,
-                model = model.Config,
-                method = cell.Method,
-                method_options = cell.MethodOptions,
-                method_options_effective = method.Options,
-                trainable_parameters = trainable,
-                training = cell.Training,
-                decoding = cell.Decoding,
-                decoding_banned_tokens = decoding.BannedTokenIds.Count,
-                seed = cell.Seed,
-                worker = workerId,
-                device = TorchRuntime.Describe(),
-                attempt,
-                wall_seconds = wall,
-                timings = new { setup = timings.Setup, train = timings.Train, decode = timings.Decode, score = timings.Score },
-                peak_rss_bytes = peak,
-                train_examples = train.Count,
-                dev_examples = dev.Count,
-                eval_inputs = sources.Count,
-                steps = report.Steps,
-                best_step = report.BestStep,
-                best_dev_loss = report.BestDevLoss,
-                final_train_loss = report.StepLosses.Count > 0 ? report.StepLosses[^1] : double.NaN,
-                train_seconds = report.Seconds,
-                train_tokens_per_second = report.TokensPerSecond,
-            };
-            return new TrialOutcome(scores, outputs, JsonSerializer.Serialize(provenance, ProvenanceJson), wall, peak)
-            {
-                Timings = timings,
-                Training = report,
-                TrainableParameters = trainable,
-            };
         }
+
+        double wall = clock.Elapsed.TotalSeconds;
+        long peak = memory.Peak;
+        var timings = new TrialTimings(setup, trained - setup, decoded - trained, wall - decoded);
+        var provenance = new
+        {
+            code_version = CodeVersion,
+            cell_code_version = cell.CodeVersion,
+            dataset_hash = cell.Dataset.ContentHash,
+            split = cell.Split,
+            manifest_hash = data.Manifest.Hash,
+            base_model_hash = cell.Model.ContentHash,
+            @base = trialBase.Description,
+            model = model.Config,
+            method = cell.Method,
+            method_options = cell.MethodOptions,
+            method_options_effective = method.Options,
+            trainable_parameters = trainable,
+            training = cell.Training,
+            decoding = cell.Decoding,
+            decoding_banned_tokens = decoding.BannedTokenIds.Count,
+            seed = cell.Seed,
+            worker = workerId,
+            device = TorchRuntime.Describe(),
+            attempt,
+            wall_seconds = wall,
+            timings = new { setup = timings.Setup, train = timings.Train, decode = timings.Decode, score = timings.Score },
+            peak_rss_bytes = peak,
+            train_examples = data.Train.Count,
+            dev_examples = data.Dev.Count,
+            eval_inputs = sources.Count,
+            steps = report.Steps,
+            best_step = report.BestStep,
+            best_dev_loss = report.BestDevLoss,
+            final_train_loss = report.StepLosses.Count > 0 ? report.StepLosses[^1] : double.NaN,
+            train_seconds = report.Seconds,
+            train_tokens_per_second = report.TokensPerSecond,
+            packing = packing ?? new { packed = false },
+        };
+        return new TrialOutcome(scores, outputs, JsonSerializer.Serialize(provenance, ProvenanceJson), wall, peak)
+        {
+            Timings = timings,
+            Training = report,
+            TrainableParameters = trainable,
+        };
     }
 
     private static readonly JsonSerializerOptions ProvenanceJson = new()
@@ -235,6 +439,16 @@ internal sealed class PeakMemorySampler : IDisposable
         _timer.Change(Timeout.Infinite, Timeout.Infinite);
         Sample();
         return Interlocked.Read(ref _peak);
+    }
+
+    /// <summary>The largest value so far (sampling goes on).</summary>
+    public long Peak
+    {
+        get
+        {
+            Sample();
+            return Interlocked.Read(ref _peak);
+        }
     }
 
     public void Dispose() => _timer.Dispose();

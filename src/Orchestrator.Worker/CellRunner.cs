@@ -35,7 +35,13 @@ public sealed class CellRunner
     public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt,
         IProgress<TrainProgress>? progress, CancellationToken ct)
     {
-        var outcome = _runner.Run(cell, metrics, workerId, attempt, progress, ct);
-        return new CellOutcome(outcome.Metrics, outcome.Outputs, outcome.ProvenanceJson, outcome.WallSeconds, outcome.PeakMemoryBytes);
+        return ToCellOutcome(_runner.Run(cell, metrics, workerId, attempt, progress, ct));
     }
+
+    /// <summary>Trains a pack of cells on one shared base (see <see cref="TrialRunner.RunPack"/>).</summary>
+    public void RunPack(int capacity, Func<PackRequest?> next, Action<PackRequest, CellOutcome?, Exception?> done, CancellationToken ct) =>
+        _runner.RunPack(capacity, next, (request, outcome, error) => done(request, outcome is null ? null : ToCellOutcome(outcome), error), ct);
+
+    private static CellOutcome ToCellOutcome(TrialOutcome outcome) =>
+        new(outcome.Metrics, outcome.Outputs, outcome.ProvenanceJson, outcome.WallSeconds, outcome.PeakMemoryBytes);
 }

@@ -1,4 +1,5 @@
 using Orchestrator.Core.Cells;
+using Orchestrator.Training;
 
 namespace Orchestrator.Worker;
 
@@ -6,6 +7,20 @@ namespace Orchestrator.Worker;
 public interface ICellRunner
 {
     CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct);
+
+    /// <summary>True when <paramref name="cell"/> can train in a pack with others of its pack group (<see cref="RunPack"/>).</summary>
+    bool CanPack(CellDefinition cell) => false;
+
+    /// <summary>
+    /// Trains cells of one pack group together, at most <paramref name="capacity"/> at a time, asking <paramref name="next"/>
+    /// for more whenever a place is free (null: none now) and telling <paramref name="done"/> about each cell as soon as it has
+    /// an outcome or failed (on the calling thread).
+    /// </summary>
+    void RunPack(int capacity, Func<PackRequest?> next, Action<PackRequest, CellOutcome?, Exception?> done, CancellationToken ct) =>
+        throw new NotSupportedException("This cell runner does not pack cells.");
+
+    /// <summary>The pack size to use for <paramref name="cell"/>'s pack group, at most <paramref name="max"/> (measured once per group).</summary>
+    PackCalibration CalibratePack(CellDefinition cell, int max, CancellationToken ct) => new(1, []);
 }
 
 /// <summary>The real runner: trains, decodes and scores with TorchSharp.</summary>
@@ -13,6 +28,13 @@ public sealed class TrainingCellRunner(CellRunner runner) : ICellRunner
 {
     public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct) =>
         runner.Run(cell, metrics, workerId, attempt, null, ct);
+
+    public bool CanPack(CellDefinition cell) => TrialRunner.CanPack(cell);
+
+    public void RunPack(int capacity, Func<PackRequest?> next, Action<PackRequest, CellOutcome?, Exception?> done, CancellationToken ct) =>
+        runner.RunPack(capacity, next, done, ct);
+
+    public PackCalibration CalibratePack(CellDefinition cell, int max, CancellationToken ct) => runner.Trials.CalibratePack(cell, max, ct);
 }
 
 /// <summary>

@@ -16,6 +16,10 @@ namespace Orchestrator.Worker;
 /// lease. A lost lease cancels the training; a failure is recorded with its reason and the cell is retried
 /// by the queue up to its attempt limit. Cluster calls go through <see cref="GrainCalls"/> (retry + timeout),
 /// so a coordinator restart or a dead silo only pauses the loop.
+/// <para>
+/// Packing (<see cref="WorkerOptions.PackSize"/>): a slot whose cell's method packs keeps leasing cells of the same pack
+/// group while it trains, up to K at once on one shared base, each with its own lease, heartbeat and result.
+/// </para>
 /// </summary>
 public sealed class PullWorker(
     IGrainFactory grains,
@@ -61,6 +65,25 @@ public sealed class PullWorker(
 
         logger.LogInformation("Worker {WorkerId}: {Slots} slot(s), {Device}", _options.WorkerId, _options.Slots, Device());
         await Task.WhenAll(Enumerable.Range(0, _options.Slots).Select(slot => SlotLoopAsync(slot, stoppingToken)));
+    }
+
+    /// <summary>The cell, when packing is on and its method packs; otherwise null (trained alone).</summary>
+    private CellDefinition? PackCell(CellLease lease)
+    {
+        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            var cell = CellDefinition.FromJson(lease.Work.CellJson);
+            return runner.CanPack(cell) ? cell : null;
+        }
+        catch (Exception ex) when (ex is FormatException or System.Text.Json.JsonException)
+        {
+            return null; // trained alone, where the error is reported
+        }
     }
 
     private string Device() => Simulated ? "simulated" : TorchRuntime.IsInitialized ? TorchRuntime.Describe() : _options.DeviceKind;
@@ -109,7 +132,14 @@ public sealed class PullWorker(
             Interlocked.Increment(ref _busy);
             try
             {
-                await RunLeaseAsync(queue, lease, stoppingToken);
+                if (PackCell(lease) is { } cell)
+                {
+                    await RunPackAsync(queue, lease, cell, stoppingToken);
+                }
+                else
+                {
+                    await RunLeaseAsync(queue, lease, stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -143,29 +173,182 @@ public sealed class PullWorker(
             {
                 var cell = CellDefinition.FromJson(work.CellJson);
                 var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token));
-                result = new CellResultRecord(work.CellKey, lease.Attempt, CellStatus.Succeeded, outcome.Metrics, null, _options.WorkerId,
-                    Device(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow);
+                result = Succeeded(lease, outcome);
             }
             catch (OperationCanceledException) when (lost.IsCancellationRequested)
             {
-                logger.LogWarning("Cell {Label} ({Key}) attempt {Attempt}: stopped ({Reason})", work.Label, work.CellKey[..12], lease.Attempt,
-                    stoppingToken.IsCancellationRequested ? "worker stopping" : "lease lost or sweep cancelled");
+                LogStopped(lease, stoppingToken);
                 await lost.CancelAsync();
                 await heartbeat;
                 return;
             }
             catch (Exception ex)
             {
-                logger.LogError(ex, "Cell {Label} ({Key}) attempt {Attempt} failed", work.Label, work.CellKey[..12], lease.Attempt);
-                result = new CellResultRecord(work.CellKey, lease.Attempt, CellStatus.Failed, new Dictionary<string, double>(), Describe(ex),
-                    _options.WorkerId, Device(), 0, 0, "{}", [], DateTimeOffset.UtcNow);
+                result = Failed(lease, ex);
             }
 
             await lost.CancelAsync();
             await heartbeat;
         }
 
-        // Never cancelled: a computed result is not thrown away because the worker is stopping.
+        await FinishLeaseAsync(queue, lease, result, stoppingToken);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="first"/> in a pack with more cells of its pack group, leased while it runs whenever a place is
+    /// free. Every member keeps its own lease and heartbeat; each result is stored and its lease completed as soon as the
+    /// member has been trained, decoded and scored, while the others go on training.
+    /// </summary>
+    private async Task RunPackAsync(ITrialQueueGrain queue, CellLease first, CellDefinition firstCell, CancellationToken stoppingToken)
+    {
+        var members = new Dictionary<string, (CellLease Lease, CancellationTokenSource Lost, Task Heartbeat)>(StringComparer.Ordinal);
+        var finishing = new List<Task>();
+        CellLease? waiting = first;
+        var lastEmpty = DateTime.MinValue;
+        int capacity = _options.PackSize;
+        if (capacity == 0)
+        {
+            try
+            {
+                var calibration = await RunOnDedicatedThread(() => runner.CalibratePack(firstCell, _options.MaxPackSize, stoppingToken));
+                capacity = calibration.PackSize;
+                logger.LogInformation("Pack group of {Label}: {Calibration}", first.Work.Label, calibration);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning(ex, "Pack calibration for {Label} failed; training it alone", first.Work.Label);
+                capacity = 1;
+            }
+        }
+
+        PackRequest? Next()
+        {
+            while (true)
+            {
+                var lease = waiting;
+                waiting = null;
+                if (lease is null)
+                {
+                    if (stoppingToken.IsCancellationRequested || DateTime.UtcNow - lastEmpty < _options.PollInterval * 4)
+                    {
+                        return null;
+                    }
+
+                    try
+                    {
+                        var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, 1,
+                            first.Work.PackGroup);
+                        lease = queue.LeaseAsync(capabilities).WaitAsync(_options.CallTimeout, stoppingToken).GetAwaiter().GetResult();
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                    {
+                        logger.LogWarning(ex, "Leasing another cell for the pack failed; the pack goes on");
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return null;
+                    }
+
+                    if (lease is null)
+                    {
+                        lastEmpty = DateTime.UtcNow;
+                        return null;
+                    }
+                }
+
+                var key = lease.Work.CellKey;
+                if (lease.Attempt > 1 && store.GetSucceededKeysAsync([key], stoppingToken).GetAwaiter().GetResult().Count > 0)
+                {
+                    finishing.Add(FinishLeaseAsync(queue, lease, null, stoppingToken));
+                    continue;
+                }
+
+                CellDefinition cell;
+                try
+                {
+                    cell = CellDefinition.FromJson(lease.Work.CellJson);
+                }
+                catch (Exception ex)
+                {
+                    finishing.Add(FinishLeaseAsync(queue, lease, Failed(lease, ex), stoppingToken));
+                    continue;
+                }
+
+                var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                members[key] = (lease, lost, HeartbeatAsync(queue, lease, lost));
+                return new PackRequest(cell, lease.Work.Metrics, _options.WorkerId, lease.Attempt, lost.Token);
+            }
+        }
+
+        void Done(PackRequest request, CellOutcome? outcome, Exception? error)
+        {
+            if (!members.Remove(request.Cell.Key, out var member))
+            {
+                return;
+            }
+
+            var (lease, lost, heartbeat) = member;
+            if (error is OperationCanceledException && lost.IsCancellationRequested)
+            {
+                LogStopped(lease, stoppingToken);
+                lost.Cancel();
+                finishing.Add(heartbeat.ContinueWith(_ => lost.Dispose(), TaskScheduler.Default));
+                return;
+            }
+
+            lost.Cancel();
+            var result = outcome is not null ? Succeeded(lease, outcome) : Failed(lease, error ?? new InvalidOperationException("no outcome"));
+            finishing.Add(Task.Run(async () =>
+            {
+                await heartbeat;
+                lost.Dispose();
+                await FinishLeaseAsync(queue, lease, result, stoppingToken);
+            }));
+        }
+
+        try
+        {
+            await RunOnDedicatedThread(() =>
+            {
+                runner.RunPack(capacity, Next, Done, stoppingToken);
+                return 0;
+            });
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            foreach (var (lease, lost, heartbeat) in members.Values)
+            {
+                // Not reported by the runner (it stopped): their leases expire and the cells are retried.
+                lost.Cancel();
+                finishing.Add(heartbeat);
+            }
+
+            await Task.WhenAll(finishing);
+        }
+    }
+
+    private CellResultRecord Succeeded(CellLease lease, CellOutcome outcome) =>
+        new(lease.Work.CellKey, lease.Attempt, CellStatus.Succeeded, outcome.Metrics, null, _options.WorkerId,
+            Device(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow);
+
+    private CellResultRecord Failed(CellLease lease, Exception ex)
+    {
+        logger.LogError(ex, "Cell {Label} ({Key}) attempt {Attempt} failed", lease.Work.Label, lease.Work.CellKey[..12], lease.Attempt);
+        return new CellResultRecord(lease.Work.CellKey, lease.Attempt, CellStatus.Failed, new Dictionary<string, double>(), Describe(ex),
+            _options.WorkerId, Device(), 0, 0, "{}", [], DateTimeOffset.UtcNow);
+    }
+
+    private void LogStopped(CellLease lease, CancellationToken stoppingToken) =>
+        logger.LogWarning("Cell {Label} ({Key}) attempt {Attempt}: stopped ({Reason})", lease.Work.Label, lease.Work.CellKey[..12], lease.Attempt,
+            stoppingToken.IsCancellationRequested ? "worker stopping" : "lease lost or sweep cancelled");
+
+    /// <summary>Stores the result (never cancelled: a computed result is not thrown away) and completes the lease; null: already done.</summary>
+    private async Task FinishLeaseAsync(ITrialQueueGrain queue, CellLease lease, CellResultRecord? result, CancellationToken stoppingToken)
+    {
+        var work = lease.Work;
         var written = result is not null && await store.UpsertResultAsync(result, CancellationToken.None);
         var succeeded = result is null || result.Status == CellStatus.Succeeded;
         var accepted = await CallAsync(() => queue.CompleteAsync(new CellCompletion(lease.LeaseId, succeeded, result?.Error)), stoppingToken);

@@ -24,6 +24,17 @@ public sealed class WorkerOptions
     /// </summary>
     public double? SimulateCellSeconds { get; set; }
 
+    /// <summary>
+    /// Packed training: how many cells of one pack group (same data, base, method and options; methods prefix, prompt,
+    /// ptuning-v2, lora, ia3) a slot trains at once on one shared base. 1 turns packing off. 0 (the default) chooses K
+    /// per pack group from a quick calibration (trial-steps per second for K = 1, 2, 4, … on the group's own data, stopping
+    /// where the gain flattens or memory would not allow it), at most <see cref="MaxPackSize"/>.
+    /// </summary>
+    public int PackSize { get; set; }
+
+    /// <summary>Upper bound of the calibrated pack size.</summary>
+    public int MaxPackSize { get; set; } = 16;
+
     /// <summary>Time limit of one call to the cluster (lease, renew, complete).</summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -47,6 +58,16 @@ public sealed class WorkerOptions
         if (SimulateCellSeconds is < 0)
         {
             throw new ArgumentException($"Worker:SimulateCellSeconds must not be negative, got {SimulateCellSeconds}");
+        }
+
+        if (PackSize is < 0 or > 256)
+        {
+            throw new ArgumentException($"Worker:PackSize must be 0 (calibrate), 1 (no packing) or up to 256, got {PackSize}");
+        }
+
+        if (MaxPackSize is < 1 or > 256)
+        {
+            throw new ArgumentException($"Worker:MaxPackSize must be between 1 and 256, got {MaxPackSize}");
         }
 
         if (PollInterval <= TimeSpan.Zero)

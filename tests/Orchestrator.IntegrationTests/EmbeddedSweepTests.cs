@@ -109,6 +109,56 @@ public sealed class EmbeddedSweepTests : IDisposable
     }
 
     [Fact]
+    public async Task Packed_cells_record_their_partners_and_train_as_they_would_alone()
+    {
+        var spec = Spec.Replace("name: it-slice", "name: it-packed")
+            .Replace("methods: [finetune]", "methods: [finetune, {name: lora, training: {learning_rate: 1.0e-2}}, {name: prefix, options: {length: 2, hidden: 16}}]")
+            .Replace("subsamples: 1", "subsamples: 2");
+        var plan = SweepPlanner.PlanText(spec, OrchestratorVocabulary.Default, _dir.FullName);
+        Assert.Equal(12, plan.Cells.Count);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+
+        async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int pack)
+        {
+            using var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = dir, WorkerSlots = 1, PackSize = pack });
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            await SweepSubmitter.SubmitAsync(grains, plan);
+            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal((12, 0), (final.Done, final.Failed));
+            var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
+            await host.StopAsync(CancellationToken.None);
+            return rows;
+        }
+
+        var packed = await RunAsync(Path.Combine(_dir.FullName, "packed"), pack: 4);
+        var alone = await RunAsync(Path.Combine(_dir.FullName, "alone"), pack: 1);
+
+        static JsonElement Provenance(CellResultRecord r) => JsonDocument.Parse(r.ProvenanceJson).RootElement;
+        foreach (var (cell, result) in packed)
+        {
+            var packing = Provenance(result!).GetProperty("packing");
+            var partners = packing.TryGetProperty("packed_with", out var p) ? p.EnumerateArray().Select(e => e.GetString()!).ToList() : [];
+            if (cell.Method == "finetune")
+            {
+                Assert.False(packing.GetProperty("packed").GetBoolean());
+                continue;
+            }
+
+            // A pack of 4: the other three cells of the same method (same pack group), never another method's.
+            Assert.True(packing.GetProperty("packed").GetBoolean());
+            Assert.Equal(3, partners.Count);
+            Assert.All(partners, k => Assert.Equal(cell.Method, packed.Single(c => c.Cell.CellKey == k).Cell.Method));
+
+            var single = alone.Single(c => c.Cell.CellKey == cell.CellKey).Result!;
+            Assert.False(Provenance(single).GetProperty("packing").GetProperty("packed").GetBoolean());
+            double a = Provenance(single).GetProperty("final_train_loss").GetDouble();
+            double b = Provenance(result!).GetProperty("final_train_loss").GetDouble();
+            Assert.True(Math.Abs(a - b) <= 1e-4, $"{cell.Method}: final loss alone {a}, packed {b}");
+        }
+    }
+
+    [Fact]
     public async Task A_cell_whose_data_changed_fails_with_its_reason_after_its_attempts_and_the_sweep_completes()
     {
         var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);

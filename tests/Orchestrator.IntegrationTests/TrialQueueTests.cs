@@ -36,6 +36,19 @@ public sealed class TrialQueueTests
     }
 
     [Fact]
+    public void A_worker_filling_a_pack_leases_only_cells_of_its_pack_group()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a") with { PackGroup = "g1" }, Work("b") with { PackGroup = "g2" }, Work("c") with { PackGroup = "g1" }, Work("d")], 0);
+        var filling = Worker with { PackGroup = "g1" };
+        Assert.Equal("a", queue.Lease(filling)!.Work.CellKey);
+        Assert.Equal("c", queue.Lease(filling)!.Work.CellKey);
+        Assert.Null(queue.Lease(filling));
+        Assert.Equal("b", queue.Lease(Worker)!.Work.CellKey);   // any group without a filter
+        Assert.Equal("d", queue.Lease(Worker)!.Work.CellKey);
+    }
+
+    [Fact]
     public void An_expired_lease_returns_the_cell_with_the_next_attempt_and_the_old_holder_cannot_complete()
     {
         var clock = new ManualClock();

@@ -45,6 +45,13 @@ public sealed record CellDefinition(
     public static CellDefinition FromJson(string json) =>
         JsonSerializer.Deserialize<CellDefinition>(json, Json) ?? throw new FormatException("empty cell definition");
 
+    /// <summary>
+    /// Cells that can train together in one pack on a shared frozen base: same data, same base model, same method with the
+    /// same options (so the same shapes). A hash; whether the method packs at all is the worker's business.
+    /// </summary>
+    [JsonIgnore]
+    public string PackGroup => ContentHash.Of(JsonSerializer.Serialize(new { Dataset, Model, Method, MethodOptions }, Json));
+
     /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c>.</summary>
     [JsonIgnore]
     public string Label => $"{Method} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
