@@ -160,8 +160,52 @@ public static class CliApp
             report.WriteTable();
         }
 
+        if (PackingSummary(await store.GetSweepCellsAsync(sweepId, ct)) is { } packing)
+        {
+            Console.WriteLine(packing);
+        }
+
         Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed.");
         return final.Failed > 0 ? ExitFailedCells : 0;
+    }
+
+    /// <summary>Which cells were trained in packs (from their provenance), per method; null when none were.</summary>
+    internal static string? PackingSummary(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
+    {
+        var perMethod = new SortedDictionary<string, (int Cells, int Packed, int Largest)>(StringComparer.Ordinal);
+        foreach (var (cell, result) in rows)
+        {
+            if (result is not { Status: CellStatus.Succeeded })
+            {
+                continue;
+            }
+
+            var (cells, packed, largest) = perMethod.GetValueOrDefault(cell.Method);
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(result.ProvenanceJson);
+                if (doc.RootElement.TryGetProperty("packing", out var p) && p.TryGetProperty("packed", out var b) && b.GetBoolean())
+                {
+                    packed++;
+                    largest = Math.Max(largest, p.TryGetProperty("largest_pack", out var l) ? l.GetInt32() : 1);
+                }
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+
+            perMethod[cell.Method] = (cells + 1, packed, largest);
+        }
+
+        if (perMethod.Values.All(v => v.Packed == 0))
+        {
+            return null;
+        }
+
+        return "Packed training (one shared frozen base, per-trial parameters and optimizer): " + string.Join("; ", perMethod.Select(kv =>
+            kv.Value.Packed == 0
+                ? $"{kv.Key} {kv.Value.Cells} cell(s) alone"
+                : $"{kv.Key} {kv.Value.Packed}/{kv.Value.Cells} cells in packs of up to {kv.Value.Largest}")) + ".";
     }
 
     /// <summary>Follows the sweep until complete: live progress per method (done, running, failed, ETA) with Spectre.Console.</summary>

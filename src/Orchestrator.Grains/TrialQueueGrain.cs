@@ -4,19 +4,33 @@ using Orchestrator.Results;
 
 namespace Orchestrator.Grains;
 
+/// <summary>What the queue loads from the database when it activates.</summary>
+public enum QueueRestore
+{
+    /// <summary>Every active sweep (cluster mode: a restarted coordinator carries on with all of them).</summary>
+    ActiveSweeps,
+
+    /// <summary>
+    /// Nothing: only sweeps submitted, resumed or extended in this process are queued (embedded mode, where
+    /// <c>run A</c> must not train the leftovers of an interrupted sweep B; running or resuming B carries it on).
+    /// </summary>
+    Nothing,
+}
+
 /// <summary>
 /// Orleans face of <see cref="TrialQueue"/>. Its state is a cache of the database: on activation (first use, or
 /// after the coordinator restarted) it rebuilds every active sweep from the cells that have no successful result,
 /// and it writes attempt counts behind (about once a second) so that retry limits survive restarts.
 /// </summary>
-public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILogger<TrialQueueGrain> logger) : Grain, ITrialQueueGrain
+public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILogger<TrialQueueGrain> logger, IServiceProvider services) : Grain, ITrialQueueGrain
 {
+    private readonly QueueRestore _restore = (QueueRestore?)services.GetService(typeof(QueueRestore)) ?? QueueRestore.ActiveSweeps;
     private static readonly TimeSpan FlushPeriod = TimeSpan.FromSeconds(1);
     private readonly TrialQueue _queue = new(clock);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        var sweeps = await store.GetSweepsAsync(SweepStatus.Active, cancellationToken);
+        var sweeps = _restore == QueueRestore.ActiveSweeps ? await store.GetSweepsAsync(SweepStatus.Active, cancellationToken) : [];
         var pending = 0;
         foreach (var sweep in sweeps)
         {

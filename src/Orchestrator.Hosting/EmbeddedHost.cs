@@ -30,6 +30,7 @@ public static class EmbeddedHost
         }
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(Orchestrator.Grains.QueueRestore.Nothing);
         builder.Services.AddSingleton<IResultStore>(_ =>
         {
             var store = ResultStores.Sqlite(options.ResultsDatabasePath);

@@ -10,6 +10,7 @@ public static class Program
     {
         ["scoring"] = ("corpus metrics on 10,000 segments with 4 references (BLEU, ROUGE-1/2/L; --all adds NIST, METEOR, CIDEr, TER)", ScoringBenchmark.Run),
         ["training"] = ("fp32 matmul peak; tokens/s, share of peak and memory of finetune/prefix/lora training on the tiny and gpt2 shapes", TrainingBenchmark.Run),
+        ["packing"] = ("packed against sequential training of K = 1..16 prefix/lora trials on the tiny and gpt2 shapes (trial-steps/s, speed-up, share of peak)", PackingBenchmark.Run),
         ["cluster"] = ("cluster dispatch on loopback: results persisted/s with 1, 2, 4 worker processes; makespan overhead of 10,000 sleeping cells", args => ClusterBenchmark.RunAsync(args).GetAwaiter().GetResult()),
         ["results"] = ("aggregate and paired-comparison latency (p50/p95) over 100,000 result rows in PostgreSQL", args => ResultsBenchmark.RunAsync(args).GetAwaiter().GetResult()),
     };

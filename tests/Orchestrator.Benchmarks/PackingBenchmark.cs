@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Globalization;
+using Orchestrator.Data.Synthetic;
+using Orchestrator.Training;
+using Orchestrator.Training.Models;
+using Orchestrator.Training.Packing;
+using Orchestrator.Training.Peft;
+using Orchestrator.Training.Tokenization;
+using static TorchSharp.torch;
+
+namespace Orchestrator.Benchmarks;
+
+/// <summary>
+/// <c>packing [--shapes tiny,gpt2] [--methods prefix,lora] [--ks 1,2,4,8,16] [--gpt2-ks 1,2,4,8] [--batch 10] [--steps 30] [--gpt2-steps 3]</c>:
+/// for each shape, method and K, the same K low-data trials (synthetic E2E-like pairs, batch 10 as in the paper's
+/// low-data runs, different seeds) trained one after another and then packed (<see cref="PackedTrainer"/>) on one frozen
+/// base in the same process, side by side: trial-steps per second of each and the speed-up, plus the packed run's
+/// achieved GFLOP/s as a share of the fp32 matmul peak measured in the same run (FLOPs per token of a frozen base:
+/// 4·P + 12·L·T·d, as in the training benchmark).
+/// </summary>
+public static class PackingBenchmark
+{
+    public static int Run(string[] args)
+    {
+        string[] shapes = Option(args, "--shapes", "tiny,gpt2").Split(',');
+        string[] methods = Option(args, "--methods", "prefix,lora").Split(',');
+        int[] ks = Ints(Option(args, "--ks", "1,2,4,8,16"));
+        int[] gpt2Ks = Ints(Option(args, "--gpt2-ks", "1,2,4,8"));
+        int batch = int.Parse(Option(args, "--batch", "10"), CultureInfo.InvariantCulture);
+        int steps = int.Parse(Option(args, "--steps", "30"), CultureInfo.InvariantCulture);
+        int gpt2Steps = int.Parse(Option(args, "--gpt2-steps", "3"), CultureInfo.InvariantCulture);
+
+        TorchRuntime.EnsureAvailable();
+        var tokenizer = BpeTrainer.Train(PretrainCorpus.Generate(2000, 0), 1024);
+        var pool = SyntheticE2e.Generate(400, 7).Select(e => new TrainingExample(e.Source, e.References[0])).ToList();
+        double meanTokens = pool.Average(e => CausalLmFormat.Encode(tokenizer, e.Source, e.Target, 1024).InputIds.Length);
+        double peak = Peak();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"device: {TorchRuntime.Describe()}; {Environment.ProcessorCount} cores; batch {batch}; mean sequence {meanTokens:F0} tokens; fp32 matmul peak {peak:F1} GFLOP/s; load average {LoadAverage()}"));
+        Console.WriteLine();
+        Console.WriteLine("| shape | method | K | sequential trial-steps/s | packed trial-steps/s | speed-up | packed GFLOP/s | % of peak |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+        foreach (string shape in shapes)
+        {
+            var config = Gpt2Config.Preset(shape, shape == "gpt2" ? 50257 : tokenizer.VocabSize);
+            using var model = new Gpt2Model(config, 0);
+            int n = shape == "gpt2" ? gpt2Steps : steps;
+            foreach (string method in methods)
+            {
+                foreach (int k in shape == "gpt2" ? gpt2Ks : ks)
+                {
+                    var trials = Enumerable.Range(0, k).Select(i => (
+                        Train: pool.Skip(i * 7 % 300).Take(50).ToList(),
+                        Options: new TrainingOptions(n, batch, 1e-3, 0, 0, Seed: i))).ToList();
+
+                    var clock = Stopwatch.StartNew();
+                    foreach (var (train, options) in trials)
+                    {
+                        using var m = PeftRegistry.Create(method, null);
+                        new CausalLmTrainer(model, tokenizer, m).Train(train, [], options);
+                    }
+
+                    double sequential = k * n / clock.Elapsed.TotalSeconds;
+
+                    var queue = new Queue<PackMember>(trials.Select((t, i) => new PackMember($"t{i}", PeftRegistry.Create(method, null), t.Train, [], t.Options)));
+                    long tokens = 0;
+                    clock.Restart();
+                    new PackedTrainer(model, tokenizer).Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m =>
+                    {
+                        tokens += m.Report?.Tokens ?? 0;
+                        m.Method.Dispose();
+                    });
+                    double seconds = clock.Elapsed.TotalSeconds;
+                    double packed = k * n / seconds;
+                    long d = config.Width;
+                    long p = config.Layers * 12L * d * d + (long)config.VocabSize * d;
+                    double flopsPerToken = 4.0 * p + 12.0 * config.Layers * meanTokens * d;
+                    double gflops = tokens / seconds * flopsPerToken / 1e9;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"| {shape} | {method} | {k} | {sequential:F1} | {packed:F1} | {packed / sequential:F2}× | {gflops:F1} | {100 * gflops / peak:F0}% |"));
+                }
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fp32 matmul peak again: {Peak():F1} GFLOP/s; load average {LoadAverage()}"));
+        return 0;
+    }
+
+    private static double Peak()
+    {
+        const int n = 2048;
+        using var scope = NewDisposeScope();
+        var g = new Generator(3);
+        var a = randn([n, n], generator: g);
+        var b = randn([n, n], generator: g);
+        double best = 0;
+        for (int i = 0; i < 10; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var c = a.matmul(b);
+            _ = c.sum().item<float>();
+            best = Math.Max(best, 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9);
+        }
+
+        return best;
+    }
+
+    private static int[] Ints(string list) => list.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    private static string Option(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+}
