@@ -30,6 +30,10 @@ public static class CliApp
         var dataDir = new Option<string>("--data-dir") { Description = "Folder for the embedded results database", DefaultValueFactory = _ => ".orchestrator" };
         var slots = new Option<int>("--slots") { Description = "Cells trained at once in this process", DefaultValueFactory = _ => 1 };
         var verbose = new Option<bool>("--verbose") { Description = "Show the host's log" };
+        var dashboardPort = new Option<int?>("--dashboard-port")
+        {
+            Description = "Serve the Orleans Dashboard on this loopback port while the sweep runs (http://127.0.0.1:PORT/)",
+        };
 
         var demo = new Command("demo", "Run the demo sweep (sweeps/demo.yaml) in embedded mode and print its table.");
         var demoSpec = new Option<string?>("--spec") { Description = "Spec to run instead of sweeps/demo.yaml" };
@@ -37,7 +41,9 @@ public static class CliApp
         demo.Options.Add(dataDir);
         demo.Options.Add(slots);
         demo.Options.Add(verbose);
-        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose), ct));
+        demo.Options.Add(dashboardPort);
+        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose),
+            pr.GetValue(dashboardPort), ct));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -45,7 +51,9 @@ public static class CliApp
         run.Options.Add(dataDir);
         run.Options.Add(slots);
         run.Options.Add(verbose);
-        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose), ct));
+        run.Options.Add(dashboardPort);
+        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(verbose),
+            pr.GetValue(dashboardPort), ct));
 
         var validate = new Command("validate", "Check a sweep spec (and its data) without running anything; print its cells.");
         var validateSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -97,7 +105,7 @@ public static class CliApp
         }
     }
 
-    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, bool verbose, CancellationToken ct)
+    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, bool verbose, int? dashboardPort, CancellationToken ct)
     {
         if (!TryPlan(specPath, out var plan))
         {
@@ -114,10 +122,26 @@ public static class CliApp
             return 1;
         }
 
-        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots };
-        using var host = EmbeddedHost.Build(options, HostLogging(verbose));
+        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, DashboardPort = dashboardPort };
+        IHost built;
+        try
+        {
+            built = EmbeddedHost.Build(options, HostLogging(verbose));
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitInvalidInput;
+        }
+
+        using var host = built;
         var started = DateTimeOffset.UtcNow;
         await host.StartAsync(ct);
+        if (options.DashboardOptions?.LocalUrl is { } dashboard)
+        {
+            Console.WriteLine($"Orleans Dashboard: {dashboard} (while the sweep runs)");
+        }
+
         try
         {
             var grains = host.Services.GetRequiredService<IGrainFactory>();

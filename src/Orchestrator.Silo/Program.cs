@@ -25,6 +25,8 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--device-count"] = "Worker:DeviceCount",
     ["--simulate-cell-seconds"] = "Worker:SimulateCellSeconds",
     ["--data-dir"] = "DataDirectory",
+    ["--dashboard"] = "Dashboard",
+    ["--dashboard-port"] = "DashboardPort",
 };
 
 var normalized = new List<string>();
@@ -34,7 +36,8 @@ for (var i = 0; i < args.Length; i++)
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] " +
-                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR]");
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] " +
+                          "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }
 
@@ -49,7 +52,7 @@ for (var i = 0; i < args.Length; i++)
     {
         normalized.Add(args[++i]);
     }
-    else if (args[i] == "--fast-membership")
+    else if (args[i] == "--fast-membership" || args[i] == "--dashboard")
     {
         normalized.Add("true");
     }
@@ -91,6 +94,7 @@ try
             WorkerSlots = worker.Slots,
             SiloPort = cluster.SiloPort,
             GatewayPort = cluster.GatewayPort,
+            DashboardPort = cluster.DashboardPort,
         }, logging);
     }
     else
@@ -116,7 +120,8 @@ using (host)
         return 1;
     }
 
-    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}");
+    var dashboard = cluster.DashboardOptions?.LocalUrl is { } url ? $" dashboard={url}" : "";
+    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}");
     await host.WaitForShutdownAsync();
 }
 
