@@ -8,6 +8,8 @@
 #
 # State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster).
 # Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2").
+# ORCHESTRATOR_DASHBOARD_PORT=N serves the Orleans Dashboard from the coordinator on http://127.0.0.1:N/
+# (the coordinator gets --dashboard-port N, the workers --dashboard so that it shows them too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -57,6 +59,12 @@ cmd_start() {
   local workers=${1:-2}
   [[ "$workers" =~ ^[0-9]+$ ]] || die "start N: N must be a number of workers, got '$workers'"
   [ -f "$STATE/pids/postgres" ] && die "a local cluster is already recorded in $STATE; run '$0 stop' first"
+  local dashboard_port=${ORCHESTRATOR_DASHBOARD_PORT:-} coordinator_args="" worker_args="" dashboard_line=""
+  if [ -n "$dashboard_port" ]; then
+    [[ "$dashboard_port" =~ ^[0-9]+$ ]] || die "ORCHESTRATOR_DASHBOARD_PORT must be a port number, got '$dashboard_port'"
+    coordinator_args="--dashboard-port $dashboard_port"; worker_args="--dashboard"
+    dashboard_line="Orleans Dashboard: http://127.0.0.1:$dashboard_port/"
+  fi
   command -v dotnet >/dev/null || die "the .NET SDK (dotnet) is required"
   if [ ! -f "$SILO_DLL" ] || [ ! -f "$CLI_DLL" ] || [ "${ORCHESTRATOR_SKIP_BUILD:-0}" != 1 ]; then
     echo "building ($CONFIG)…"
@@ -80,11 +88,12 @@ cmd_start() {
   echo "$CONN" >"$STATE/connection"
   dotnet "$CLI_DLL" db migrate --cluster "$CONN"
   echo "starting silos…"
-  start_silo coordinator coordinator
+  # shellcheck disable=SC2086
+  start_silo coordinator coordinator $coordinator_args
   local i
   for i in $(seq 1 "$workers"); do
     # shellcheck disable=SC2086
-    start_silo "worker-$i" worker --worker-id "local-worker-$i" ${ORCHESTRATOR_WORKER_ARGS:-}
+    start_silo "worker-$i" worker --worker-id "local-worker-$i" $worker_args ${ORCHESTRATOR_WORKER_ARGS:-}
   done
   cat <<MSG
 
@@ -94,6 +103,7 @@ Local cluster is up (1 coordinator, $workers worker(s)). Point the CLI at it:
   dotnet run -c $CONFIG --project src/Orchestrator.Cli -- submit sweeps/demo.yaml --watch
 
 Logs: $STATE/logs   Stop with: $0 stop
+${dashboard_line}
 MSG
 }
 

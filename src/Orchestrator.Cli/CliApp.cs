@@ -39,6 +39,10 @@ public static class CliApp
             if (r.GetValueOrDefault<int>() is < 0 or > 256) r.AddError("--pack must be 0 (calibrate), 1 (off) or a pack size up to 256");
         });
         var verbose = new Option<bool>("--verbose") { Description = "Show the host's log" };
+        var dashboardPort = new Option<int?>("--dashboard-port")
+        {
+            Description = "Serve the Orleans Dashboard on this loopback port while the sweep runs (http://127.0.0.1:PORT/)",
+        };
 
         var demo = new Command("demo", "Run the demo sweep (sweeps/demo.yaml) in embedded mode and print its table.");
         var demoSpec = new Option<string?>("--spec") { Description = "Spec to run instead of sweeps/demo.yaml" };
@@ -47,7 +51,9 @@ public static class CliApp
         demo.Options.Add(slots);
         demo.Options.Add(pack);
         demo.Options.Add(verbose);
-        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack), pr.GetValue(verbose), ct));
+        demo.Options.Add(dashboardPort);
+        demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack),
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), ct));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -56,7 +62,9 @@ public static class CliApp
         run.Options.Add(slots);
         run.Options.Add(pack);
         run.Options.Add(verbose);
-        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack), pr.GetValue(verbose), ct));
+        run.Options.Add(dashboardPort);
+        run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack),
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), ct));
 
         var validate = new Command("validate", "Check a sweep spec (and its data) without running anything; print its cells.");
         var validateSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -108,7 +116,7 @@ public static class CliApp
         }
     }
 
-    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, int pack, bool verbose, CancellationToken ct)
+    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, int pack, bool verbose, int? dashboardPort, CancellationToken ct)
     {
         if (!TryPlan(specPath, out var plan))
         {
@@ -125,10 +133,26 @@ public static class CliApp
             return 1;
         }
 
-        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, PackSize = pack };
-        using var host = EmbeddedHost.Build(options, HostLogging(verbose));
+        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, PackSize = pack, DashboardPort = dashboardPort };
+        IHost built;
+        try
+        {
+            built = EmbeddedHost.Build(options, HostLogging(verbose));
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitInvalidInput;
+        }
+
+        using var host = built;
         var started = DateTimeOffset.UtcNow;
         await host.StartAsync(ct);
+        if (options.DashboardOptions?.LocalUrl is { } dashboard)
+        {
+            Console.WriteLine($"Orleans Dashboard: {dashboard} (while the sweep runs)");
+        }
+
         try
         {
             var grains = host.Services.GetRequiredService<IGrainFactory>();

@@ -4,17 +4,16 @@ using Orchestrator.Results;
 
 namespace Orchestrator.Grains;
 
-/// <summary>What the queue loads from the database when it activates.</summary>
-public enum QueueRestore
+/// <summary>
+/// What the queue loads from the database when it activates: every active sweep (cluster mode: a restarted coordinator
+/// carries on with all of them), or nothing (embedded mode, where <c>run A</c> must not train the leftovers of an
+/// interrupted sweep B; running, resuming or extending B carries it on). Register one in the silo's services; default: restore.
+/// </summary>
+public sealed record QueueRestore(bool ActiveSweeps)
 {
-    /// <summary>Every active sweep (cluster mode: a restarted coordinator carries on with all of them).</summary>
-    ActiveSweeps,
+    public static QueueRestore Restore { get; } = new(true);
 
-    /// <summary>
-    /// Nothing: only sweeps submitted, resumed or extended in this process are queued (embedded mode, where
-    /// <c>run A</c> must not train the leftovers of an interrupted sweep B; running or resuming B carries it on).
-    /// </summary>
-    Nothing,
+    public static QueueRestore Nothing { get; } = new(false);
 }
 
 /// <summary>
@@ -24,13 +23,13 @@ public enum QueueRestore
 /// </summary>
 public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILogger<TrialQueueGrain> logger, IServiceProvider services) : Grain, ITrialQueueGrain
 {
-    private readonly QueueRestore _restore = (QueueRestore?)services.GetService(typeof(QueueRestore)) ?? QueueRestore.ActiveSweeps;
+    private readonly QueueRestore _restore = (QueueRestore?)services.GetService(typeof(QueueRestore)) ?? QueueRestore.Restore;
     private static readonly TimeSpan FlushPeriod = TimeSpan.FromSeconds(1);
     private readonly TrialQueue _queue = new(clock);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        var sweeps = _restore == QueueRestore.ActiveSweeps ? await store.GetSweepsAsync(SweepStatus.Active, cancellationToken) : [];
+        var sweeps = _restore.ActiveSweeps ? await store.GetSweepsAsync(SweepStatus.Active, cancellationToken) : [];
         var pending = 0;
         foreach (var sweep in sweeps)
         {

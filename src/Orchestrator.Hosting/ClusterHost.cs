@@ -28,7 +28,8 @@ public static class ClusterHost
         var siloPort = cluster.SiloPort == 0 ? FreePort() : cluster.SiloPort;
         var gatewayPort = cluster.GatewayPort == 0 ? FreePort() : cluster.GatewayPort;
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var dashboard = cluster.DashboardOptions;
+        var builder = DashboardExtensions.CreateHostBuilder(dashboard);
         builder.Logging.ClearProviders();
         logging?.Invoke(builder.Logging);
 
@@ -69,8 +70,10 @@ public static class ClusterHost
                     o.Classes.Remove(typeof(TrialQueueGrain));
                 });
             }
+
+            silo.AddOrchestratorDashboard(dashboard);
         });
-        return builder.Build();
+        return builder.BuildHost();
     }
 
     /// <summary>An Orleans client of the cluster (for the CLI), with its results store.</summary>

@@ -40,6 +40,24 @@ public sealed class ClusterSiloOptions
     /// </summary>
     public bool FastFailureDetection { get; set; }
 
+    /// <summary>
+    /// Port of the Orleans Dashboard served by this silo (<c>--dashboard-port</c>); null: none. Coordinator and
+    /// all-in-one silos only; on loopback, or on every address when <see cref="AdvertiseAddress"/> is set.
+    /// </summary>
+    public int? DashboardPort { get; set; }
+
+    /// <summary>
+    /// This silo collects its statistics for a dashboard served by another silo (<c>--dashboard</c>): needed on every
+    /// worker of a cluster whose coordinator has <c>--dashboard-port</c>, or the worker's pages fail and the
+    /// dashboard's call profiling may not be switched on anywhere. Implied by <see cref="DashboardPort"/>.
+    /// </summary>
+    public bool Dashboard { get; set; }
+
+    /// <summary>This silo's part in the dashboard; null: none.</summary>
+    public DashboardHostOptions? DashboardOptions => Dashboard || DashboardPort is not null
+        ? new DashboardHostOptions { Port = DashboardPort, ListenOnAnyAddress = AdvertiseAddress is not null }
+        : null;
+
     public IPAddress Advertised => AdvertiseAddress is null ? IPAddress.Loopback : IPAddress.Parse(AdvertiseAddress);
 
     public void Validate()
@@ -62,6 +80,16 @@ public sealed class ClusterSiloOptions
         if (AdvertiseAddress is not null && !IPAddress.TryParse(AdvertiseAddress, out _))
         {
             throw new ArgumentException($"AdvertiseAddress must be an IP address, got '{AdvertiseAddress}'");
+        }
+
+        if (DashboardPort is not null && Role == SiloRole.Worker)
+        {
+            throw new ArgumentException("--dashboard-port is for the coordinator (or --role all); give workers --dashboard so that its dashboard shows them");
+        }
+
+        if (DashboardPort is < 1 or > 65535)
+        {
+            throw new ArgumentException($"--dashboard-port must be between 1 and 65535, got {DashboardPort}");
         }
     }
 }

@@ -22,7 +22,8 @@ public static class EmbeddedHost
         var siloPort = options.SiloPort == 0 ? ClusterHost.FreePort() : options.SiloPort;
         var gatewayPort = options.GatewayPort == 0 ? ClusterHost.FreePort() : options.GatewayPort;
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var dashboard = options.DashboardOptions;
+        var builder = DashboardExtensions.CreateHostBuilder(dashboard);
         builder.Logging.ClearProviders();
         if (logging is not null)
         {
@@ -50,7 +51,8 @@ public static class EmbeddedHost
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: ClusterId);
             silo.AddMemoryGrainStorage("Default");
+            silo.AddOrchestratorDashboard(dashboard);
         });
-        return builder.Build();
+        return builder.BuildHost();
     }
 }

@@ -20,6 +20,11 @@ public sealed class EmbeddedOptions
 
     public int GatewayPort { get; set; }
 
+    /// <summary>Port of the Orleans Dashboard on loopback (<c>--dashboard-port</c>); null: no dashboard.</summary>
+    public int? DashboardPort { get; set; }
+
+    public DashboardHostOptions? DashboardOptions => DashboardPort is null ? null : new DashboardHostOptions { Port = DashboardPort };
+
     public string ResultsDatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "results.db");
 
     public void Validate()
@@ -42,6 +47,11 @@ public sealed class EmbeddedOptions
         if (SiloPort is < 0 or > 65535 || GatewayPort is < 0 or > 65535)
         {
             throw new ArgumentException("ports must be between 0 and 65535");
+        }
+
+        if (DashboardPort is < 1 or > 65535)
+        {
+            throw new ArgumentException($"--dashboard-port must be between 1 and 65535, got {DashboardPort}");
         }
     }
 }

@@ -27,6 +27,8 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--device-count"] = "Worker:DeviceCount",
     ["--simulate-cell-seconds"] = "Worker:SimulateCellSeconds",
     ["--data-dir"] = "DataDirectory",
+    ["--dashboard"] = "Dashboard",
+    ["--dashboard-port"] = "DashboardPort",
 };
 
 var normalized = new List<string>();
@@ -36,7 +38,8 @@ for (var i = 0; i < args.Length; i++)
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
-                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR]");
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] " +
+                          "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }
 
@@ -51,7 +54,7 @@ for (var i = 0; i < args.Length; i++)
     {
         normalized.Add(args[++i]);
     }
-    else if (args[i] == "--fast-membership")
+    else if (args[i] == "--fast-membership" || args[i] == "--dashboard")
     {
         normalized.Add("true");
     }
@@ -94,6 +97,7 @@ try
             PackSize = worker.PackSize,
             SiloPort = cluster.SiloPort,
             GatewayPort = cluster.GatewayPort,
+            DashboardPort = cluster.DashboardPort,
         }, logging);
     }
     else
@@ -119,7 +123,8 @@ using (host)
         return 1;
     }
 
-    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}");
+    var dashboard = cluster.DashboardOptions?.LocalUrl is { } url ? $" dashboard={url}" : "";
+    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}");
     await host.WaitForShutdownAsync();
 }
 

@@ -262,6 +262,13 @@ public static partial class Images
         }
 
         var entry = EntryAssembly(repo, facts, file, published, problems);
+        var finalImage = SplitTag(Expand(file.Final.Image, file.GlobalArgs)).Name;
+        foreach (var (_, project, _) in published.Where(p => finalImage == "mcr.microsoft.com/dotnet/runtime" && NeedsAspNetCore(repo, p.Project)))
+        {
+            problems.Add($"{path}:{file.Final.Line}: FROM {file.Final.Image}: {project} needs the ASP.NET Core shared framework " +
+                "(FrameworkReference Microsoft.AspNetCore.App, for the Orleans Dashboard), which only mcr.microsoft.com/dotnet/aspnet has");
+        }
+
         var exposed = file.Final.All("EXPOSE")
             .SelectMany(e => e.Arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Select(p => int.TryParse(p.Split('/')[0], out var port) ? port : -1)
@@ -389,6 +396,11 @@ public static partial class Images
 
         return inputs.Distinct(StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>Whether a project, or one it references, has the framework reference Microsoft.AspNetCore.App.</summary>
+    public static bool NeedsAspNetCore(IRepoFiles repo, string project) =>
+        BuildInputs(repo, project).Where(f => f.EndsWith(".csproj", StringComparison.Ordinal) && repo.Exists(f))
+            .Any(f => ItemInclude().Matches(repo.Read(f)).Any(m => m.Groups[1].Value == "FrameworkReference" && m.Groups[2].Value == "Microsoft.AspNetCore.App"));
 
     private static string Expand(string text, IReadOnlyDictionary<string, string?> args) =>
         VariableReference().Replace(text, m => args.GetValueOrDefault(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value) ?? "");
