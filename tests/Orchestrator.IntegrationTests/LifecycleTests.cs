@@ -83,6 +83,38 @@ public sealed class LifecycleTests : IDisposable
     }
 
     [Fact]
+    public async Task In_embedded_mode_running_one_sweep_does_not_train_an_interrupted_other_until_it_is_run_again()
+    {
+        var interrupted = Plan(Spec.Replace("name: life", "name: left-over"));
+        var wanted = Plan(Spec.Replace("name: life", "name: wanted").Replace("seed: 3}", "seed: 4}"));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using (var host = Host(train: false))
+        {
+            await host.StartAsync(cts.Token);
+            await SweepSubmitter.SubmitAsync(host.Services.GetRequiredService<IGrainFactory>(), interrupted);
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        using (var host = Host(train: true))
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            var store = host.Services.GetRequiredService<IResultStore>();
+            await SweepSubmitter.SubmitAsync(grains, wanted);
+            var final = await SweepSubmitter.WaitAsync(grains, wanted.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal(1, final.Done);
+            Assert.Null(Assert.Single(await store.GetSweepCellsAsync(interrupted.SweepId, cts.Token)).Result);
+
+            // Running it again (or `resume`) carries the interrupted sweep on.
+            var again = await SweepSubmitter.SubmitAsync(grains, interrupted);
+            Assert.Equal(1, again.Queued);
+            var done = await SweepSubmitter.WaitAsync(grains, interrupted.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal((1, 0), (done.Done, done.Failed));
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public async Task Extend_adds_only_new_cells_and_refuses_a_change_to_existing_ones()
     {
         var plan = Plan(Spec);
