@@ -32,6 +32,11 @@ public static class PackingBenchmark
 
         TorchRuntime.EnsureAvailable();
         var tokenizer = BpeTrainer.Train(PretrainCorpus.Generate(2000, 0), 1024);
+        if (args.Contains("--profile"))
+        {
+            return Profile(tokenizer);
+        }
+
         var pool = SyntheticE2e.Generate(400, 7).Select(e => new TrainingExample(e.Source, e.References[0])).ToList();
         double meanTokens = pool.Average(e => CausalLmFormat.Encode(tokenizer, e.Source, e.Target, 1024).InputIds.Length);
         double peak = Peak();
@@ -65,13 +70,15 @@ public static class PackingBenchmark
                     var queue = new Queue<PackMember>(trials.Select((t, i) => new PackMember($"t{i}", PeftRegistry.Create(method, null), t.Train, [], t.Options)));
                     long tokens = 0;
                     clock.Restart();
-                    new PackedTrainer(model, tokenizer).Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m =>
+                    var trainer = new PackedTrainer(model, tokenizer);
+                    trainer.Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m =>
                     {
                         tokens += m.Report?.Tokens ?? 0;
                         m.Method.Dispose();
                     });
                     double seconds = clock.Elapsed.TotalSeconds;
                     double packed = k * n / seconds;
+                    if (args.Contains("--phases")) Console.Error.WriteLine($"  {shape} {method} K={k}: {seconds:F2} s; {trainer.Timings}");
                     long d = config.Width;
                     long p = config.Layers * 12L * d * d + (long)config.VocabSize * d;
                     double flopsPerToken = 4.0 * p + 12.0 * config.Layers * meanTokens * d;
@@ -84,6 +91,47 @@ public static class PackingBenchmark
 
         Console.WriteLine();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fp32 matmul peak again: {Peak():F1} GFLOP/s; load average {LoadAverage()}"));
+        return 0;
+    }
+
+    /// <summary>Forward + backward of the plain base at B = 10 and 160 rows, to tell packing overhead from the model's own scaling.</summary>
+    private static int Profile(ITextTokenizer tokenizer)
+    {
+        var config = Gpt2Config.Preset("tiny", tokenizer.VocabSize);
+        using var model = new Gpt2Model(config, 0);
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        using var lora = PeftRegistry.Create("lora", null);
+        lora.Prepare(model, new PeftContext(0, tokenizer));
+        foreach (int b in new[] { 10, 40, 160 })
+        {
+            foreach (var hooks in new[] { null, lora.Hooks })
+            {
+                using var ids = randint(0, tokenizer.VocabSize, [b, 84], dtype: ScalarType.Int64);
+                double Time(Action step)
+                {
+                    step();
+                    var clock = Stopwatch.StartNew();
+                    for (int i = 0; i < 10; i++) step();
+                    return clock.Elapsed.TotalMilliseconds / 10;
+                }
+
+                double forward = Time(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    using var _ = no_grad();
+                    model.Forward(ids, hooks: hooks);
+                });
+                double both = Time(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    var logits = model.Forward(ids, hooks: hooks);
+                    var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), ids.reshape(-1));
+                    if (loss.requires_grad) loss.backward();
+                });
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"B={b,4} hooks={(hooks is null ? "none" : "lora"),-5} forward {forward,8:F1} ms  forward+backward {both,8:F1} ms  per row {both / b:F2} ms"));
+            }
+        }
+
         return 0;
     }
 

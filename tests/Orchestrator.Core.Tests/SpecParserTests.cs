@@ -36,7 +36,8 @@ public sealed class SpecParserTests
         Assert.Equal([50, 100], spec.Grid.Sizes);
         Assert.Equal(2, spec.Grid.Subsamples);
         Assert.Equal(2, spec.Grid.Seeds.Count);
-        Assert.Equal(["finetune"], spec.Methods.Select(m => m.Name));
+        Assert.Equal(["finetune", "prefix", "lora"], spec.Methods.Select(m => m.Name));
+        Assert.NotNull(spec.Model.Pretrain);
     }
 
     private const string PerMethodTraining = """

@@ -14,7 +14,7 @@ namespace Orchestrator.Data.Synthetic;
 /// </summary>
 public static class PretrainCorpus
 {
-    public const string Version = "pretrain-corpus/1";
+    public const string Version = "pretrain-corpus/2";
 
     /// <summary>Resolves a spec's corpus to (kind, absolute path or null, content hash).</summary>
     /// <exception cref="DatasetException">The file or folder does not exist or holds no text.</exception>
@@ -88,7 +88,11 @@ public static class PretrainCorpus
         return lines;
     }
 
-    /// <summary><paramref name="count"/> review-like documents of 2–6 sentences each, a pure function of (count, seed).</summary>
+    /// <summary>
+    /// <paramref name="count"/> documents, a pure function of (count, seed): first-person reviews and guide entries of 2–6
+    /// sentences, and (a third) listings — a record such as <c>venue : Luigi's | kind : pub | cuisine : Italian</c>
+    /// followed by a description of those facts.
+    /// </summary>
     public static IReadOnlyList<string> Generate(int count, int seed)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
@@ -99,6 +103,14 @@ public static class PretrainCorpus
         {
             var visit = Visit.Random(rng);
             sentences.Clear();
+            if (rng.Next(3) == 0)
+            {
+                // A listing: a fact record followed by its description (generic data-to-text, with keys and venue names
+                // that differ from the synthetic E2E data's).
+                documents.Add(Listing(rng, visit));
+                continue;
+            }
+
             if (rng.Next(2) == 0)
             {
                 // A first-person review.
@@ -249,6 +261,31 @@ public static class PretrainCorpus
         6 => $"It opens at {7 + rng.Next(5)} in the morning and closes at {9 + rng.Next(3)} at night.",
         _ => rng.Next(2) == 0 ? $"There is seating outside {(rng.Next(2) == 0 ? "by the water" : "in a small garden")}." : "Booking is not needed on weekdays.",
     };
+
+    private static string Listing(SplitMix64 rng, Visit v)
+    {
+        var keys = new List<int> { 0, 1, 2, 3, 4, 5, 6 };
+        rng.Shuffle(keys);
+        var chosen = keys.Take(2 + rng.Next(4)).Order().ToList();
+        var fields = new List<string> { $"venue : {v.Venue}" };
+        string level = rng.Pick(GuideLevels), score = rng.Pick(Scores), near = rng.Pick(Venues);
+        bool has(int k) => chosen.Contains(k);
+        if (has(0)) fields.Add($"kind : {v.Type}");
+        if (has(1)) fields.Add($"cuisine : {CuisineWord(v)}");
+        if (has(2)) fields.Add($"location : {v.Place}");
+        if (has(3)) fields.Add($"prices : {level}");
+        if (has(4)) fields.Add($"rating : {score} out of five");
+        if (has(5)) fields.Add($"children : {(v.Kids ? "yes" : "no")}");
+        if (has(6)) fields.Add($"nearby : {near}");
+
+        var first = $"{v.Venue} is a" + (has(1) ? $" {CuisineWord(v)}" : "") + (has(0) ? $" {v.Type}" : " place") + (has(2) ? $" {v.Place}" : "")
+            + (has(6) ? $" {rng.Pick(Neighbours)} {near}" : "") + ".";
+        var text = new List<string> { first };
+        if (has(3)) text.Add(rng.Next(2) == 0 ? $"The guide lists its prices as {level}." : $"Prices there count as {level}.");
+        if (has(4)) text.Add(rng.Next(2) == 0 ? $"Visitors rate it {score} out of five." : $"Guests give the place {score} out of five.");
+        if (has(5)) text.Add(v.Kids ? (rng.Next(2) == 0 ? "Families with small children go there often." : "The guide says it welcomes children.") : (rng.Next(2) == 0 ? "The guide says it is meant for adults." : "Families with children usually go elsewhere."));
+        return string.Join(" | ", fields) + " " + string.Join(" ", text);
+    }
 
     private static string Cap(string s) => char.ToUpperInvariant(s[0]) + s[1..];
 }

@@ -13,6 +13,7 @@ public sealed class PackedHooks : Gpt2Hooks
 {
     private readonly (Gpt2Hooks Hooks, long Rows, long Offset)[] _members;
     private readonly long _rows;
+    private readonly long[] _sizes;
 
     /// <exception cref="ArgumentException">No members, a member without rows, members with different numbers of virtual tokens, or hooks that change projections other than row by row.</exception>
     public PackedHooks(IReadOnlyList<(Gpt2Hooks Hooks, long Rows)> members)
@@ -43,6 +44,7 @@ public sealed class PackedHooks : Gpt2Hooks
         }
 
         _rows = offset;
+        _sizes = _members.Select(m => m.Rows).ToArray();
     }
 
     public override int VirtualTokens => _members[0].Hooks.VirtualTokens;
@@ -85,16 +87,21 @@ public sealed class PackedHooks : Gpt2Hooks
         }
 
         if (!anyInput && !anyOutput) return linear.forward(input);
+
+        // One split per tensor (its backward concatenates the members' gradients); a narrow per member would make each
+        // member's backward allocate a gradient of the whole batch.
+        Tensor[] inputs = input.split(_sizes, 0);
         Tensor x = anyInput
-            ? cat(_members.Select(m => m.Hooks is Gpt2RowwiseHooks r && r.AdjustsInput(layer, site)
-                ? r.AdjustInput(layer, site, input.narrow(0, m.Offset, m.Rows), training)
-                : input.narrow(0, m.Offset, m.Rows)).ToArray(), 0)
+            ? cat(_members.Select((m, i) => m.Hooks is Gpt2RowwiseHooks r && r.AdjustsInput(layer, site)
+                ? r.AdjustInput(layer, site, inputs[i], training)
+                : inputs[i]).ToArray(), 0)
             : input;
         Tensor output = linear.forward(x);
         if (!anyOutput) return output;
-        return cat(_members.Select(m => m.Hooks is Gpt2RowwiseHooks r && r.AdjustsOutput(layer, site)
-            ? r.AdjustOutput(layer, site, input.narrow(0, m.Offset, m.Rows), output.narrow(0, m.Offset, m.Rows), training)
-            : output.narrow(0, m.Offset, m.Rows)).ToArray(), 0);
+        Tensor[] outputs = output.split(_sizes, 0);
+        return cat(_members.Select((m, i) => m.Hooks is Gpt2RowwiseHooks r && r.AdjustsOutput(layer, site)
+            ? r.AdjustOutput(layer, site, inputs[i], outputs[i], training)
+            : outputs[i]).ToArray(), 0);
     }
 
     private void CheckRows(long batchSize)

@@ -12,7 +12,8 @@ namespace Orchestrator.Training.Packing;
 /// Trains several trials of packable methods (<see cref="IPackableMethod"/>) on one shared frozen base at once: each step
 /// concatenates the members' mini-batches (right-padded to the longest row), runs one forward and one backward pass through
 /// the base with <see cref="PackedHooks"/>, and takes each member's loss on its own rows. The total loss is the sum of the
-/// members' mean losses, so each member's parameters get exactly the gradient of its own loss; clipping, AdamW, the schedule,
+/// members' mean losses (one cross-entropy over all rows, each row weighted by 1 / its member's target-token count), so each
+/// member's parameters get exactly the gradient of its own loss; clipping, AdamW, the schedule,
 /// the data order, the dev evaluation and the best-weights rule are per member, as in <see cref="CausalLmTrainer"/>.
 /// Members join when a row group is free (<c>next</c>) and leave when they finish, fail or are cancelled.
 /// <para>
@@ -43,6 +44,9 @@ public sealed class PackedTrainer
     public Gpt2Model Model { get; }
 
     public ITextTokenizer Tokenizer { get; }
+
+    /// <summary>Seconds spent so far in each phase of the pack steps (for benchmarks: where the time goes).</summary>
+    public PackTimings Timings { get; } = new();
 
     /// <summary>Batch size of dev-loss evaluation (as <see cref="CausalLmTrainer.EvalBatchSize"/>).</summary>
     public int EvalBatchSize { get; init; } = 32;
@@ -171,6 +175,7 @@ public sealed class PackedTrainer
 
     private void Step(List<PackMember> active)
     {
+        var clock = Stopwatch.StartNew();
         Model.train(true);
         using var scope = torch.NewDisposeScope();
         var rows = new List<EncodedExample>();
@@ -189,35 +194,65 @@ public sealed class PackedTrainer
 
         using var batch = CausalLmFormat.Collate(rows, Tokenizer.Pad, Model.Device);
         var hooks = new PackedHooks(groups);
-        using var logits = Model.Forward(batch.InputIds, hooks: hooks);
-        var losses = new Tensor[active.Count];
-        long offset = 0;
+        Timings.Prepare += clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        using var hidden = Model.Hidden(batch.InputIds, hooks: hooks);
+
+        // Logits and token losses chunk by chunk (one member's rows at a time: a working set that stays in cache, and a
+        // split whose backward concatenates instead of allocating a whole-batch gradient per member), summed per row.
+        long t = hidden.shape[1];
+        var rowLosses = new List<Tensor>(active.Count);
+        using var labels = batch.Labels.narrow(1, 1, t - 1);
+        Tensor[] hiddenChunks = hidden.split(groups.Select(g => g.Rows).ToArray(), 0);
+        Tensor[] labelChunks = labels.split(groups.Select(g => g.Rows).ToArray(), 0);
         for (int k = 0; k < active.Count; k++)
         {
-            long n = active[k].Batch.Length;
-            losses[k] = CausalLmFormat.Loss(logits.narrow(0, offset, n), batch.Labels.narrow(0, offset, n));
-            offset += n;
+            var logits = Model.Logits(hiddenChunks[k].narrow(1, 0, t - 1));
+            var tokenLoss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), labelChunks[k].reshape(-1),
+                ignore_index: CausalLmFormat.IgnoreIndex, reduction: nn.Reduction.None);
+            rowLosses.Add(tokenLoss.reshape(groups[k].Rows, t - 1).sum(1));
         }
 
-        float[] values = stack(losses).detach().cpu().data<float>().ToArray();
-        var finite = new List<Tensor>();
-        for (int k = 0; k < active.Count; k++)
+        long b = hidden.shape[0];
+        using var rowLoss = cat(rowLosses, 0);
+        float[] rowValues = rowLoss.detach().cpu().data<float>().ToArray();
+        Timings.Forward += clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        var weights = new float[b];
+        int row = 0;
+        bool any = false;
+        foreach (var m in active)
         {
-            var m = active[k];
-            if (!double.IsFinite(values[k]))
+            long targets = m.Batch.Sum(i => (long)m.TrainSet[i].Labels.Skip(1).Count(l => l != CausalLmFormat.IgnoreIndex));
+            double loss = 0;
+            for (int r = 0; r < m.Batch.Length; r++) loss += rowValues[row + r];
+            loss = targets > 0 ? loss / targets : double.NaN;
+            if (!double.IsFinite(loss))
             {
-                m.Error = new TrainingDivergedException(m.Step, values[k]);
-                continue;
+                m.Error = new TrainingDivergedException(m.Step, loss);
+            }
+            else
+            {
+                for (int r = 0; r < m.Batch.Length; r++) weights[row + r] = (float)(1.0 / targets);
+                m.StepLosses.Add(loss);
+                m.Tokens += m.Batch.Sum(i => (long)m.TrainSet[i].InputIds.Length);
+                any = true;
             }
 
-            m.StepLosses.Add(values[k]);
-            m.Tokens += m.Batch.Sum(i => (long)m.TrainSet[i].InputIds.Length);
-            finite.Add(losses[k]);
+            row += m.Batch.Length;
         }
 
-        if (finite.Count == 0) return;
-        using var total = finite.Count == 1 ? finite[0].alias() : stack(finite).sum();
+        if (!any) return;
+
+        // Rows of a diverged member get weight 0 through `where` (NaN·0 would be NaN); rows never mix, so its NaNs stay
+        // in its own gradients, which are not used.
+        using var w = tensor(weights, [b], device: Model.Device);
+        using var keep = w.gt(0);
+        using var zero = zeros_like(rowLoss);
+        using var total = where(keep, rowLoss * w, zero).sum();
         total.backward();
+        Timings.Backward += clock.Elapsed.TotalSeconds;
+        clock.Restart();
         foreach (var m in active.Where(m => m.Error is null))
         {
             if (m.Options.MaxGradNorm > 0)
@@ -233,6 +268,8 @@ public sealed class PackedTrainer
 
             m.Optimizer!.step();
         }
+
+        Timings.Update += clock.Elapsed.TotalSeconds;
     }
 
     private bool Finished(PackMember member)
@@ -279,4 +316,19 @@ public sealed class PackedTrainer
         };
         return true;
     }
+}
+
+/// <summary>Seconds per phase of <see cref="PackedTrainer"/> steps: batch assembly, forward + loss, backward, clipping + AdamW.</summary>
+public sealed class PackTimings
+{
+    public double Prepare { get; internal set; }
+
+    public double Forward { get; internal set; }
+
+    public double Backward { get; internal set; }
+
+    public double Update { get; internal set; }
+
+    public override string ToString() =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"assemble {Prepare:F2} s, forward {Forward:F2} s, backward {Backward:F2} s, update {Update:F2} s");
 }
