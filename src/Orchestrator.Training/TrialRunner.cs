@@ -252,7 +252,7 @@ public sealed class TrialRunner
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         using (trialBase.Model)
         {
-            const int steps = 4;
+            const int steps = 8;
             int chosen = 1;
             double best = 0;
             for (int k = 1; k <= max; k *= 2)
@@ -266,7 +266,9 @@ public sealed class TrialRunner
                     options with { Seed = i }, i == 0 ? new StepClock(stamps, clock) : null, ct)));
                 using var peak = new PeakMemorySampler();
                 new PackedTrainer(trialBase.Model, trialBase.Tokenizer).Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m => m.Method.Dispose(), ct);
-                double stepSeconds = stamps.Count >= 2 ? (stamps[^1] - stamps[0]) / (stamps.Count - 1) : clock.Elapsed.TotalSeconds / steps;
+                // The median step (the first one, with its warm-up, excluded): robust to a busy moment on a shared machine.
+                var intervals = stamps.Zip(stamps.Skip(1), (a, b) => b - a).Order().ToList();
+                double stepSeconds = intervals.Count > 0 ? intervals[intervals.Count / 2] : clock.Elapsed.TotalSeconds / steps;
                 measured.Add((k, stepSeconds));
                 double throughput = k / stepSeconds;
                 long perTrial = Math.Max(0, peak.Stop() - before) / k;
