@@ -53,6 +53,18 @@ public static class PeftRegistry
         [BbtMethod.MethodName] = new("black-box tuning: prompt A·z + p0 with z optimised by CMA-ES from losses only (no gradients)", BbtMethod.Create),
     };
 
+    /// <summary>
+    /// Methods of the same literature that only fit classification, with the reason: they are listed by
+    /// <c>orchestrator methods</c> as not applicable and a spec naming them is refused with that reason.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> NotApplicable { get; } = new SortedDictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["feature-extraction"] =
+            "classification only: frozen features with a trained linear classifier predict one label per input; it has no way to generate text",
+        ["null-prompt"] =
+            "classification only: null prompts (Logan IV et al. 2021) read label words at a [MASK] token of a masked language model; GPT-2 is a causal LM and these tasks generate text",
+    };
+
     // The order of issue 3 (full fine-tuning first), then later additions; used in messages and listings.
     private static readonly string[] Listing =
     [
@@ -103,7 +115,9 @@ public static class PeftRegistry
         ArgumentNullException.ThrowIfNull(name);
         if (!Factories.TryGetValue(name.Trim(), out Entry? entry))
         {
-            return [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
+            return NotApplicable.TryGetValue(name.Trim(), out string? reason)
+                ? [$"method '{name.Trim()}' is not applicable to generation: {reason}"]
+                : [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
         }
 
         var reader = new PeftOptionReader(Canonical(name), options, path);
@@ -139,6 +153,11 @@ public static class PeftRegistry
         if (Factories.TryGetValue(name.Trim(), out Entry? entry))
         {
             return entry;
+        }
+
+        if (NotApplicable.TryGetValue(name.Trim(), out string? reason))
+        {
+            throw new ArgumentException($"PEFT method '{name.Trim()}' is not applicable to generation: {reason}.", nameof(name));
         }
 
         throw new ArgumentException(
