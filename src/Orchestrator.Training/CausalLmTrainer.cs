@@ -50,6 +50,13 @@ public sealed class CausalLmTrainer
     /// step (with an empty dev set: the last step). The model is left in eval mode. Every forward goes through
     /// <see cref="PeftForward.Logits"/> (the method's hooks, or its own trained model). A method that does not train
     /// (<see cref="IPeftMethod.Trains"/> false) is prepared and the report has no steps.
+    /// <para>
+    /// The method's extension points: <see cref="IPeftMethod.OnBeforeTraining"/> once before the first step (model in training
+    /// mode); <see cref="IPeftMethod.TransformGradients"/> at every step between gradient clipping and the optimizer step (under
+    /// no_grad; with <see cref="IPeftMethod.HandlesWeightDecay"/> the AdamW runs without decay and the method applies it); and
+    /// for a <see cref="IPeftMethod.GradientFree"/> method, <see cref="IPeftMethod.GradientFreeStep"/> replaces backward and
+    /// AdamW at every step (no optimizer is created; the method may end the run early, which then counts as the last step).
+    /// </para>
     /// </summary>
     /// <exception cref="TrainingDivergedException">A loss or gradient norm became NaN or infinite.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (parameters as they were).</exception>
@@ -100,29 +107,55 @@ public sealed class CausalLmTrainer
         var order = new TrainingParts.EpochOrder(trainSet.Length, options.BatchSize, options.Seed);
         var stepLosses = new List<double>(options.MaxSteps);
         var devLosses = new List<(int Step, double Loss)>();
+        int lastStep = options.MaxSteps;
         int bestStep = options.MaxSteps;
         double bestDevLoss = double.NaN;
         bool bestIsCurrent = true;
         long tokens = 0;
         Tensor[]? best = null;
         Device device = Model.Device;
+        bool gradientFree = Method.GradientFree;
+        var context = new PeftTrainingContext(Model, trainable, options, trainSet.Length, indices =>
+        {
+            using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
+            if (gradientFree) tokens += batch.Tokens;
+            using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
+            return CausalLmFormat.Loss(logits, batch.Labels);
+        }, cancellationToken);
 
         try
         {
-            using var optimizer = TrainingParts.CreateOptimizer(trainable, options);
+            using var optimizer = gradientFree ? null : TrainingParts.CreateOptimizer(trainable, options, withDecay: !Method.HandlesWeightDecay);
             SetTraining(true);
-            for (int step = 1; step <= options.MaxSteps; step++)
+            Method.OnBeforeTraining(context);
+            for (int step = 1; step <= lastStep; step++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 double lr = options.LearningRate * options.ScheduleFactor(step - 1);
-                foreach (ParamGroup group in optimizer.ParamGroups)
-                {
-                    group.LearningRate = lr;
-                }
-
                 double loss;
-                using (var scope = torch.NewDisposeScope())
+                if (optimizer is null)
                 {
+                    using var scope = torch.NewDisposeScope();
+                    GradientFreeResult result = Method.GradientFreeStep(context, step, order.NextBatch());
+                    loss = result.Loss;
+                    if (!double.IsFinite(loss))
+                    {
+                        throw new TrainingDivergedException(step, loss);
+                    }
+
+                    if (result.Finished)
+                    {
+                        lastStep = step;
+                    }
+                }
+                else
+                {
+                    foreach (ParamGroup group in optimizer.ParamGroups)
+                    {
+                        group.LearningRate = lr;
+                    }
+
+                    using var scope = torch.NewDisposeScope();
                     int[] indices = order.NextBatch();
                     using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
                     optimizer.zero_grad();
@@ -144,6 +177,11 @@ public sealed class CausalLmTrainer
                         }
                     }
 
+                    using (torch.no_grad())
+                    {
+                        Method.TransformGradients(new GradientStep(step, lr, options.WeightDecay, trainable));
+                    }
+
                     optimizer.step();
                     tokens += batch.Tokens;
                 }
@@ -152,7 +190,7 @@ public sealed class CausalLmTrainer
                 bestIsCurrent = false;
                 double? devLoss = null;
                 bool evaluate = devSet.Length > 0 &&
-                    (step == options.MaxSteps || (options.EvalEvery > 0 && step % options.EvalEvery == 0));
+                    (step == lastStep || (options.EvalEvery > 0 && step % options.EvalEvery == 0));
                 if (evaluate)
                 {
                     double d = EvaluateEncoded(devSet, cancellationToken);
@@ -168,7 +206,12 @@ public sealed class CausalLmTrainer
                     }
                 }
 
-                progress?.Report(new TrainProgress(step, options.MaxSteps, loss) { LearningRate = lr, DevLoss = devLoss });
+                progress?.Report(new TrainProgress(step, lastStep, loss) { LearningRate = gradientFree ? 0 : lr, DevLoss = devLoss });
+            }
+
+            if (devSet.Length == 0)
+            {
+                bestStep = lastStep;
             }
 
             if (best is not null && !bestIsCurrent)
@@ -186,7 +229,7 @@ public sealed class CausalLmTrainer
         }
 
         stopwatch.Stop();
-        return new TrainReport(stepLosses, devLosses, bestStep, bestDevLoss, options.MaxSteps, stopwatch.Elapsed.TotalSeconds)
+        return new TrainReport(stepLosses, devLosses, bestStep, bestDevLoss, lastStep, stopwatch.Elapsed.TotalSeconds)
         {
             Tokens = tokens,
         };

@@ -56,10 +56,10 @@ internal static class TrainingParts
         return total / count;
     }
 
-    internal static optim.Optimizer CreateOptimizer(IReadOnlyList<Parameter> trainable, TrainingOptions options)
+    internal static optim.Optimizer CreateOptimizer(IReadOnlyList<Parameter> trainable, TrainingOptions options, bool withDecay = true)
     {
         const double eps = 1e-8;
-        if (options.WeightDecay <= 0)
+        if (options.WeightDecay <= 0 || !withDecay)
         {
             return optim.AdamW(trainable, options.LearningRate, eps: eps, weight_decay: 0);
         }

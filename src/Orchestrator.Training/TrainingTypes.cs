@@ -82,6 +82,7 @@ public sealed record TrainReport(
 /// <summary>Progress after a training step; <see cref="DevLoss"/> is set on the steps that evaluated the dev set.</summary>
 public sealed record TrainProgress(int Step, int MaxSteps, double Loss)
 {
+    /// <summary>The step's learning rate (schedule applied); 0 for a gradient-free method, which has none.</summary>
     public double LearningRate { get; init; }
 
     public double? DevLoss { get; init; }

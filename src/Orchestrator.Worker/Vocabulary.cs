@@ -14,5 +14,6 @@ public static class OrchestratorVocabulary
         DatasetCatalog.Kinds,
         MetricSuite.Names,
         TrialRunner.DecodingStrategies,
-        Gpt2Config.PresetNames);
+        Gpt2Config.PresetNames,
+        PeftRegistry.NotApplicable);
 }

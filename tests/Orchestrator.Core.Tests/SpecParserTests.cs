@@ -138,6 +138,9 @@ public sealed class SpecParserTests
             e => e.Path == "methods" && e.Message.Contains("empty"));
         var unknown = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, magic]"));
         Assert.Contains(unknown.Errors, e => e.Path == "methods[1]" && e.Message.Contains("unknown method 'magic'") && e.Message.Contains("lora"));
+        var classification = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, Null-Prompt]"));
+        Assert.Contains(classification.Errors, e => e.Path == "methods[1]" &&
+            e.Message == "method 'null-prompt' is not applicable to generation: classification only: a masked LM's [MASK] prediction");
     }
 
     [Fact]

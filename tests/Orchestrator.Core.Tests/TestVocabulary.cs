@@ -5,7 +5,8 @@ namespace Orchestrator.Core.Tests;
 internal static class TestVocabulary
 {
     public static SpecVocabulary Value { get; } = new(
-        ["finetune", "prefix", "lora"], ["synthetic-e2e", "e2e"], ["bleu", "rouge"], ["greedy"], ["tiny", "test", "gpt2"]);
+        ["finetune", "prefix", "lora"], ["synthetic-e2e", "e2e"], ["bleu", "rouge"], ["greedy"], ["tiny", "test", "gpt2"],
+        new Dictionary<string, string> { ["null-prompt"] = "classification only: a masked LM's [MASK] prediction" });
 
     public const string MinimalSpec = """
         name: t

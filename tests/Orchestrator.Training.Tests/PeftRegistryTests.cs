@@ -28,4 +28,17 @@ public sealed class PeftRegistryTests
         Assert.Contains("Known methods: finetune", e.Message);
         Assert.False(PeftRegistry.TryGet("nope", out _));
     }
+
+    [Fact]
+    public void Classification_only_methods_are_listed_with_a_reason_and_refused()
+    {
+        Assert.Equal(["feature-extraction", "null-prompt"], PeftRegistry.NotApplicable.Keys);
+        Assert.All(PeftRegistry.NotApplicable.Keys, n => Assert.DoesNotContain(n, PeftRegistry.Names));
+        var problem = Assert.Single(PeftRegistry.Validate("null-prompt", null));
+        Assert.StartsWith("method 'null-prompt' is not applicable to generation: classification only", problem);
+        Assert.Contains("masked language model", problem);
+        var e = Assert.Throws<ArgumentException>(() => PeftRegistry.Get("Feature-Extraction"));
+        Assert.Contains("is not applicable to generation", e.Message);
+        Assert.Contains("linear classifier", e.Message);
+    }
 }

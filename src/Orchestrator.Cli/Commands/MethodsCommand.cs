@@ -12,7 +12,8 @@ namespace Orchestrator.Cli.Commands;
 /// <summary>
 /// <c>orchestrator methods [--model PRESET|FOLDER] [--vocab N] [--format table|json]</c>: every registered PEFT method with
 /// its default options, the number of parameters it trains and the number a checkpoint stores, each also as a fraction of
-/// the base. Computed from shapes only: no weights are loaded or allocated.
+/// the base. Computed from shapes only: no weights are loaded or allocated. Methods of the literature that only fit
+/// classification (<see cref="PeftRegistry.NotApplicable"/>) follow, marked not applicable with the reason.
 /// </summary>
 public static class MethodsCommand
 {
@@ -125,8 +126,20 @@ public static class MethodsCommand
             ["positions"] = config.Positions,
             ["base_parameters"] = baseCount,
             ["methods"] = methods,
+            ["not_applicable"] = NotApplicableJson(),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonArray NotApplicableJson()
+    {
+        var list = new JsonArray();
+        foreach (var (name, reason) in PeftRegistry.NotApplicable)
+        {
+            list.Add(new JsonObject { ["name"] = name, ["applicable"] = false, ["reason"] = "not applicable to generation: " + reason });
+        }
+
+        return list;
     }
 
     private static void PrintTable(string model, Gpt2Config config, long baseCount, List<Row> rows)
@@ -153,6 +166,11 @@ public static class MethodsCommand
             {
                 table.AddRow(Markup.Escape(row.Name), "–", "–", "–", "–", Markup.Escape($"{options} ({row.Error})"));
             }
+        }
+
+        foreach (var (name, reason) in PeftRegistry.NotApplicable)
+        {
+            table.AddRow(Markup.Escape(name), "n/a", "–", "n/a", "–", Markup.Escape("not applicable to generation: " + reason));
         }
 
         if (Console.IsOutputRedirected)

@@ -253,7 +253,16 @@ public static partial class SpecParser
 
             if (!v.Methods.Contains(name))
             {
-                r.Error(path, $"unknown method '{name}' (known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
+                if (v.NotApplicableMethods is { } notApplicable &&
+                    notApplicable.FirstOrDefault(kv => string.Equals(kv.Key, name.Trim(), StringComparison.OrdinalIgnoreCase)) is { Key: not null } match)
+                {
+                    r.Error(path, $"method '{match.Key}' is not applicable to generation: {match.Value}", item);
+                }
+                else
+                {
+                    r.Error(path, $"unknown method '{name}' (known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
+                }
+
                 continue;
             }
 

@@ -72,7 +72,7 @@ internal sealed class CachedLm : IDisposable
             Tensor hidden = m.Model.Hidden(idsTensor, posTensor, maskTensor, hooks: m.Hooks, presents: presents);
             m.Adopt(presents);
             m.Virtual = (int)(presents[0].Length - t);
-            Tensor logits = m.Model.Logits(hidden.select(1, t - 1));
+            Tensor logits = m.Model.Logits(hidden.select(1, t - 1), m.Hooks);
             sum = Add(sum, logits, m.Weight);
         }
 
@@ -118,7 +118,7 @@ internal sealed class CachedLm : IDisposable
             Tensor hidden = m.Model.Hidden(ids, posTensor, maskTensor, m.Cache, m.Hooks, presents);
             m.DisposeCache();
             m.Adopt(presents);
-            Tensor logits = m.Model.Logits(hidden.select(1, 0));
+            Tensor logits = m.Model.Logits(hidden.select(1, 0), m.Hooks);
             sum = Add(sum, logits, m.Weight);
         }
 

@@ -67,6 +67,12 @@ public abstract class Gpt2Hooks
 
     /// <summary>The output of block <paramref name="layer"/> (the residual stream after it). Default: <paramref name="hidden"/>.</summary>
     public virtual Tensor Block(int layer, Tensor hidden, bool training) => hidden;
+
+    /// <summary>
+    /// The output layer: final hidden states [.., Width] (after ln_f) → logits [.., V]. <paramref name="tiedWeight"/> is the
+    /// token embedding matrix [V, Width]. Default: the tied projection <c>hidden · tiedWeightᵀ</c>.
+    /// </summary>
+    public virtual Tensor Output(Tensor hidden, Tensor tiedWeight, bool training) => nn.functional.linear(hidden, tiedWeight);
 }
 
 /// <summary>

@@ -110,11 +110,15 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
         Gpt2Hooks? hooks = null)
     {
         using var hidden = Hidden(inputIds, positionIds, attentionMask, past, hooks);
-        return Logits(hidden);
+        return Logits(hidden, hooks);
     }
 
-    /// <summary>Final hidden states [.., C] → logits [.., V] through the tied output projection (hidden · wteᵀ).</summary>
-    public Tensor Logits(Tensor hidden) => functional.linear(hidden, TokenEmbeddings);
+    /// <summary>
+    /// Final hidden states [.., C] → logits [.., V] through the tied output projection (hidden · wteᵀ), or through the
+    /// output layer of <paramref name="hooks"/> (<see cref="Gpt2Hooks.Output"/>) when given.
+    /// </summary>
+    public Tensor Logits(Tensor hidden, Gpt2Hooks? hooks = null) =>
+        hooks is null ? functional.linear(hidden, TokenEmbeddings) : hooks.Output(hidden, TokenEmbeddings, training);
 
     /// <summary>
     /// Token ids [B,T] → final hidden states [B,T,C] (after ln_f).

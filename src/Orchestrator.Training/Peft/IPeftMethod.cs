@@ -66,6 +66,41 @@ public interface IPeftMethod : IDisposable
     /// </summary>
     /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed).</exception>
     void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context);
+
+    // ---- Extension points of the training loop (CausalLmTrainer), with no-op defaults (overridable in PeftMethodBase). ----
+
+    /// <summary>
+    /// True when the method trains without gradients: the trainer then creates no optimizer and, at every step, calls
+    /// <see cref="GradientFreeStep"/> instead of backward + AdamW (dev evaluation, best-step restore and max steps unchanged).
+    /// </summary>
+    bool GradientFree => false;
+
+    /// <summary>
+    /// True when the method applies the decoupled weight decay itself in <see cref="TransformGradients"/> (see
+    /// <see cref="GradientStep.WeightDecayOf"/>); the trainer's AdamW then runs with weight decay 0.
+    /// </summary>
+    bool HandlesWeightDecay => false;
+
+    /// <summary>
+    /// Called once per <see cref="CausalLmTrainer.Train"/> after <see cref="Prepare"/> and before the first step, with the model
+    /// in training mode (e.g. Child-Tuning-D's Fisher pass over the training data). Leave no gradients behind that matter:
+    /// the trainer zeroes them before every step.
+    /// </summary>
+    void OnBeforeTraining(PeftTrainingContext context)
+    {
+    }
+
+    /// <summary>Gradient processing after backward and clipping, before the optimizer step (e.g. Child-Tuning's masks).</summary>
+    void TransformGradients(GradientStep step)
+    {
+    }
+
+    /// <summary>
+    /// One step of a <see cref="GradientFree"/> method on the training examples <paramref name="batch"/> (indices into the
+    /// training set): evaluates losses through <paramref name="context"/> (under no_grad) and updates the method's parameters.
+    /// </summary>
+    GradientFreeResult GradientFreeStep(PeftTrainingContext context, int step, IReadOnlyList<int> batch) =>
+        throw new NotSupportedException($"PEFT method '{Name}' trains with gradients; GradientFreeStep is only for gradient-free methods.");
 }
 
 /// <summary>What the method may use while preparing: a seed for its initialisation and the tokenizer (text initialisations).</summary>

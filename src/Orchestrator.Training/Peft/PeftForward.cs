@@ -47,7 +47,7 @@ public static class PeftForward
                 }
 
                 Tensor hidden = member.Model.Hidden(inputIds, positionIds, attentionMask, hooks: member.Hooks);
-                Tensor logits = member.Model.Logits(hidden.select(1, last)).narrow(1, 0, vocab) * member.Weight;
+                Tensor logits = member.Model.Logits(hidden.select(1, last), member.Hooks).narrow(1, 0, vocab) * member.Weight;
                 sum = sum is null ? logits : sum + logits;
             }
 
@@ -56,7 +56,7 @@ public static class PeftForward
 
         using var h = model.Hidden(inputIds, positionIds, attentionMask, hooks: method?.Hooks);
         using var lastHidden = h.select(1, last);
-        return model.Logits(lastHidden);
+        return model.Logits(lastHidden, method?.Hooks);
     }
 
     /// <summary>Puts every model the method decodes with (the base, or the members of its mixture) in eval mode; returns a restorer.</summary>

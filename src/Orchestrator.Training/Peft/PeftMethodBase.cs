@@ -36,6 +36,24 @@ public abstract class PeftMethodBase : IPeftMethod
 
     public virtual IReadOnlyList<WeightedModel>? LogitMixture => null;
 
+    public virtual bool GradientFree => false;
+
+    public virtual bool HandlesWeightDecay => false;
+
+    /// <summary>Default: nothing to do before training.</summary>
+    public virtual void OnBeforeTraining(PeftTrainingContext context)
+    {
+    }
+
+    /// <summary>Default: the gradients go to the optimizer unchanged.</summary>
+    public virtual void TransformGradients(GradientStep step)
+    {
+    }
+
+    /// <summary>Default: not a gradient-free method.</summary>
+    public virtual GradientFreeResult GradientFreeStep(PeftTrainingContext context, int step, IReadOnlyList<int> batch) =>
+        throw new NotSupportedException($"PEFT method '{Name}' trains with gradients; GradientFreeStep is only for gradient-free methods.");
+
     /// <summary>The model this method was prepared or loaded for (null before).</summary>
     protected Gpt2Model? Model { get; private set; }
 

@@ -1,11 +1,15 @@
 using Orchestrator.Training.Peft.Adapter;
 using Orchestrator.Training.Peft.AdapterHoulsby;
 using Orchestrator.Training.Peft.AdapterParallel;
+using Orchestrator.Training.Peft.Bbt;
 using Orchestrator.Training.Peft.BitFit;
+using Orchestrator.Training.Peft.ChildTuning;
 using Orchestrator.Training.Peft.Finetune;
 using Orchestrator.Training.Peft.FtTop;
+using Orchestrator.Training.Peft.HeadOnly;
 using Orchestrator.Training.Peft.IA3;
 using Orchestrator.Training.Peft.LlamaAdapter;
+using Orchestrator.Training.Peft.LnTuning;
 using Orchestrator.Training.Peft.Lora;
 using Orchestrator.Training.Peft.Prefix;
 using Orchestrator.Training.Peft.PromptTuning;
@@ -42,15 +46,33 @@ public static class PeftRegistry
         [IA3Method.MethodName] = new("IA3: learned rescaling of c_attn outputs and mlp.c_proj inputs", IA3Method.Create),
         [LlamaAdapterMethod.MethodName] = new("LLaMA-Adapter: gated adaption prompts on the top layers, zero-initialised gates", LlamaAdapterMethod.Create),
         [ProxyMethod.MethodName] = new("proxy-tuning: decoding-time base + α·(expert − anti-expert) logits", ProxyMethod.Create),
+        [LnTuningMethod.MethodName] = new("LN-tuning: only the LayerNorms' gains and biases train (ln_1, ln_2, ln_f)", LnTuningMethod.Create),
+        [HeadOnlyMethod.MethodName] = new("head-only: an untied output layer (a copy of wte, optional bias) trains on the frozen model", HeadOnlyMethod.Create),
+        [ChildTuningMethod.TaskFreeName] = new("Child-Tuning-F: full model, gradients masked by a fresh Bernoulli(p) mask each step (scaled 1/p)", ChildTuningMethod.CreateTaskFree),
+        [ChildTuningMethod.TaskDrivenName] = new("Child-Tuning-D: full model, only the top-p Fisher-information entries (estimated before training) update", ChildTuningMethod.CreateTaskDriven),
+        [BbtMethod.MethodName] = new("black-box tuning: prompt A·z + p0 with z optimised by CMA-ES from losses only (no gradients)", BbtMethod.Create),
     };
 
-    // The order of issue 3 (full fine-tuning first), used in messages and listings.
+    /// <summary>
+    /// Methods of the same literature that only fit classification, with the reason: they are listed by
+    /// <c>orchestrator methods</c> as not applicable and a spec naming them is refused with that reason.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> NotApplicable { get; } = new SortedDictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["feature-extraction"] =
+            "classification only: frozen features with a trained linear classifier predict one label per input; it has no way to generate text",
+        ["null-prompt"] =
+            "classification only: null prompts (Logan IV et al. 2021) read label words at a [MASK] token of a masked language model; GPT-2 is a causal LM and these tasks generate text",
+    };
+
+    // The order of issue 3 (full fine-tuning first), then later additions; used in messages and listings.
     private static readonly string[] Listing =
     [
         FinetuneMethod.MethodName, FtTopMethod.MethodName, AdapterMethod.MethodName, AdapterHoulsbyMethod.MethodName,
         AdapterParallelMethod.MethodName, PrefixMethod.MethodName, PromptTuningMethod.MethodName, PtuningMethod.MethodName,
         PtuningV2Method.MethodName, LoraMethod.MethodName, BitFitMethod.MethodName, IA3Method.MethodName,
-        LlamaAdapterMethod.MethodName, ProxyMethod.MethodName,
+        LlamaAdapterMethod.MethodName, ProxyMethod.MethodName, LnTuningMethod.MethodName, HeadOnlyMethod.MethodName,
+        ChildTuningMethod.TaskFreeName, ChildTuningMethod.TaskDrivenName, BbtMethod.MethodName,
     ];
 
     /// <summary>Names of the registered methods, sorted.</summary>
@@ -93,7 +115,9 @@ public static class PeftRegistry
         ArgumentNullException.ThrowIfNull(name);
         if (!Factories.TryGetValue(name.Trim(), out Entry? entry))
         {
-            return [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
+            return NotApplicable.TryGetValue(name.Trim(), out string? reason)
+                ? [$"method '{name.Trim()}' is not applicable to generation: {reason}"]
+                : [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
         }
 
         var reader = new PeftOptionReader(Canonical(name), options, path);
@@ -129,6 +153,11 @@ public static class PeftRegistry
         if (Factories.TryGetValue(name.Trim(), out Entry? entry))
         {
             return entry;
+        }
+
+        if (NotApplicable.TryGetValue(name.Trim(), out string? reason))
+        {
+            throw new ArgumentException($"PEFT method '{name.Trim()}' is not applicable to generation: {reason}.", nameof(name));
         }
 
         throw new ArgumentException(

@@ -97,6 +97,15 @@ internal static class Formulas
                 return Same(layers * (k * d + gates));
             }
 
+            case "ln-tuning":
+                return Same(L * 4 * d + 2 * d);
+            case "head-only":
+                return Same(c.VocabSize * d + (Str("bias", "false") == "true" ? c.VocabSize : 0));
+            case "child-tuning-f":
+            case "child-tuning-d": // the whole model trains (masked) and is stored
+                return Same(Base(c));
+            case "bbt": // CMA-ES searches z (dim); a checkpoint stores the prompt A·z + p0 [P, d]
+                return (Int("dim", 500), Int("length", 10) * d);
             default:
                 throw new ArgumentException($"No formula for method '{method}': add it to {nameof(Formulas)}.");
         }

@@ -10,7 +10,7 @@ namespace Orchestrator.Training.Tests.Peft;
 public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper output) : IDisposable
 {
     /// <summary>Methods that promise to leave the base output unchanged at initialisation.</summary>
-    private static readonly string[] IdentityAtInit = ["lora", "adapter-parallel", "llama-adapter", "ia3"];
+    private static readonly string[] IdentityAtInit = ["lora", "adapter-parallel", "llama-adapter", "ia3", "head-only"];
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"peft-matrix-{Guid.NewGuid():N}");
 
@@ -33,6 +33,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         [
             "finetune", "ft-top2", "adapter", "adapter-houlsby", "adapter-parallel", "prefix", "prompt", "ptuning",
             "ptuning-v2", "lora", "bitfit", "ia3", "llama-adapter", "proxy",
+            "ln-tuning", "head-only", "child-tuning-f", "child-tuning-d", "bbt",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.Names.Order(StringComparer.Ordinal));
         Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.OrderedNames.Order(StringComparer.Ordinal));
@@ -46,6 +47,15 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         using var method = PeftTaskFixture.Create(name);
         var declared = method.Prepare(model, new PeftContext(1, fixture.Tokenizer));
         Assert.NotEmpty(declared);
+        if (method.GradientFree)
+        {
+            // Nothing may require gradients; a short training run leaves no gradient anywhere (see BbtTests too).
+            Assert.All(declared, p => Assert.False(p.requires_grad));
+            new CausalLmTrainer(model, fixture.Tokenizer, method).Train(fixture.Task, [], new TrainingOptions(2, 6, 1e-3, 0, 0, 1));
+            Assert.All(model.parameters().Concat(declared), p => Assert.False(p.requires_grad || p.grad is not null, $"{name}: a parameter has requires_grad or a gradient"));
+            return;
+        }
+
         Assert.All(declared, p => Assert.True(p.requires_grad));
 
         model.train();
@@ -122,6 +132,12 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         Assert.Equal(271_360, Count("bitfit").Trainable);
         Assert.Equal(172_032, Count("ia3").Trainable);
         Assert.Equal(10L * 1024 * 24 + 24, Count("llama-adapter").Trainable); // K·d·L_a plus one gate per layer
+        Assert.Equal(new ParameterCounts(100_352, 100_352), Count("ln-tuning"));       // 4d per layer + 2d
+        Assert.Equal(new ParameterCounts(51_463_168, 51_463_168), Count("head-only")); // V·d
+        Assert.Equal(51_463_168 + 50_257, Count("head-only", new() { ["bias"] = "true" }).Trainable);
+        Assert.Equal(new ParameterCounts(354_823_168, 354_823_168), Count("child-tuning-f"));
+        Assert.Equal(new ParameterCounts(354_823_168, 354_823_168), Count("child-tuning-d"));
+        Assert.Equal(new ParameterCounts(500, 10_240), Count("bbt"));                   // dim; P·d
     }
 
     public static TheoryData<string> IdentityMethods() => new(IdentityAtInit);

@@ -37,6 +37,10 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
         { "adapter-houlsby", "bottleneck=4", null },
         { "adapter-parallel", "bottleneck=4", null },
         { "proxy", "", null },
+        { "ln-tuning", "", null },
+        { "head-only", "bias=true", null },
+        { "child-tuning-d", "", null },
+        { "bbt", "length=2;dim=8", "PROMPT_TUNING" },
     };
 
     private static Dictionary<string, string> Options(string spec) =>
@@ -94,7 +98,18 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
             var config = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, HfPeftFormat.FullConfigFile)))!.AsObject();
             Assert.Equal(name, config[HfPeftFormat.MethodKey]!["method"]!.GetValue<string>());
             var header = SafeTensors.ReadHeader(Path.Combine(_dir, HfPeftFormat.FullWeightsFile));
-            Assert.All(header.Tensors, t => Assert.StartsWith("transformer.", t.Name));
+            if (name == "head-only")
+            {
+                // Hugging Face's GPT2LMHeadModel layout: lm_head beside the transformer, untied.
+                Assert.False(config["tie_word_embeddings"]!.GetValue<bool>());
+                Assert.Equal([(long)fixture.Config.VocabSize, fixture.Config.Width], header.Tensors.Single(t => t.Name == "lm_head.weight").Shape);
+                Assert.All(header.Tensors.Where(t => !t.Name.StartsWith("lm_head.", StringComparison.Ordinal)), t => Assert.StartsWith("transformer.", t.Name));
+            }
+            else
+            {
+                Assert.All(header.Tensors, t => Assert.StartsWith("transformer.", t.Name));
+            }
+
             var c = fixture.Config;
             Assert.Equal([(long)c.Width, 3L * c.Width], header.Tensors.Single(t => t.Name == "transformer.h.0.attn.c_attn.weight").Shape);
         }

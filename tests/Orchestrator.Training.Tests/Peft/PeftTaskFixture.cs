@@ -89,13 +89,19 @@ public sealed class PeftTaskFixture : IDisposable
         "ia3" => new Dictionary<string, string>(),
         "llama-adapter" => new Dictionary<string, string> { ["length"] = "4" },
         "proxy" => new Dictionary<string, string>(),
+        "ln-tuning" => new Dictionary<string, string>(),
+        "head-only" => new Dictionary<string, string> { ["bias"] = "true" },
+        "child-tuning-f" => new Dictionary<string, string>(),
+        "child-tuning-d" => new Dictionary<string, string>(),
+        "bbt" => new Dictionary<string, string> { ["length"] = "1", ["dim"] = "16", ["popsize"] = "6", ["budget"] = "480" }, // ≤ 80 generations
         _ => throw new ArgumentException($"No test options for method '{method}': add it to {nameof(PeftTaskFixture)}.{nameof(TestOptions)}."),
     };
 
     /// <summary>Learning rate of each method on the task (parameter-efficient methods want larger ones).</summary>
     public static double LearningRate(string method) => method switch
     {
-        "finetune" or "proxy" => 3e-3,
+        "finetune" or "proxy" or "child-tuning-f" or "child-tuning-d" => 3e-3,
+        "ln-tuning" or "head-only" => 1e-1,
         "prompt" or "ia3" => 5e-2,
         "bitfit" or "llama-adapter" or "ptuning-v2" => 1e-1,
         _ => 1e-2,

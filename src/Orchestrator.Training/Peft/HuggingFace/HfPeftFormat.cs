@@ -4,6 +4,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Models;
+using Orchestrator.Training.Peft.Bbt;
+using Orchestrator.Training.Peft.HeadOnly;
 using Orchestrator.Training.Peft.IA3;
 using Orchestrator.Training.Peft.LlamaAdapter;
 using Orchestrator.Training.Peft.Lora;
@@ -24,8 +26,10 @@ namespace Orchestrator.Training.Peft.HuggingFace;
 /// LLaMA-Adapter with the scalar gate (ADAPTION_PROMPT). Methods PEFT has no type for are written as a full Hugging Face
 /// GPT-2 checkpoint (<c>config.json</c> + <c>model.safetensors</c>, <c>transformer.*</c> keys, Conv1D weights [in, out]):
 /// the base with the method's weights (fine-tuning, FT-top, BitFit), plus the adapters' own tensors under
-/// <c>transformer.h.{i}.adapter*</c> (adapters), or proxy-tuning's expert; <c>config.json</c> then names the method under
-/// <c>orchestrator_peft</c> so that <see cref="Import"/> can rebuild it.
+/// <c>transformer.h.{i}.adapter*</c> (adapters), the untied <c>lm_head.weight</c> (head-only, with
+/// <c>tie_word_embeddings: false</c>), or proxy-tuning's expert; <c>config.json</c> then names the method under
+/// <c>orchestrator_peft</c> so that <see cref="Import"/> can rebuild it. Black-box tuning exports its materialised prompt as
+/// PROMPT_TUNING (it imports as prompt tuning).
 /// </summary>
 public static class HfPeftFormat
 {
@@ -43,7 +47,7 @@ public static class HfPeftFormat
     {
         LoraMethod => "LORA",
         PrefixMethodBase => "PREFIX_TUNING",
-        PromptTuningMethod => "PROMPT_TUNING",
+        PromptTuningMethod or BbtMethod => "PROMPT_TUNING",
         PtuningMethod => "P_TUNING",
         IA3Method => "IA3",
         LlamaAdapterMethod => "ADAPTION_PROMPT",
@@ -84,6 +88,15 @@ public static class HfPeftFormat
                 fields["tokenizer_name_or_path"] = null;
                 fields["tokenizer_kwargs"] = null;
                 tensors.Add(new("prompt_embeddings", stored[PromptTuningMethod.StoredName]));
+                break;
+            case BbtMethod bbt:
+                // The inference form of black-box tuning is a plain prompt: it imports as prompt tuning.
+                fields = PromptLearning(config, bbt.Length);
+                fields["prompt_tuning_init"] = bbt.Init switch { "text" => "TEXT", "vocab" => "SAMPLE_VOCAB", _ => "RANDOM" };
+                fields["prompt_tuning_init_text"] = bbt.InitText;
+                fields["tokenizer_name_or_path"] = null;
+                fields["tokenizer_kwargs"] = null;
+                tensors.Add(new("prompt_embeddings", stored[BbtMethod.StoredName]));
                 break;
             case PtuningMethod ptuning:
                 fields = PromptLearning(config, ptuning.Length);
@@ -243,6 +256,11 @@ public static class HfPeftFormat
         var options = new JsonObject();
         foreach (var (k, v) in method.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal)) options[k] = v;
         config[MethodKey] = new JsonObject { ["method"] = method.Name, ["options"] = options, ["base_model_name_or_path"] = baseModelNameOrPath };
+        if (method is HeadOnlyMethod)
+        {
+            config["tie_word_embeddings"] = false; // lm_head.weight is its own tensor (Hugging Face loads it untied)
+        }
+
         WriteJson(Path.Combine(directory, FullConfigFile), config);
 
         var tensors = new List<KeyValuePair<string, Tensor>>();
@@ -257,7 +275,8 @@ public static class HfPeftFormat
         {
             foreach (var (name, t) in method.StoredTensors().Where(kv => !baseNames.Contains(kv.Key)))
             {
-                tensors.Add(new("transformer." + name, t.detach()));
+                // The output layer sits beside the transformer in Hugging Face's GPT2LMHeadModel (lm_head.weight).
+                tensors.Add(new(name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : "transformer." + name, t.detach()));
             }
         }
 
@@ -287,7 +306,8 @@ public static class HfPeftFormat
             foreach (var (rawName, t) in raw)
             {
                 string n = rawName.StartsWith("transformer.", StringComparison.Ordinal) ? rawName["transformer.".Length..] : rawName;
-                if (n.EndsWith(".attn.bias", StringComparison.Ordinal) || n.EndsWith(".attn.masked_bias", StringComparison.Ordinal) || n == "lm_head.weight")
+                if (n.EndsWith(".attn.bias", StringComparison.Ordinal) || n.EndsWith(".attn.masked_bias", StringComparison.Ordinal) ||
+                    (n.StartsWith("lm_head.", StringComparison.Ordinal) && method is not HeadOnlyMethod))
                 {
                     continue;
                 }

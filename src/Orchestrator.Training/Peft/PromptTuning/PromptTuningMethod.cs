@@ -17,7 +17,6 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
 {
     public const string MethodName = "prompt";
     public const string StoredName = "prompt_embeddings";
-    private const int VocabularySample = 5000;
 
     private readonly PromptHooks _hooks;
     private Parameter? _prompt;
@@ -62,7 +61,7 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
                 PeftInit.Normal(_prompt, 1.0, generator);
                 break;
             default:
-                long[] ids = Init == "text" ? TextIds(context) : VocabularyIds(context, config);
+                long[] ids = Init == "text" ? PromptInit.TextIds(context, MethodName, InitText!, Length) : PromptInit.VocabularyIds(context, config, Length);
                 using (var scope = NewDisposeScope())
                 {
                     using var index = tensor(ids, ScalarType.Int64, model.Device);
@@ -73,21 +72,6 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
         }
 
         return [_prompt];
-    }
-
-    private long[] TextIds(PeftContext context)
-    {
-        var tokenizer = context.Tokenizer ?? throw new InvalidOperationException($"{MethodName}: init=text needs the tokenizer (PeftContext.Tokenizer).");
-        var tokens = tokenizer.Encode(" " + InitText).Select(i => (long)i).ToArray();
-        if (tokens.Length == 0) throw new ArgumentException($"{MethodName}: init_text '{InitText}' has no tokens.");
-        return Enumerable.Range(0, Length).Select(i => tokens[i % tokens.Length]).ToArray();
-    }
-
-    private long[] VocabularyIds(PeftContext context, Gpt2Config config)
-    {
-        int limit = Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
-        var random = new Random(unchecked((int)(context.Seed * 2654435761L ^ 0x51A3)));
-        return Enumerable.Range(0, Length).Select(_ => (long)random.Next(limit)).ToArray();
     }
 
     protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)

@@ -1,0 +1,27 @@
+using Orchestrator.Training.Models;
+
+namespace Orchestrator.Training.Peft.Shared;
+
+/// <summary>Token ids that initialise a prompt of virtual tokens (prompt tuning, black-box tuning).</summary>
+internal static class PromptInit
+{
+    /// <summary>Ids sampled from, for our tokenizers, roughly the most frequent tokens.</summary>
+    public const int VocabularySample = 5000;
+
+    /// <summary><paramref name="length"/> ids drawn uniformly from the first <see cref="VocabularySample"/> ids (seeded by the context).</summary>
+    public static long[] VocabularyIds(PeftContext context, Gpt2Config config, int length)
+    {
+        int limit = Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
+        var random = new Random(unchecked((int)(context.Seed * 2654435761L ^ 0x51A3)));
+        return Enumerable.Range(0, length).Select(_ => (long)random.Next(limit)).ToArray();
+    }
+
+    /// <summary>The tokens of <c>' ' + text</c>, repeated or cut to <paramref name="length"/>.</summary>
+    public static long[] TextIds(PeftContext context, string method, string text, int length)
+    {
+        var tokenizer = context.Tokenizer ?? throw new InvalidOperationException($"{method}: init=text needs the tokenizer (PeftContext.Tokenizer).");
+        var tokens = tokenizer.Encode(" " + text).Select(i => (long)i).ToArray();
+        if (tokens.Length == 0) throw new ArgumentException($"{method}: init_text '{text}' has no tokens.");
+        return Enumerable.Range(0, length).Select(i => tokens[i % tokens.Length]).ToArray();
+    }
+}
