@@ -84,7 +84,7 @@ public static class PackingBenchmark
                     double flopsPerToken = 4.0 * p + 12.0 * config.Layers * meanTokens * d;
                     double gflops = tokens / seconds * flopsPerToken / 1e9;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"| {shape} | {method} | {k} | {sequential:F1} | {packed:F1} | {packed / sequential:F2}× | {gflops:F1} | {100 * gflops / peak:F0}% |"));
+                        $"| {shape} | {method} | {k} | {sequential:F2} | {packed:F2} | {packed / sequential:F2}× | {gflops:F1} | {100 * gflops / peak:F0}% |"));
                 }
             }
         }
