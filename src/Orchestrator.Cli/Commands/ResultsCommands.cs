@@ -7,7 +7,7 @@ using Orchestrator.Results;
 
 namespace Orchestrator.Cli.Commands;
 
-/// <summary>Results: <c>results</c> (tables and paired comparisons), <c>plot</c>, <c>export</c> and <c>rescore</c>.</summary>
+/// <summary>Results: <c>results</c> (tables and paired comparisons), <c>plot</c>, <c>export</c>, <c>rescore</c> and <c>reproduce</c>.</summary>
 internal static class ResultsCommands
 {
     public static void Register(RootCommand root, Option<string> dataDir, Option<bool> verbose)
@@ -128,6 +128,35 @@ internal static class ResultsCommands
                 }
 
                 return 0;
+            }));
+
+        // ------------------------------------------------------------ reproduce
+        var reproduceSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var reproduceCell = new Argument<string>("CELL") { Description = "The cell's key, or a unique prefix of it (at least 6 characters; `export` lists keys)" };
+        Make("reproduce", "Rerun one stored cell from its definition, alone, on this machine, and compare its metrics and outputs with the stored result (writes nothing).",
+                reproduceSweep, reproduceCell)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(reproduceSweep)!, ct);
+                var r = await CellReproducer.ReproduceAsync(session.Store, sweep.SweepId, pr.GetValue(reproduceCell)!, sweep.Metrics, ct);
+                Console.WriteLine($"{r.Label} ({r.CellKey[..12]}), rerun in {r.Seconds:F1} s:");
+                foreach (var (name, stored, rerun) in r.Metrics)
+                {
+                    Console.WriteLine(FormattableString.Invariant($"  {name,-16} stored {stored,12:R}  rerun {rerun,12:R}  {(stored.Equals(rerun) ? "equal" : "DIFFERENT")}"));
+                }
+
+                Console.WriteLine($"  outputs: {r.OutputsCompared - r.OutputsDiffering}/{r.OutputsCompared} identical");
+                if (r.Exact)
+                {
+                    Console.WriteLine("reproduced exactly");
+                    return 0;
+                }
+
+                Console.Error.WriteLine(r.WasPacked
+                    ? "error: not reproduced exactly; the stored result was trained in a pack and the rerun trains alone, which agrees only to float tolerance (see docs/packing.md)"
+                    : "error: not reproduced exactly (different machine, thread count or code version? see the provenance)");
+                return 1;
             }));
     }
 

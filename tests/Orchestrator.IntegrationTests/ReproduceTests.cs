@@ -1,0 +1,105 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Orchestrator.Cli;
+using Orchestrator.Data;
+using Orchestrator.Hosting;
+using Orchestrator.Results;
+using Orchestrator.Worker;
+
+namespace Orchestrator.IntegrationTests;
+
+/// <summary>
+/// <c>orchestrator reproduce SWEEP CELL</c>: a cell trained by the worker in a sweep is rerun from its stored definition,
+/// alone, and gives bit-identical metrics and outputs (same machine, same thread count); bad keys get one-line errors.
+/// </summary>
+public sealed class ReproduceTests : IDisposable
+{
+    private const string Spec = """
+        name: repro
+        dataset:
+          kind: synthetic-e2e
+          options: {mrs: 60, seed: 3}
+          eval_limit: 5
+        model:
+          preset: test
+        methods: [finetune]
+        grid:
+          sizes: [10]
+          subsamples: 1
+          seeds: [0, 1]
+        training:
+          learning_rate: 3.0e-3
+          batch_size: 5
+          max_steps: 10
+          warmup_steps: 2
+          eval_every: 5
+        decoding: {strategy: greedy, max_new_tokens: 12, min_new_tokens: 1}
+        metrics: [bleu, rouge]
+        """;
+
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("orch-repro-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private async Task<(int Exit, string Out, string Err)> CliAsync(params string[] args)
+    {
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var (outText, errText) = (new StringWriter(CultureInfo.InvariantCulture), new StringWriter(CultureInfo.InvariantCulture));
+        Console.SetOut(outText);
+        Console.SetError(errText);
+        try
+        {
+            return (await CliApp.RunAsync([.. args, "--data-dir", _dir.FullName]), outText.ToString(), errText.ToString());
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+        }
+    }
+
+    [Fact]
+    public async Task A_stored_cell_rerun_from_its_key_reproduces_its_metrics_and_outputs_exactly()
+    {
+        var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        using (var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = _dir.FullName }))
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            await SweepSubmitter.SubmitAsync(grains, plan);
+            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal(2, final.Done);
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        var key = plan.Cells[1].Key;
+        var (exit, output, error) = await CliAsync("reproduce", "repro", key[..10]);
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("reproduced exactly", output, StringComparison.Ordinal);
+        Assert.Contains("bleu", output, StringComparison.Ordinal);
+        Assert.Contains("rougeL", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("DIFFERENT", output, StringComparison.Ordinal);
+        Assert.Contains("outputs: 5/5 identical", output, StringComparison.Ordinal);
+
+        // The stored result is untouched, and a changed stored value is reported as a difference (the comparison can fail).
+        await using (var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath))
+        {
+            var stored = (await store.GetSweepCellsAsync(plan.SweepId)).Single(c => c.Cell.CellKey == key).Result!;
+            var bumped = stored.Metrics.ToDictionary(kv => kv.Key, kv => kv.Key == "bleu" ? kv.Value + 1e-9 : kv.Value);
+            Assert.True(await store.UpdateMetricsAsync(key, stored.Attempt, bumped));
+        }
+
+        var (changedExit, changedOut, changedErr) = await CliAsync("reproduce", "repro", key[..10]);
+        Assert.Equal(1, changedExit);
+        Assert.Contains("DIFFERENT", changedOut, StringComparison.Ordinal);
+        Assert.StartsWith("error: not reproduced exactly", changedErr, StringComparison.Ordinal);
+
+        var (badExit, _, badErr) = await CliAsync("reproduce", "repro", "ffffffffff");
+        Assert.Equal(CliApp.ExitInvalidInput, badExit);
+        Assert.Contains("no cell of sweep", badErr, StringComparison.Ordinal);
+        var (shortExit, _, shortErr) = await CliAsync("reproduce", "repro", "ab");
+        Assert.Equal(CliApp.ExitInvalidInput, shortExit);
+        Assert.Contains("too short", shortErr, StringComparison.Ordinal);
+    }
+}
