@@ -17,9 +17,10 @@ public static class DataCommands
 {
     public static void Register(RootCommand root)
     {
-        var data = new Command("data", "Inspect datasets: subsample manifests and statistics.");
+        var data = new Command("data", "Inspect datasets: subsample manifests and statistics; write a pretraining corpus from datasets.");
         data.Subcommands.Add(ManifestCommand());
         data.Subcommands.Add(StatsCommand());
+        data.Subcommands.Add(CorpusCommand());
         root.Subcommands.Add(data);
     }
 
@@ -103,6 +104,59 @@ public static class DataCommands
             var identity = Resolve(pr.GetValue(dataset)!, pr.GetValue(path), pr.GetValue(options), ["default"]);
             var stats = DatasetStatistics.Compute(identity);
             Console.Write(pr.GetValue(format) == "json" ? StatsJson(stats) : StatsText(stats));
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>
+    /// <c>data corpus</c>: a plain-text pretraining corpus (one document per line) from a dataset's part, for
+    /// <c>model.pretrain.corpus</c>: each (input, reference) pair becomes <c>source reference</c>, or only the reference with
+    /// <c>--text-only</c>. Deterministic (the dataset's order), so the file's content hash, and the base's, is stable.
+    /// </summary>
+    private static Command CorpusCommand()
+    {
+        var (dataset, path, options) = DatasetOptions();
+        var part = new Option<string>("--part")
+        {
+            Description = "Which part to write: train (default), dev, test, or all (a single-file dataset has only 'all')",
+            DefaultValueFactory = _ => DatasetPart.Train,
+        };
+        part.AcceptOnlyFromAmong(DatasetPart.Train, DatasetPart.Dev, DatasetPart.Test, DatasetPart.All);
+        var output = new Option<string>("--out") { Description = "Text file to write (one document per line)", Required = true };
+        var append = new Option<bool>("--append") { Description = "Append to the file instead of replacing it (to combine datasets)" };
+        var textOnly = new Option<bool>("--text-only") { Description = "Write only the references, not the linearised inputs" };
+        var command = new Command("corpus", "Write a pretraining corpus (one document per line) from a dataset part, e.g. WebNLG and DART training text.");
+        foreach (var o in new Option[] { dataset, path, options, part, output, append, textOnly })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(pr => Run(() =>
+        {
+            var identity = Resolve(pr.GetValue(dataset)!, pr.GetValue(path), pr.GetValue(options), ["default"]);
+            var contents = DatasetCatalog.ReadContents(identity);
+            var name = pr.GetValue(part)!;
+            var chosen = contents.Part(name) ?? throw new DatasetException(
+                $"--part {name}: the {identity.Kind} dataset at {identity.Path} has no '{name}' part (it has: {string.Join(", ", contents.Parts.Select(p => p.Name))})");
+            var file = pr.GetValue(output)!;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+            int documents = 0;
+            using (var writer = new StreamWriter(file, pr.GetValue(append), new UTF8Encoding(false)))
+            {
+                foreach (var entry in chosen.Entries)
+                {
+                    foreach (var reference in entry.References)
+                    {
+                        var text = pr.GetValue(textOnly) ? reference : entry.Source + " " + reference;
+                        writer.Write(text.ReplaceLineEndings(" ").Trim());
+                        writer.Write('\n');
+                        documents++;
+                    }
+                }
+            }
+
+            Console.WriteLine($"wrote {documents} documents from {chosen.Entries.Count} {identity.Kind} inputs ({name}) to {file}");
             return 0;
         }));
         return command;
