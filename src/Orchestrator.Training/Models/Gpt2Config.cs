@@ -16,7 +16,7 @@ public sealed record Gpt2Config(
     double Dropout = 0,
     double LayerNormEps = 1e-5)
 {
-    private static readonly string[] Names = ["gpt2", "gpt2-medium", "gpt2-large", "tiny", "test"];
+    private static readonly string[] Names = ["gpt2", "gpt2-medium", "gpt2-large", "small", "tiny", "test"];
 
     /// <summary>The preset names <see cref="Preset"/> knows.</summary>
     public static IReadOnlyList<string> PresetNames => Names;
@@ -44,6 +44,7 @@ public sealed record Gpt2Config(
             "gpt2" => new Gpt2Config(12, 12, 768, 50257, 1024),
             "gpt2-medium" => new Gpt2Config(24, 16, 1024, 50257, 1024),
             "gpt2-large" => new Gpt2Config(36, 20, 1280, 50257, 1024),
+            "small" => new Gpt2Config(4, 4, 128, 0, 512),
             "tiny" => new Gpt2Config(2, 2, 64, 0, 256),
             "test" => new Gpt2Config(1, 2, 32, 0, 128),
             _ => throw new ArgumentException(
