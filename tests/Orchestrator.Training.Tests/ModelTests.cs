@@ -25,7 +25,9 @@ public sealed class ModelTests
     {
         var e = Assert.Throws<ArgumentException>(() => Gpt2Config.Preset("gpt3"));
         Assert.Contains("gpt3", e.Message);
-        Assert.Contains("gpt2, gpt2-medium, gpt2-large, tiny, test", e.Message);
+        Assert.Contains("gpt2, gpt2-medium, gpt2-large, small, tiny, test", e.Message);
+        var small = Gpt2Config.Preset("small", 4096);
+        Assert.Equal((4, 4, 128, 512), (small.Layers, small.Heads, small.Width, small.Positions));
         var bad = Assert.Throws<ArgumentException>(() => new Gpt2Config(1, 3, 32, 10, 16).Validate());
         Assert.Contains("multiple of Heads", bad.Message);
         Assert.Contains("VocabSize", Assert.Throws<ArgumentException>(() => Gpt2Config.Preset("tiny").Validate()).Message);
