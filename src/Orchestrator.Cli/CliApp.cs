@@ -214,17 +214,10 @@ public static class CliApp
             }
 
             var (cells, packed, largest) = perMethod.GetValueOrDefault(cell.Method);
-            try
+            if (PackingProvenance.Read(result.ProvenanceJson) is (true, var size))
             {
-                using var doc = System.Text.Json.JsonDocument.Parse(result.ProvenanceJson);
-                if (doc.RootElement.TryGetProperty("packing", out var p) && p.TryGetProperty("packed", out var b) && b.GetBoolean())
-                {
-                    packed++;
-                    largest = Math.Max(largest, p.TryGetProperty("largest_pack", out var l) ? l.GetInt32() : 1);
-                }
-            }
-            catch (System.Text.Json.JsonException)
-            {
+                packed++;
+                largest = Math.Max(largest, size);
             }
 
             perMethod[cell.Method] = (cells + 1, packed, largest);

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Orchestrator.Core.Cells;
 using Orchestrator.Results;
 using Orchestrator.Worker;
@@ -64,20 +63,6 @@ public static class CellReproducer
         int n = Math.Min(stored.Outputs.Count, outcome.Outputs.Count);
         int differing = Enumerable.Range(0, n).Count(i => stored.Outputs[i] != outcome.Outputs[i]) + Math.Abs(stored.Outputs.Count - outcome.Outputs.Count);
         return new Reproduction(descriptor.CellKey, cell.Label, compared, Math.Max(stored.Outputs.Count, outcome.Outputs.Count), differing,
-            WasPacked(stored.ProvenanceJson), clock.Elapsed.TotalSeconds);
-    }
-
-    private static bool WasPacked(string provenance)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(provenance);
-            return doc.RootElement.TryGetProperty("packing", out var p) && p.TryGetProperty("packed", out var b) && b.GetBoolean()
-                   && (!p.TryGetProperty("largest_pack", out var l) || l.GetInt32() > 1);
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
+            PackingProvenance.Read(stored.ProvenanceJson).LargestPack > 1, clock.Elapsed.TotalSeconds);
     }
 }

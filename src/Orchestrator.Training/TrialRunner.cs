@@ -214,9 +214,9 @@ public sealed class TrialRunner
                             largest_pack = member.LargestPack,
                             capacity,
                         };
-                        double setup = 0;
+                        // Setup 0: a member's data loading counts as training time (the base is the pack's, loaded once).
                         var outcome = Finish(request.Cell, data, member.Method, trialBase, member.Report!, request.Metrics, request.WorkerId,
-                            request.Attempt, started, memory, setup, packing, request.Cancellation);
+                            request.Attempt, started, memory, setup: 0, packing, request.Cancellation);
                         done(request, outcome, null);
                     }
                     catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -228,7 +228,7 @@ public sealed class TrialRunner
         }
     }
 
-    private readonly ConcurrentDictionary<string, PackCalibration> _calibrations = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<PackCalibration>> _calibrations = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Chooses how many cells of <paramref name="cell"/>'s pack group to train at once: times a few packed steps on the
@@ -240,7 +240,8 @@ public sealed class TrialRunner
     {
         ArgumentNullException.ThrowIfNull(cell);
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
-        return _calibrations.GetOrAdd(cell.PackGroup + "|" + max, _ => Calibrate(cell, max, ct));
+        // Lazy: two slots starting the same group at once calibrate it once.
+        return _calibrations.GetOrAdd(cell.PackGroup + "|" + max, _ => new Lazy<PackCalibration>(() => Calibrate(cell, max, ct))).Value;
     }
 
     private PackCalibration Calibrate(CellDefinition cell, int max, CancellationToken ct)

@@ -22,13 +22,13 @@ public static class PackingBenchmark
 {
     public static int Run(string[] args)
     {
-        string[] shapes = Option(args, "--shapes", "tiny,gpt2").Split(',');
-        string[] methods = Option(args, "--methods", "prefix,lora").Split(',');
-        int[] ks = Ints(Option(args, "--ks", "1,2,4,8,16"));
-        int[] gpt2Ks = Ints(Option(args, "--gpt2-ks", "1,2,4,8"));
-        int batch = int.Parse(Option(args, "--batch", "10"), CultureInfo.InvariantCulture);
-        int steps = int.Parse(Option(args, "--steps", "30"), CultureInfo.InvariantCulture);
-        int gpt2Steps = int.Parse(Option(args, "--gpt2-steps", "3"), CultureInfo.InvariantCulture);
+        string[] shapes = TrainingBenchmark.Option(args, "--shapes", "tiny,gpt2").Split(',');
+        string[] methods = TrainingBenchmark.Option(args, "--methods", "prefix,lora").Split(',');
+        int[] ks = Ints(TrainingBenchmark.Option(args, "--ks", "1,2,4,8,16"));
+        int[] gpt2Ks = Ints(TrainingBenchmark.Option(args, "--gpt2-ks", "1,2,4,8"));
+        int batch = int.Parse(TrainingBenchmark.Option(args, "--batch", "10"), CultureInfo.InvariantCulture);
+        int steps = int.Parse(TrainingBenchmark.Option(args, "--steps", "30"), CultureInfo.InvariantCulture);
+        int gpt2Steps = int.Parse(TrainingBenchmark.Option(args, "--gpt2-steps", "3"), CultureInfo.InvariantCulture);
 
         TorchRuntime.EnsureAvailable();
         var tokenizer = BpeTrainer.Train(PretrainCorpus.Generate(2000, 0), 1024);
@@ -39,9 +39,9 @@ public static class PackingBenchmark
 
         var pool = SyntheticE2e.Generate(400, 7).Select(e => new TrainingExample(e.Source, e.References[0])).ToList();
         double meanTokens = pool.Average(e => CausalLmFormat.Encode(tokenizer, e.Source, e.Target, 1024).InputIds.Length);
-        double peak = Peak();
+        double peak = TrainingBenchmark.MatmulPeak().Best;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"device: {TorchRuntime.Describe()}; {Environment.ProcessorCount} cores; batch {batch}; mean sequence {meanTokens:F0} tokens; fp32 matmul peak {peak:F1} GFLOP/s; load average {LoadAverage()}"));
+            $"device: {TorchRuntime.Describe()}; {Environment.ProcessorCount} cores; batch {batch}; mean sequence {meanTokens:F0} tokens; fp32 matmul peak {peak:F1} GFLOP/s; load average {TrainingBenchmark.LoadAverage()}"));
         Console.WriteLine();
         Console.WriteLine("| shape | method | K | sequential trial-steps/s | packed trial-steps/s | speed-up | packed GFLOP/s | % of peak |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
@@ -90,7 +90,7 @@ public static class PackingBenchmark
         }
 
         Console.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fp32 matmul peak again: {Peak():F1} GFLOP/s; load average {LoadAverage()}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fp32 matmul peak again: {TrainingBenchmark.MatmulPeak().Best:F1} GFLOP/s; load average {TrainingBenchmark.LoadAverage()}"));
         return 0;
     }
 
@@ -135,42 +135,5 @@ public static class PackingBenchmark
         return 0;
     }
 
-    private static double Peak()
-    {
-        const int n = 2048;
-        using var scope = NewDisposeScope();
-        var g = new Generator(3);
-        var a = randn([n, n], generator: g);
-        var b = randn([n, n], generator: g);
-        double best = 0;
-        for (int i = 0; i < 10; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            using var c = a.matmul(b);
-            _ = c.sum().item<float>();
-            best = Math.Max(best, 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9);
-        }
-
-        return best;
-    }
-
     private static int[] Ints(string list) => list.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
-
-    private static string Option(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    }
 }

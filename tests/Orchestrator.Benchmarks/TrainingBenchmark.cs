@@ -177,7 +177,7 @@ public static class TrainingBenchmark
     }
 
     /// <summary>Best and median GFLOP/s of 2048×2048 fp32 matmuls.</summary>
-    private static (double Best, double Median) MatmulPeak()
+    internal static (double Best, double Median) MatmulPeak()
     {
         const int n = 2048;
         using var scope = NewDisposeScope();
@@ -198,7 +198,7 @@ public static class TrainingBenchmark
         return (rates[^1], rates[rates.Count / 2]);
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try
         {
@@ -228,7 +228,7 @@ public static class TrainingBenchmark
         return Environment.WorkingSet;
     }
 
-    private static string Option(string[] args, string name, string fallback)
+    internal static string Option(string[] args, string name, string fallback)
     {
         int i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;

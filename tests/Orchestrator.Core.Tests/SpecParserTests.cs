@@ -195,16 +195,5 @@ public sealed class SpecParserTests
         Assert.Contains(ex.Errors, e => e.Path == "name");
     }
 
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("repository root (Orchestrator.sln) not found above " + AppContext.BaseDirectory);
-    }
+    internal static string RepoRoot() => SharedDataPaths.RepoRoot();
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Orchestrator.Cli;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
+using Orchestrator.TestKit;
 
 namespace Orchestrator.IntegrationTests;
 
@@ -12,43 +13,13 @@ public sealed class DataCorpusTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private static string Shared(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-            {
-                var path = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data", relative));
-                Assert.True(File.Exists(path) || Directory.Exists(path), $"Shared data missing: '{path}'.");
-                return path;
-            }
-        }
-
-        throw new InvalidOperationException("Orchestrator.sln not found above the test binaries");
-    }
-
-    private static async Task<(int Exit, string Out, string Err)> CliAsync(params string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        var (outText, errText) = (new StringWriter(CultureInfo.InvariantCulture), new StringWriter(CultureInfo.InvariantCulture));
-        Console.SetOut(outText);
-        Console.SetError(errText);
-        try
-        {
-            return (await CliApp.RunAsync(args), outText.ToString(), errText.ToString());
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-            Console.SetError(stderr);
-        }
-    }
+    private static Task<(int Exit, string Out, string Err)> CliAsync(params string[] args) => CliCapture.RunAsync(args);
 
     [Fact]
     public async Task The_corpus_holds_one_line_per_training_reference_and_combines_datasets()
     {
-        var webnlg = Shared("webnlg");
-        var dart = Shared("dart/dart-v1.1.1-full-dev.json");
+        var webnlg = SharedDataPaths.Get("webnlg");
+        var dart = SharedDataPaths.Get("dart/dart-v1.1.1-full-dev.json");
         var file = Path.Combine(_dir.FullName, "corpus", "text.txt");
 
         var (exit, output, error) = await CliAsync("data", "corpus", "--dataset", "webnlg", "--path", webnlg, "--out", file);

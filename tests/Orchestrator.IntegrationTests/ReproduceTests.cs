@@ -41,22 +41,8 @@ public sealed class ReproduceTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private async Task<(int Exit, string Out, string Err)> CliAsync(params string[] args)
-    {
-        var (stdout, stderr) = (Console.Out, Console.Error);
-        var (outText, errText) = (new StringWriter(CultureInfo.InvariantCulture), new StringWriter(CultureInfo.InvariantCulture));
-        Console.SetOut(outText);
-        Console.SetError(errText);
-        try
-        {
-            return (await CliApp.RunAsync([.. args, "--data-dir", _dir.FullName]), outText.ToString(), errText.ToString());
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-            Console.SetError(stderr);
-        }
-    }
+    private Task<(int Exit, string Out, string Err)> CliAsync(params string[] args) =>
+        CliCapture.RunAsync([.. args, "--data-dir", _dir.FullName]);
 
     [Fact]
     public async Task A_stored_cell_rerun_from_its_key_reproduces_its_metrics_and_outputs_exactly()

@@ -77,25 +77,8 @@ public sealed class ResultsCommandsTests : IDisposable
         }
     }
 
-    private async Task<(int Exit, string Out, string Err)> CliAsync(params string[] args)
-    {
-        var stdout = Console.Out;
-        var stderr = Console.Error;
-        var outText = new StringWriter(CultureInfo.InvariantCulture);
-        var errText = new StringWriter(CultureInfo.InvariantCulture);
-        Console.SetOut(outText);
-        Console.SetError(errText);
-        try
-        {
-            var exit = await CliApp.RunAsync([.. args, "--data-dir", _dir.FullName]);
-            return (exit, outText.ToString(), errText.ToString());
-        }
-        finally
-        {
-            Console.SetOut(stdout);
-            Console.SetError(stderr);
-        }
-    }
+    private Task<(int Exit, string Out, string Err)> CliAsync(params string[] args) =>
+        CliCapture.RunAsync([.. args, "--data-dir", _dir.FullName]);
 
     [Fact]
     public async Task Results_json_lists_one_object_per_point_with_the_documented_fields()

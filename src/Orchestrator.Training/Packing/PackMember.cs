@@ -58,6 +58,7 @@ public sealed class PackMember
     // Training state (valid between start and finish).
     internal EncodedExample[] TrainSet = [];
     internal EncodedExample[] DevSet = [];
+    internal int[] TargetCounts = [];   // per training example: positions that count in its shifted loss
     internal IReadOnlyList<Parameter> Trainable = [];
     internal optim.Optimizer? Optimizer;
     internal TrainingParts.EpochOrder? Order;

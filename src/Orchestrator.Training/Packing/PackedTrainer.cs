@@ -147,6 +147,7 @@ public sealed class PackedTrainer
             member.Start(options);
             member.TrainSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Train, "training");
             member.DevSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Dev, "dev");
+            member.TargetCounts = member.TrainSet.Select(e => e.Labels.Skip(1).Count(l => l != CausalLmFormat.IgnoreIndex)).ToArray();
             member.Trainable = member.Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer));
             if (!member.Method.Trains || member.Method.TrainsBaseWeights || member.Method.Hooks is null)
             {
@@ -223,7 +224,7 @@ public sealed class PackedTrainer
         bool any = false;
         foreach (var m in active)
         {
-            long targets = m.Batch.Sum(i => (long)m.TrainSet[i].Labels.Skip(1).Count(l => l != CausalLmFormat.IgnoreIndex));
+            long targets = m.Batch.Sum(i => (long)m.TargetCounts[i]);
             double loss = 0;
             for (int r = 0; r < m.Batch.Length; r++) loss += rowValues[row + r];
             loss = targets > 0 ? loss / targets : double.NaN;
