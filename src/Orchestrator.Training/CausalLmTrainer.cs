@@ -43,6 +43,9 @@ public sealed class CausalLmTrainer
     /// <summary>Batch size of dev-loss evaluation (32, as in the Prefix-Tuning code).</summary>
     public int EvalBatchSize { get; init; } = 32;
 
+    /// <summary>Trained methods of the cells this one depends on, passed to the method's <see cref="IPeftMethod.Prepare"/>.</summary>
+    public IReadOnlyList<PeftDependency> Dependencies { get; init; } = [];
+
     /// <summary>
     /// Runs <see cref="TrainingOptions.MaxSteps"/> updates (or <see cref="TrainingOptions.Epochs"/> passes) over
     /// <paramref name="train"/> (reshuffled each epoch), evaluates <paramref name="dev"/> every
@@ -86,7 +89,7 @@ public sealed class CausalLmTrainer
             torch.manual_seed(options.Seed);
         }
 
-        IReadOnlyList<Parameter> trainable = Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer));
+        IReadOnlyList<Parameter> trainable = Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer) { Dependencies = Dependencies });
         if (!Method.Trains)
         {
             SetTraining(false);

@@ -29,6 +29,15 @@ public sealed record PackCalibration(int PackSize, IReadOnlyList<(int K, double 
         $"K={PackSize} (" + string.Join(", ", Measured.Select(m => $"K={m.K}: {m.K / m.StepSeconds:F1} trial-steps/s")) + ")";
 }
 
+/// <summary>
+/// What a trial of a staged sweep exchanges with the artifact store: the trained methods of the cells it depends on (in the
+/// order of its cell's <c>needs</c>) and the folder to save its own trained method to (a <see cref="PeftCheckpoint"/>), or null.
+/// </summary>
+public sealed record TrialArtifacts(IReadOnlyList<PeftDependency> Dependencies, string? SaveTo = null)
+{
+    public static TrialArtifacts None { get; } = new([]);
+}
+
 /// <summary>Seconds spent in each phase of a trial.</summary>
 public sealed record TrialTimings(double Setup, double Train, double Decode, double Score);
 
@@ -91,8 +100,9 @@ public sealed class TrialRunner
     public int DecodeBatchSize { get; init; } = GreedyDecoder.DefaultBatchSize;
 
     public TrialOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt,
-        IProgress<TrainProgress>? progress, CancellationToken ct)
+        IProgress<TrainProgress>? progress, CancellationToken ct, TrialArtifacts? artifacts = null)
     {
+        artifacts ??= TrialArtifacts.None;
         ArgumentNullException.ThrowIfNull(cell);
         ArgumentNullException.ThrowIfNull(metrics);
         var clock = Stopwatch.StartNew();
@@ -105,8 +115,15 @@ public sealed class TrialRunner
         using (trialBase.Model)
         {
             double setup = clock.Elapsed.TotalSeconds;
-            TrainReport report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method).Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
-            return Finish(cell, data, method, trialBase, report, metrics, workerId, attempt, clock, memory, setup, packing: null, ct);
+            TrainReport report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method) { Dependencies = artifacts.Dependencies }
+                .Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
+            if (artifacts.SaveTo is not null)
+            {
+                PeftCheckpoint.Save(method, artifacts.SaveTo);
+            }
+
+            return Finish(cell, data, method, trialBase, report, metrics, workerId, attempt, clock, memory, setup, packing: null, ct,
+                artifacts.Dependencies.Select(d => d.CellKey).ToList());
         }
     }
 
@@ -332,7 +349,7 @@ public sealed class TrialRunner
     /// <summary>Decodes the evaluation set with the trained method, scores it and writes the provenance.</summary>
     private TrialOutcome Finish(CellDefinition cell, TrialData data, IPeftMethod method, TrialBase trialBase, TrainReport report,
         IReadOnlyList<string> metrics, string workerId, int attempt, Stopwatch clock, PeakMemorySampler memory, double setup, object? packing,
-        CancellationToken ct)
+        CancellationToken ct, IReadOnlyList<string>? dependencies = null)
     {
         Gpt2Model model = trialBase.Model;
         ITextTokenizer tokenizer = trialBase.Tokenizer;
@@ -403,6 +420,7 @@ public sealed class TrialRunner
             train_seconds = report.Seconds,
             train_tokens_per_second = report.TokensPerSecond,
             packing = packing ?? new { packed = false },
+            dependencies = dependencies ?? [],
         };
         return new TrialOutcome(scores, outputs, JsonSerializer.Serialize(provenance, ProvenanceJson), wall, peak)
         {

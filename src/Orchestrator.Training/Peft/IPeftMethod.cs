@@ -103,10 +103,27 @@ public interface IPeftMethod : IDisposable
         throw new NotSupportedException($"PEFT method '{Name}' trains with gradients; GradientFreeStep is only for gradient-free methods.");
 }
 
-/// <summary>What the method may use while preparing: a seed for its initialisation and the tokenizer (text initialisations).</summary>
+/// <summary>
+/// What the method may use while preparing: a seed for its initialisation, the tokenizer (text initialisations) and, for a
+/// cell of a later stage, the trained methods of the cells it depends on (<see cref="Dependencies"/>).
+/// </summary>
 public sealed record PeftContext(long Seed = 0, ITextTokenizer? Tokenizer = null)
 {
     public static PeftContext Default { get; } = new();
+
+    /// <summary>
+    /// Trained methods of earlier-stage cells this cell depends on, in the order the spec's <c>needs</c> lists them (empty for
+    /// a cell without dependencies). Methods that build on them (AdapterFusion, prompt tuning with <c>init: from-cell</c>) read
+    /// them in <see cref="IPeftMethod.Prepare"/>; the others ignore them.
+    /// </summary>
+    public IReadOnlyList<PeftDependency> Dependencies { get; init; } = [];
+}
+
+/// <summary>A trained method of an earlier-stage cell: its cell key and the <see cref="PeftCheckpoint"/> folder it was saved to.</summary>
+public sealed record PeftDependency(string CellKey, string Directory)
+{
+    /// <summary>The method's registry name and options, from the folder.</summary>
+    public (string Method, IReadOnlyDictionary<string, string> Options) ReadDefinition() => PeftCheckpoint.ReadDefinition(Directory);
 }
 
 /// <summary>Parameter counts of a method on a base: trainable during training, and stored by a checkpoint.</summary>
