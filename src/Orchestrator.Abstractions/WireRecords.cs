@@ -1,6 +1,10 @@
 namespace Orchestrator.Abstractions;
 
-/// <summary>A unit of queued work: one cell of one sweep. The cell travels as its canonical JSON.</summary>
+/// <summary>
+/// A unit of queued work: one cell of one sweep. The cell travels as its canonical JSON. A cell of a later stage lists the
+/// cells it needs (<see cref="Needs"/>); a cell whose trained method a later cell needs (or every cell, with
+/// <c>execution.artifacts: all</c>) has <see cref="KeepArtifact"/> set, and its worker stores the method in the artifact store.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("orch.cell-work")]
 public sealed record CellWork(
     [property: Id(0)] string SweepId,
@@ -11,8 +15,13 @@ public sealed record CellWork(
     [property: Id(5)] int LeaseSeconds,
     [property: Id(6)] IReadOnlyList<string> Metrics,
     [property: Id(7)] string? RequiredDevice = null,
-    [property: Id(8)] string? PackGroup = null)
+    [property: Id(8)] string? PackGroup = null,
+    [property: Id(9)] IReadOnlyList<string>? Needs = null,
+    [property: Id(10)] bool KeepArtifact = false)
 {
+    /// <summary>Keys of the cells that must have succeeded (and stored their trained method) before this one may run.</summary>
+    public IReadOnlyList<string> Dependencies => Needs ?? [];
+
     public TimeSpan LeaseTime => TimeSpan.FromSeconds(LeaseSeconds);
 }
 
@@ -41,7 +50,10 @@ public sealed record CellCompletion(
     [property: Id(1)] bool Succeeded,
     [property: Id(2)] string? Error);
 
-/// <summary>Counts of a sweep's cells by state.</summary>
+/// <summary>
+/// Counts of a sweep's cells by state. <see cref="Waiting"/>: cells of a later stage whose dependencies have not all finished;
+/// <see cref="Blocked"/>: cells with a failed dependency (they run after <c>rerun-failed</c> fixes it).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("orch.sweep-progress")]
 public sealed record SweepProgress(
     [property: Id(0)] string SweepId,
@@ -50,9 +62,12 @@ public sealed record SweepProgress(
     [property: Id(3)] int Leased,
     [property: Id(4)] int Done,
     [property: Id(5)] int Failed,
-    [property: Id(6)] int Reused)
+    [property: Id(6)] int Reused,
+    [property: Id(7)] int Waiting = 0,
+    [property: Id(8)] int Blocked = 0)
 {
-    public bool IsComplete => Total > 0 && Done + Failed == Total;
+    /// <summary>Every cell has ended: done, failed, or blocked by a failed dependency.</summary>
+    public bool IsComplete => Total > 0 && Done + Failed + Blocked == Total;
 }
 
 /// <summary>One cell's place in the queue, for <c>status</c>.</summary>

@@ -89,6 +89,7 @@ public static class CliApp
         Commands.DataCommands.Register(root);
         Commands.ScoreCommand.Register(root);
         SweepCommands.Register(root, dataDir, slots, verbose);
+        Commands.ArtifactCommands.Register(root, dataDir);
         Commands.PretrainCommand.Register(root, dataDir);
         ResultsCommands.Register(root, dataDir, verbose);
         return await root.Parse(args).InvokeAsync();
@@ -198,8 +199,9 @@ public static class CliApp
             Console.WriteLine(packing);
         }
 
-        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed.");
-        return final.Failed > 0 ? ExitFailedCells : 0;
+        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed" +
+                          (final.Blocked > 0 ? $", {final.Blocked} blocked by a failed dependency (see status; rerun-failed runs them)." : "."));
+        return final.Failed + final.Blocked > 0 ? ExitFailedCells : 0;
     }
 
     /// <summary>Which cells were trained in packs (from their provenance), per method; null when none were.</summary>

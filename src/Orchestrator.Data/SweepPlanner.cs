@@ -36,28 +36,71 @@ public static class SweepPlanner
 
     private static SweepPlan Plan(SweepSpec spec, string yaml, string baseDirectory, string source)
     {
+        var errors = new List<SpecError>();
+        var dataset = CheckDataset(spec.Dataset, spec.Grid, "", baseDirectory, errors);
+        var identities = new Dictionary<DatasetSpec, DatasetIdentity>(ReferenceEqualityComparer.Instance);
+        if (dataset is not null)
+        {
+            identities[spec.Dataset] = dataset;
+        }
+
+        for (var i = 0; i < spec.Stages.Count; i++)
+        {
+            var stage = spec.Stages[i];
+            if (CheckDataset(stage.Dataset, stage.Grid, $"stages[{i}].", baseDirectory, errors) is { } identity)
+            {
+                identities[stage.Dataset] = identity;
+            }
+        }
+
+        if (errors.Count > 0 || dataset is null)
+        {
+            throw new SpecValidationException(source, errors);
+        }
+
+        var model = ResolveModel(spec.Model, baseDirectory, source);
+        var normalized = yaml.Replace("\r\n", "\n");
+        IReadOnlyList<CellDefinition> cells;
+        try
+        {
+            cells = CellExpander.Expand(spec, d => identities[d], model);
+        }
+        catch (SpecValidationException ex)
+        {
+            throw new SpecValidationException(source, ex.Errors);
+        }
+
+        return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells);
+    }
+
+    /// <summary>
+    /// Resolves a dataset and checks it against its grid: every split's training pool must hold the largest size plus its dev
+    /// set, and every split must have something to evaluate. Problems go to <paramref name="errors"/> under <paramref name="at"/>.
+    /// </summary>
+    private static DatasetIdentity? CheckDataset(DatasetSpec spec, GridSpec grid, string at, string baseDirectory, List<SpecError> errors)
+    {
         DatasetIdentity dataset;
         LoadedDataset data;
         try
         {
-            dataset = DatasetCatalog.Resolve(spec.Dataset, baseDirectory);
+            dataset = DatasetCatalog.Resolve(spec, baseDirectory);
             data = DatasetCatalog.Load(dataset);
         }
         catch (DatasetException ex)
         {
             var field = ex.Message.StartsWith("dataset.", StringComparison.Ordinal) ? ex.Message[..ex.Message.IndexOf(':')] : "dataset";
             var message = field == "dataset" ? ex.Message : ex.Message[(field.Length + 1)..].Trim();
-            throw new SpecValidationException(source, [new SpecError(field, message)]);
+            errors.Add(new SpecError(at + field, message));
+            return null;
         }
 
-        // Every split is checked: its training pool must hold the largest size plus its dev set, and it must
-        // have something to evaluate. A split that is the only one (or "default") keeps the short messages.
-        var errors = new List<SpecError>();
-        var named = spec.Dataset.Splits.Count > 1 || spec.Dataset.Splits[0] != "default";
+        // A split that is the only one (or "default") keeps the short messages.
+        var count = errors.Count;
+        var named = spec.Splits.Count > 1 || spec.Splits[0] != "default";
         var reported = new HashSet<string>(StringComparer.Ordinal);
-        for (var s = 0; s < spec.Dataset.Splits.Count; s++)
+        for (var s = 0; s < spec.Splits.Count; s++)
         {
-            var splitName = spec.Dataset.Splits[s];
+            var splitName = spec.Splits[s];
             LoadedDataset view;
             try
             {
@@ -65,40 +108,32 @@ public static class SweepPlanner
             }
             catch (DatasetException ex)
             {
-                errors.Add(new SpecError($"dataset.splits[{s}]", ex.Message));
+                errors.Add(new SpecError($"{at}dataset.splits[{s}]", ex.Message));
                 continue;
             }
 
             var pool = view.TrainingExamples.Count;
             var of = named ? $" of split '{splitName}'" : "";
-            for (var i = 0; i < spec.Grid.Sizes.Count; i++)
+            for (var i = 0; i < grid.Sizes.Count; i++)
             {
-                var size = spec.Grid.Sizes[i];
+                var size = grid.Sizes[i];
                 var dev = CellExpander.DevSize(size);
                 var message = $"size {size} is impossible: it needs {size} training + {dev} dev examples, but the training pool{of} has {pool}";
                 if (size + dev > pool && reported.Add($"{i}|{pool}"))
                 {
-                    errors.Add(new SpecError($"grid.sizes[{i}]", message));
+                    errors.Add(new SpecError($"{at}grid.sizes[{i}]", message));
                 }
             }
 
             if (view.Eval.Count == 0)
             {
                 errors.Add(named
-                    ? new SpecError($"dataset.splits[{s}]", $"the evaluation set of split '{splitName}' is empty")
-                    : new SpecError("dataset", "the evaluation set is empty"));
+                    ? new SpecError($"{at}dataset.splits[{s}]", $"the evaluation set of split '{splitName}' is empty")
+                    : new SpecError(at + "dataset", "the evaluation set is empty"));
             }
         }
 
-        if (errors.Count > 0)
-        {
-            throw new SpecValidationException(source, errors);
-        }
-
-        var model = ResolveModel(spec.Model, baseDirectory, source);
-        var normalized = yaml.Replace("\r\n", "\n");
-        var cells = CellExpander.Expand(spec, dataset, model);
-        return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells);
+        return errors.Count == count ? dataset : null;
     }
 
     /// <summary>

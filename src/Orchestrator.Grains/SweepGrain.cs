@@ -86,6 +86,16 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
             descriptors);
 
         var done = await store.GetSucceededKeysAsync(submission.Cells.Select(c => c.CellKey));
+
+        // A finished cell whose trained method a later stage needs but that kept none (it ran in a sweep without stages, or
+        // its artifact was collected) is trained again: its dependants cannot run without it.
+        var mustKeep = submission.Cells.Where(c => c.KeepArtifact && done.Contains(c.CellKey)).Select(c => c.CellKey).ToList();
+        if (mustKeep.Count > 0)
+        {
+            var stored = await store.GetArtifactsAsync(mustKeep);
+            done = done.Where(k => !mustKeep.Contains(k) || stored.ContainsKey(k)).ToHashSet(StringComparer.Ordinal);
+        }
+
         var todo = submission.Cells.Where(c => !done.Contains(c.CellKey)).ToList();
         var queued = await Queue.EnqueueAsync(SweepId, todo, submission.Cells.Count - todo.Count);
         logger.LogInformation("Sweep {SweepId} {Verb}: {Total} cells, {Done} already done, {Queued} queued",
@@ -109,6 +119,6 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
             throw new ArgumentException($"cell {work.Label}: key {work.CellKey} does not match its definition ({cell.Key})");
         }
 
-        return new CellDescriptor(work.CellKey, cell.Dataset.Kind, cell.Split, cell.Method, cell.Size, cell.Subsample, cell.Seed, work.CellJson);
+        return new CellDescriptor(work.CellKey, cell.Dataset.Kind, cell.Split, cell.ResultsMethod, cell.Size, cell.Subsample, cell.Seed, work.CellJson);
     }
 }

@@ -5,13 +5,19 @@ namespace Orchestrator.Grains;
 /// <summary>
 /// The lease state machine of the pull queue, free of Orleans so it can be tested directly. A cell is
 /// Pending → Leased (attempt n) → Done, or back to Pending with attempt n + 1 when its lease expires or its
-/// attempt fails, until the spec's attempt limit makes it Failed (with the last reason). Attempt counts are
+/// attempt fails, until the spec's attempt limit makes it Failed (with the last reason). A cell of a later stage starts
+/// Waiting and becomes Pending when every cell it needs is Done, or Blocked (with the reason) when one of them failed;
+/// a blocked cell waits until <c>rerun-failed</c> gives its dependency new attempts. Attempt counts are
 /// reported through <see cref="TakeChangedAttempts"/> so the grain can persist them; after a restart the queue is
 /// rebuilt from the database with <see cref="Load"/>.
 /// </summary>
 public sealed class TrialQueue(TimeProvider clock)
 {
-    public enum QueueState { Pending, Leased, Done, Failed }
+    /// <summary>
+    /// Waiting: a later stage's cell whose dependencies have not all succeeded; Blocked: one of its dependencies failed (or is
+    /// blocked) — it waits for <c>rerun-failed</c>, it is neither failed nor skipped.
+    /// </summary>
+    public enum QueueState { Pending, Leased, Done, Failed, Waiting, Blocked }
 
     public sealed class Entry(CellWork work)
     {
@@ -30,6 +36,7 @@ public sealed class TrialQueue(TimeProvider clock)
     private readonly Dictionary<string, (int Total, int Reused)> _sweeps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _leases = new(StringComparer.Ordinal);
     private readonly HashSet<string> _changedAttempts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _dependants = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<string, Entry> Entries => _entries;
 
@@ -40,6 +47,7 @@ public sealed class TrialQueue(TimeProvider clock)
     {
         var queued = cells.Count(work => Add(sweepId, work, attempts: 0, lastError: null, resetFailed: true));
         _sweeps[sweepId] = (cells.Count + alreadyDone, alreadyDone);
+        SettleDependencies();
         return queued;
     }
 
@@ -56,7 +64,8 @@ public sealed class TrialQueue(TimeProvider clock)
         }
 
         _sweeps[sweepId] = (total, total - unfinished.Count);
-        return _entries.Values.Count(e => e.State == QueueState.Pending && e.Sweeps.Contains(sweepId));
+        SettleDependencies();
+        return _entries.Values.Count(e => e.State is QueueState.Pending or QueueState.Waiting && e.Sweeps.Contains(sweepId));
     }
 
     private bool Add(string sweepId, CellWork work, int attempts, string? lastError, bool resetFailed)
@@ -71,10 +80,9 @@ public sealed class TrialQueue(TimeProvider clock)
             existing.Sweeps.Add(sweepId);
             if (existing.State == QueueState.Failed && resetFailed)
             {
-                existing.State = QueueState.Pending;
                 existing.Attempts = 0;
                 _changedAttempts.Add(work.CellKey);
-                _pending.AddLast(work.CellKey);
+                MakeRunnable(existing);
                 return true;
             }
 
@@ -84,6 +92,16 @@ public sealed class TrialQueue(TimeProvider clock)
         var entry = new Entry(work) { Attempts = resetFailed ? 0 : attempts, LastError = lastError };
         entry.Sweeps.Add(sweepId);
         _entries[work.CellKey] = entry;
+        foreach (var dependency in work.Dependencies)
+        {
+            if (!_dependants.TryGetValue(dependency, out var list))
+            {
+                _dependants[dependency] = list = [];
+            }
+
+            list.Add(work.CellKey);
+        }
+
         if (resetFailed && attempts > 0)
         {
             _changedAttempts.Add(work.CellKey);
@@ -96,8 +114,99 @@ public sealed class TrialQueue(TimeProvider clock)
             return false;
         }
 
-        _pending.AddLast(work.CellKey);
+        MakeRunnable(entry);
         return true;
+    }
+
+    /// <summary>Pending (in the lease order) when every dependency has succeeded; else Waiting until they have.</summary>
+    private void MakeRunnable(Entry entry)
+    {
+        if (entry.Work.Dependencies.Count > 0)
+        {
+            entry.State = QueueState.Waiting; // settled by SettleDependencies once all entries are in
+            return;
+        }
+
+        entry.State = QueueState.Pending;
+        _pending.AddLast(entry.Work.CellKey);
+    }
+
+    /// <summary>
+    /// Brings every not-yet-leased cell with dependencies to the state its dependencies imply: Blocked (with the reason) when one
+    /// failed or is blocked, Waiting while one has not succeeded, else Pending. A dependency absent from the queue had
+    /// succeeded before the sweep was loaded. Repeats until nothing changes, so blocking passes down several stages.
+    /// </summary>
+    private void SettleDependencies()
+    {
+        bool changed;
+        do
+        {
+            changed = false;
+            foreach (var entry in _entries.Values)
+            {
+                if (entry.Work.Dependencies.Count > 0 && entry.State is QueueState.Waiting or QueueState.Blocked or QueueState.Pending)
+                {
+                    changed |= Settle(entry);
+                }
+            }
+        }
+        while (changed);
+    }
+
+    private bool Settle(Entry entry)
+    {
+        QueueState target = QueueState.Pending;
+        string? reason = null;
+        foreach (var key in entry.Work.Dependencies)
+        {
+            if (!_entries.TryGetValue(key, out var dependency) || dependency.State == QueueState.Done)
+            {
+                continue;
+            }
+
+            if (dependency.State is QueueState.Failed or QueueState.Blocked)
+            {
+                target = QueueState.Blocked;
+                var why = (dependency.LastError ?? "no reason recorded").Split('\n')[0];
+                reason = dependency.State == QueueState.Failed
+                    ? $"blocked: needs {dependency.Work.Label} ({key[..Math.Min(12, key.Length)]}), which failed: {why}"
+                    : $"blocked: needs {dependency.Work.Label}, which is {why}";
+                break;
+            }
+
+            target = QueueState.Waiting;
+        }
+
+        if (entry.State == target)
+        {
+            return false;
+        }
+
+        entry.State = target;
+        if (target == QueueState.Blocked)
+        {
+            entry.LastError = reason;
+        }
+        else if (entry.LastError?.StartsWith("blocked: ", StringComparison.Ordinal) == true)
+        {
+            entry.LastError = null;
+        }
+
+        if (target == QueueState.Pending)
+        {
+            _pending.AddLast(entry.Work.CellKey);
+        }
+
+        return true;
+    }
+
+    /// <summary>Re-settles the cells that depend on <paramref name="key"/> after it ended (succeeded or failed for good).</summary>
+    private void SettleDependants(string key)
+    {
+        if (_dependants.ContainsKey(key))
+        {
+            SettleDependencies();
+        }
     }
 
     /// <summary>
@@ -168,6 +277,7 @@ public sealed class TrialQueue(TimeProvider clock)
             Retry(entry, completion.Error ?? "failed without a reason");
         }
 
+        SettleDependants(entry.Work.CellKey);
         return true;
     }
 
@@ -190,7 +300,7 @@ public sealed class TrialQueue(TimeProvider clock)
     {
         ExpireLeases();
         _sweeps.TryGetValue(sweepId, out var totals);
-        int pending = 0, leased = 0, done = 0, failed = 0;
+        int pending = 0, leased = 0, done = 0, failed = 0, waiting = 0, blocked = 0;
         foreach (var entry in _entries.Values.Where(e => e.Sweeps.Contains(sweepId)))
         {
             switch (entry.State)
@@ -199,13 +309,15 @@ public sealed class TrialQueue(TimeProvider clock)
                 case QueueState.Leased: leased++; break;
                 case QueueState.Done: done++; break;
                 case QueueState.Failed: failed++; break;
+                case QueueState.Waiting: waiting++; break;
+                case QueueState.Blocked: blocked++; break;
             }
         }
 
         // A cell done in this queue and later counted again as "already done" by an extend or a resubmission must not
-        // count twice: done is at most what is neither pending, leased nor failed.
-        var doneAll = Math.Min(done + totals.Reused, Math.Max(0, totals.Total - pending - leased - failed));
-        return new SweepProgress(sweepId, totals.Total, pending, leased, doneAll, failed, totals.Reused);
+        // count twice: done is at most what is neither pending, leased, failed, waiting nor blocked.
+        var doneAll = Math.Min(done + totals.Reused, Math.Max(0, totals.Total - pending - leased - failed - waiting - blocked));
+        return new SweepProgress(sweepId, totals.Total, pending, leased, doneAll, failed, totals.Reused, waiting, blocked);
     }
 
     public IReadOnlyList<CellState> Cells(string sweepId)
@@ -255,6 +367,7 @@ public sealed class TrialQueue(TimeProvider clock)
             _leases.Remove(entry.LeaseId!);
             entry.LeaseId = null;
             Retry(entry, $"lease expired (worker {entry.WorkerId} stopped renewing it)");
+            SettleDependants(entry.Work.CellKey);
         }
     }
 

@@ -74,18 +74,28 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
     private async Task<int> LoadAsync(SweepRecord sweep, bool resetFailed, CancellationToken ct)
     {
         var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, ct);
+        var cells = unfinished.Select(c => Parse(c.CellJson)).ToList();
+
+        // The unfinished cells that unfinished cells of a later stage need must keep their trained methods.
+        var needed = cells.SelectMany(c => c?.Dependencies ?? []).ToHashSet(StringComparer.Ordinal);
         var work = unfinished
-            .Select(c => (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
-                sweep.RequiredDevice, PackGroupOf(c.CellJson)), c.Attempts, c.LastError))
+            .Select((c, i) =>
+            {
+                var cell = cells[i];
+                var keep = needed.Contains(c.CellKey);
+                var packGroup = cell is null || keep || cell.Dependencies.Count > 0 ? null : cell.PackGroup;
+                return (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
+                    sweep.RequiredDevice, packGroup, cell?.Needs, keep), c.Attempts, c.LastError);
+            })
             .ToList();
         return _queue.Load(sweep.SweepId, sweep.CellCount, work, resetFailed);
     }
 
-    private static string? PackGroupOf(string cellJson)
+    private static Orchestrator.Core.Cells.CellDefinition? Parse(string cellJson)
     {
         try
         {
-            return Orchestrator.Core.Cells.CellDefinition.FromJson(cellJson).PackGroup;
+            return Orchestrator.Core.Cells.CellDefinition.FromJson(cellJson);
         }
         catch (Exception e) when (e is FormatException or System.Text.Json.JsonException)
         {

@@ -134,6 +134,7 @@ public static class ClusterHost
         to.CallTimeout = from.CallTimeout;
         to.PackSize = from.PackSize;
         to.MaxPackSize = from.MaxPackSize;
+        to.ArtifactDirectory = from.ArtifactDirectory;
     }
 
     internal static int FreePort()

@@ -44,6 +44,7 @@ public static class EmbeddedHost
             {
                 w.Slots = options.WorkerSlots;
                 w.PackSize = options.PackSize;
+                w.ArtifactDirectory = options.ArtifactDirectory;
             });
         }
 

@@ -27,6 +27,9 @@ public sealed class EmbeddedOptions
 
     public string ResultsDatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "results.db");
 
+    /// <summary>The artifact store of the embedded worker: <c>artifacts</c> under <see cref="DataDirectory"/>.</summary>
+    public string ArtifactDirectory => Path.Combine(Path.GetFullPath(DataDirectory), "artifacts");
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataDirectory))

@@ -16,9 +16,22 @@ public static class SweepSubmitter
     public static SweepSubmission ToSubmission(SweepPlan plan, string sweepId)
     {
         var execution = plan.Spec.Execution;
+        var needed = plan.Cells.SelectMany(c => c.Dependencies).ToHashSet(StringComparer.Ordinal);
         var work = plan.Cells
-            .Select(c => new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
-                execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, c.PackGroup))
+            .Select(c =>
+            {
+                var keep = execution.Artifacts switch
+                {
+                    Core.Specs.ExecutionSpec.ArtifactsAll => true,
+                    Core.Specs.ExecutionSpec.ArtifactsNone => false,
+                    _ => needed.Contains(c.Key),
+                };
+
+                // A cell that needs others, or whose trained method is kept, trains alone (packs do not exchange artifacts).
+                var packGroup = keep || c.Dependencies.Count > 0 ? null : c.PackGroup;
+                return new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
+                    execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, packGroup, c.Needs, keep);
+            })
             .ToList();
         return new SweepSubmission(sweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work,
             execution.MaxAttempts, execution.LeaseSeconds, plan.Spec.Metrics, execution.Device);

@@ -47,6 +47,23 @@ public interface IResultStore : IAsyncDisposable
     /// <summary>Records how many attempts (leases) each cell has had; a value of 0 resets a cell's count.</summary>
     Task RecordAttemptsAsync(IReadOnlyCollection<KeyValuePair<string, int>> attempts, CancellationToken ct = default);
 
+    // ------------------------------------------------------------------ artifact index (files: ArtifactStore)
+
+    /// <summary>Records (or replaces) the artifact a cell stored.</summary>
+    Task RecordArtifactAsync(ArtifactRecord artifact, CancellationToken ct = default);
+
+    /// <summary>The artifacts of those of <paramref name="cellKeys"/> that stored one, by cell key.</summary>
+    Task<IReadOnlyDictionary<string, ArtifactRecord>> GetArtifactsAsync(IEnumerable<string> cellKeys, CancellationToken ct = default);
+
+    /// <summary>Every indexed artifact, oldest first.</summary>
+    Task<IReadOnlyList<ArtifactRecord>> ListArtifactsAsync(CancellationToken ct = default);
+
+    /// <summary>Removes index rows (the files are the artifact store's business).</summary>
+    Task DeleteArtifactRecordsAsync(IReadOnlyCollection<string> cellKeys, CancellationToken ct = default);
+
+    /// <summary>The keys of every cell that some stored cell needs (its <c>needs</c>): their artifacts must be kept.</summary>
+    Task<IReadOnlySet<string>> GetNeededCellKeysAsync(CancellationToken ct = default);
+
     // ------------------------------------------------------------------ aggregates (computed in the database)
 
     /// <summary>

@@ -94,3 +94,9 @@ public enum PairedBy
 /// success after a failure). A rescore changes metric values only; whoever rescores invalidates caches explicitly.
 /// </summary>
 public sealed record ResultsVersion(long Results, long AttemptSum, string LastFinishedAt);
+
+/// <summary>
+/// A trained method a cell stored in the artifact store: its content hash (<see cref="Sha256"/>, the folder's
+/// <c>ContentHash.OfDirectory</c>), total size and kind (<c>peft-method</c>: a <c>PeftCheckpoint</c> folder).
+/// </summary>
+public sealed record ArtifactRecord(string CellKey, string Kind, string Sha256, long Bytes, DateTimeOffset CreatedAt);

@@ -177,7 +177,22 @@ internal static class ResultSchema
         new(4, "covering indexes for the aggregate, paired and version queries of the results grain",
             SqliteSql: AggregateIndexes,
             PostgresSql: AggregateIndexes),
+        new(5, "artifact index: the trained method each cell stored in the content-addressed artifact store",
+            SqliteSql: ArtifactsTable,
+            PostgresSql: ArtifactsTable.Replace("INTEGER", "bigint", StringComparison.Ordinal)),
     ];
+
+    /// <summary>Migration 5: one row per cell with a stored artifact (its content hash, size and kind); the files live in the artifact store.</summary>
+    private const string ArtifactsTable = """
+        CREATE TABLE IF NOT EXISTS artifacts (
+            cell_key   TEXT    NOT NULL PRIMARY KEY,
+            kind       TEXT    NOT NULL,
+            sha256     TEXT    NOT NULL,
+            bytes      INTEGER NOT NULL,
+            created_at TEXT    NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS ix_artifacts_sha256 ON artifacts (sha256);
+        """;
 
     /// <summary>
     /// Migration 4 (identical on both providers). The aggregates join sweep_cells → cells → cell_results → cell_metrics on

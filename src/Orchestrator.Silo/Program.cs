@@ -27,6 +27,7 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--device-count"] = "Worker:DeviceCount",
     ["--simulate-cell-seconds"] = "Worker:SimulateCellSeconds",
     ["--data-dir"] = "DataDirectory",
+    ["--artifacts"] = "Worker:ArtifactDirectory",
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
 };
@@ -38,7 +39,7 @@ for (var i = 0; i < args.Length; i++)
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
-                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] " +
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] " +
                           "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }

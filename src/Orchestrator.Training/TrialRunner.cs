@@ -133,6 +133,11 @@ public sealed class TrialRunner
         ArgumentNullException.ThrowIfNull(cell);
         try
         {
+            if (cell.Dependencies.Count > 0)
+            {
+                return false; // trained alone, with the artifacts it needs
+            }
+
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
             return method is IPackableMethod;
         }

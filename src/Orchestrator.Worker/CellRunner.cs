@@ -33,9 +33,9 @@ public sealed class CellRunner
     public TrialRunner Trials => _runner;
 
     public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt,
-        IProgress<TrainProgress>? progress, CancellationToken ct)
+        IProgress<TrainProgress>? progress, CancellationToken ct, TrialArtifacts? artifacts = null)
     {
-        return ToCellOutcome(_runner.Run(cell, metrics, workerId, attempt, progress, ct));
+        return ToCellOutcome(_runner.Run(cell, metrics, workerId, attempt, progress, ct, artifacts));
     }
 
     /// <summary>Trains a pack of cells on one shared base (see <see cref="TrialRunner.RunPack"/>).</summary>

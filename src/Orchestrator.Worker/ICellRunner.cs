@@ -6,7 +6,8 @@ namespace Orchestrator.Worker;
 /// <summary>Runs one cell on the calling thread and returns its outcome (the pull loop calls it off the Orleans scheduler).</summary>
 public interface ICellRunner
 {
-    CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct);
+    /// <param name="artifacts">The trained methods the cell needs, and where to save its own (null: neither).</param>
+    CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct, TrialArtifacts? artifacts = null);
 
     /// <summary>True when <paramref name="cell"/> can train in a pack with others of its pack group (<see cref="RunPack"/>).</summary>
     bool CanPack(CellDefinition cell) => false;
@@ -26,8 +27,9 @@ public interface ICellRunner
 /// <summary>The real runner: trains, decodes and scores with TorchSharp.</summary>
 public sealed class TrainingCellRunner(CellRunner runner) : ICellRunner
 {
-    public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct) =>
-        runner.Run(cell, metrics, workerId, attempt, null, ct);
+    public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct,
+        TrialArtifacts? artifacts = null) =>
+        runner.Run(cell, metrics, workerId, attempt, null, ct, artifacts);
 
     public bool CanPack(CellDefinition cell) => TrialRunner.CanPack(cell);
 
@@ -44,7 +46,8 @@ public sealed class TrainingCellRunner(CellRunner runner) : ICellRunner
 /// </summary>
 public sealed class SimulatedCellRunner(TimeSpan duration) : ICellRunner
 {
-    public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct)
+    public CellOutcome Run(CellDefinition cell, IReadOnlyList<string> metrics, string workerId, int attempt, CancellationToken ct,
+        TrialArtifacts? artifacts = null)
     {
         if (duration > TimeSpan.Zero)
         {
@@ -52,6 +55,13 @@ public sealed class SimulatedCellRunner(TimeSpan duration) : ICellRunner
         }
 
         ct.ThrowIfCancellationRequested();
+        if (artifacts?.SaveTo is { } saveTo)
+        {
+            // A stand-in artifact (the simulation trains nothing): the cell key, so that the store has content to address.
+            Directory.CreateDirectory(saveTo);
+            File.WriteAllText(Path.Combine(saveTo, "simulated.txt"), cell.Key);
+        }
+
         // A deterministic pseudo-score per cell, so aggregation has something to show.
         var score = Convert.ToUInt32(cell.Key[..8], 16) % 10_000 / 100.0;
         var scores = metrics.ToDictionary(m => m, _ => score);

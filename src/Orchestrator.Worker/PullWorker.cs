@@ -5,7 +5,9 @@ using Microsoft.Extensions.Options;
 using Orchestrator.Abstractions;
 using Orchestrator.Core.Cells;
 using Orchestrator.Results;
+using Orchestrator.Results.Artifacts;
 using Orchestrator.Training;
+using Orchestrator.Training.Peft;
 using Polly;
 
 namespace Orchestrator.Worker;
@@ -32,6 +34,7 @@ public sealed class PullWorker(
     private readonly WorkerOptions _options = options.Value;
     private readonly ResiliencePipeline _calls = GrainCalls.Create(logger, int.MaxValue, options.Value.CallTimeout, TimeSpan.FromSeconds(2));
     private int _busy;
+    private ArtifactStore? _artifacts;
 
     /// <summary>Raised when a slot finishes a cell (for progress displays).</summary>
     public event Action<CellLease, bool>? CellFinished;
@@ -70,7 +73,7 @@ public sealed class PullWorker(
     /// <summary>The cell, when packing is on and its method packs; otherwise null (trained alone).</summary>
     private CellDefinition? PackCell(CellLease lease)
     {
-        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null)
+        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null || lease.Work.Dependencies.Count > 0 || lease.Work.KeepArtifact)
         {
             return null;
         }
@@ -172,7 +175,16 @@ public sealed class PullWorker(
             try
             {
                 var cell = CellDefinition.FromJson(work.CellJson);
-                var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token));
+                var artifacts = await ArtifactsForAsync(work, lost.Token);
+                var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token, artifacts));
+                if (artifacts?.SaveTo is { } staged)
+                {
+                    var stored = Artifacts.Put(work.CellKey, ArtifactStore.PeftMethodKind, staged);
+                    await store.RecordArtifactAsync(stored, CancellationToken.None);
+                    logger.LogInformation("Cell {Label} ({Key}): trained method stored as artifact {Hash} ({Bytes:N0} bytes)", work.Label,
+                        work.CellKey[..12], stored.Sha256[..12], stored.Bytes);
+                }
+
                 result = Succeeded(lease, outcome);
             }
             catch (OperationCanceledException) when (lost.IsCancellationRequested)
@@ -328,6 +340,38 @@ public sealed class PullWorker(
 
             await Task.WhenAll(finishing);
         }
+    }
+
+    private ArtifactStore Artifacts => _artifacts ??= new ArtifactStore(_options.ResolvedArtifactDirectory);
+
+    /// <summary>
+    /// The trained methods a cell of a later stage needs (from the artifact index and store, checked against their hashes), and
+    /// a staging folder for its own trained method when a later cell needs it; null for a plain cell.
+    /// </summary>
+    private async Task<TrialArtifacts?> ArtifactsForAsync(CellWork work, CancellationToken ct)
+    {
+        if (work.Dependencies.Count == 0 && !work.KeepArtifact)
+        {
+            return null;
+        }
+
+        var dependencies = new List<PeftDependency>();
+        if (work.Dependencies.Count > 0)
+        {
+            var index = await store.GetArtifactsAsync(work.Dependencies, ct);
+            var missing = work.Dependencies.Where(k => !index.ContainsKey(k)).ToList();
+            if (missing.Count > 0)
+            {
+                throw new InvalidOperationException(
+                    $"{missing.Count} of the {work.Dependencies.Count} cells this cell needs have no stored artifact " +
+                    $"({string.Join(", ", missing.Select(k => k[..Math.Min(12, k.Length)]))}): they finished without keeping their trained method; " +
+                    "resubmit the sweep so that they are trained again with execution.artifacts 'needed' or 'all'");
+            }
+
+            dependencies.AddRange(work.Dependencies.Select(k => new PeftDependency(k, Artifacts.Open(index[k]))));
+        }
+
+        return new TrialArtifacts(dependencies, work.KeepArtifact ? Artifacts.CreateStaging() : null);
     }
 
     private CellResultRecord Succeeded(CellLease lease, CellOutcome outcome) =>

@@ -35,6 +35,16 @@ public sealed class WorkerOptions
     /// <summary>Upper bound of the calibrated pack size.</summary>
     public int MaxPackSize { get; set; } = 16;
 
+    /// <summary>
+    /// The artifact store (trained methods that later stages need): a directory every worker of the cluster can read and
+    /// write, e.g. a shared file system or a mounted bucket. Null: <c>artifacts</c> under the data directory.
+    /// </summary>
+    public string? ArtifactDirectory { get; set; }
+
+    /// <summary>The artifact directory in effect.</summary>
+    public string ResolvedArtifactDirectory =>
+        Path.GetFullPath(ArtifactDirectory ?? Path.Combine(Orchestrator.Training.BaseModelCache.DefaultDataDirectory, "artifacts"));
+
     /// <summary>Time limit of one call to the cluster (lease, renew, complete).</summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -68,6 +78,11 @@ public sealed class WorkerOptions
         if (MaxPackSize is < 1 or > 256)
         {
             throw new ArgumentException($"Worker:MaxPackSize must be between 1 and 256, got {MaxPackSize}");
+        }
+
+        if (ArtifactDirectory is { } artifacts && string.IsNullOrWhiteSpace(artifacts))
+        {
+            throw new ArgumentException("Worker:ArtifactDirectory must not be blank (leave it unset for <data dir>/artifacts)");
         }
 
         if (PollInterval <= TimeSpan.Zero)

@@ -14,10 +14,10 @@ namespace Orchestrator.Cli.Commands;
 internal static class ProgressDisplay
 {
     /// <summary>Per-method counts.</summary>
-    internal sealed record MethodProgress(string Method, int Total, int Done, int Running, int Failed)
+    internal sealed record MethodProgress(string Method, int Total, int Done, int Running, int Failed, int Blocked = 0)
     {
         public string Describe() =>
-            $"{Method}: {Done}/{Total} done, {Running} running, {Failed} failed";
+            $"{Method}: {Done}/{Total} done, {Running} running, {Failed} failed" + (Blocked > 0 ? $", {Blocked} blocked" : "");
     }
 
     public static async Task<SweepProgress> WatchAsync(IGrainFactory grains, IResultStore store, string sweepId, TimeSpan poll, CancellationToken ct)
@@ -76,7 +76,7 @@ internal static class ProgressDisplay
                         }
 
                         task.MaxValue = Math.Max(1, m.Total);
-                        task.Value = m.Done + m.Failed;
+                        task.Value = m.Done + m.Failed + m.Blocked;
                         task.Description = Markup.Escape(m.Describe());
                     }
 
@@ -99,7 +99,7 @@ internal static class ProgressDisplay
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g =>
             {
-                int done = 0, running = 0, failed = 0;
+                int done = 0, running = 0, failed = 0, blocked = 0;
                 foreach (var (key, _) in g)
                 {
                     var state = states.TryGetValue(key, out var s) ? s : doneBefore.Contains(key) ? "done" : "pending";
@@ -108,10 +108,11 @@ internal static class ProgressDisplay
                         case "done": done++; break;
                         case "leased": running++; break;
                         case "failed": failed++; break;
+                        case "blocked": blocked++; break;
                     }
                 }
 
-                return new MethodProgress(g.Key, g.Count(), done, running, failed);
+                return new MethodProgress(g.Key, g.Count(), done, running, failed, blocked);
             })
             .ToList();
 }

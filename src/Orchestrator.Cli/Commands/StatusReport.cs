@@ -18,8 +18,27 @@ internal sealed record StatusReport(
     [property: JsonPropertyName("complete")] bool Complete,
     [property: JsonPropertyName("cells")] IReadOnlyList<StatusReport.Cell> Cells)
 {
+    /// <summary>Cells of a later stage whose dependencies have not all succeeded yet.</summary>
+    [JsonPropertyName("waiting")]
+    public int Waiting => Cells.Count(c => c.State == "waiting");
+
+    /// <summary>Cells with a failed dependency: they run after <c>rerun-failed</c> fixes it.</summary>
+    [JsonPropertyName("blocked")]
+    public int Blocked => Cells.Count(c => c.State == "blocked");
+
+    /// <summary>Per stage (in the order the cells run), its cells by state, and the stages it needs; empty for a sweep without stages.</summary>
+    [JsonPropertyName("stages")]
+    public IReadOnlyList<StageStatus> Stages { get; init; } = [];
+
+    public sealed record StageStatus(
+        [property: JsonPropertyName("stage")] string Stage,
+        [property: JsonPropertyName("needs")] IReadOnlyList<string> Needs,
+        [property: JsonPropertyName("total")] int Total,
+        [property: JsonPropertyName("counts")] IReadOnlyDictionary<string, int> Counts);
+
     public sealed record Cell(
         [property: JsonPropertyName("key")] string Key,
+        [property: JsonPropertyName("stage")] string Stage,
         [property: JsonPropertyName("method")] string Method,
         [property: JsonPropertyName("size")] int Size,
         [property: JsonPropertyName("subsample")] int Subsample,
@@ -35,29 +54,84 @@ internal sealed record StatusReport(
         var grain = session.Grains.GetGrain<ISweepGrain>(sweep.SweepId);
         var queued = (await grain.GetCellsAsync()).ToDictionary(c => c.CellKey, StringComparer.Ordinal);
         var stored = await session.Store.GetSweepCellsAsync(sweep.SweepId, ct);
+        var definitions = stored.ToDictionary(c => c.Cell.CellKey, c => TryParse(c.Cell.CellJson), StringComparer.Ordinal);
         var cells = stored.Select(c =>
         {
             queued.TryGetValue(c.Cell.CellKey, out var q);
             var state = c.Result?.Status == CellStatus.Succeeded ? "done"
-                : q?.State switch { "leased" => "leased", "failed" => "failed", "pending" => "pending", "done" => "done", _ => null }
+                : q?.State switch
+                  {
+                      "leased" => "leased", "failed" => "failed", "pending" => "pending", "done" => "done", "waiting" => "waiting", "blocked" => "blocked",
+                      _ => null,
+                  }
                   ?? (c.Result?.Status == CellStatus.Failed ? "failed" : sweep.Status == SweepStatus.Cancelled ? "cancelled" : "pending");
             var attempts = Math.Max(q?.Attempts ?? 0, c.Result?.Attempt ?? 0);
-            var error = state is "failed" or "pending" ? q?.LastError ?? (c.Result?.Status == CellStatus.Failed ? c.Result.Error : null) : null;
-            return new Cell(c.Cell.CellKey, c.Cell.Method, c.Cell.Size, c.Cell.Subsample, c.Cell.Seed, c.Cell.Split, state, attempts,
+            var error = state is "failed" or "pending" or "blocked"
+                ? q?.LastError ?? (c.Result?.Status == CellStatus.Failed ? c.Result.Error : null)
+                : null;
+            var stage = definitions[c.Cell.CellKey]?.Stage ?? Core.Specs.SweepSpec.MainStage;
+            return new Cell(c.Cell.CellKey, stage, c.Cell.Method, c.Cell.Size, c.Cell.Subsample, c.Cell.Seed, c.Cell.Split, state, attempts,
                 q?.WorkerId, error);
         }).ToList();
 
         int Count(string state) => cells.Count(c => c.State == state);
         var failed = Count("failed");
         var done = Count("done");
+        var stages = cells.Any(c => c.Stage != Core.Specs.SweepSpec.MainStage) ? StageGraph(cells, definitions) : [];
         return new StatusReport(sweep.SweepId, sweep.Name, sweep.Status, cells.Count, Count("pending"), Count("leased"), done, failed,
-            cells.Count > 0 && done + failed == cells.Count, cells);
+            cells.Count > 0 && done + failed + Count("blocked") == cells.Count, cells)
+        {
+            Stages = stages,
+        };
+    }
+
+    private static Core.Cells.CellDefinition? TryParse(string json)
+    {
+        try
+        {
+            return Core.Cells.CellDefinition.FromJson(json);
+        }
+        catch (Exception e) when (e is FormatException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The stage graph: each stage's counts by state and the stages its cells need, earlier stages first.</summary>
+    private static List<StageStatus> StageGraph(IReadOnlyList<Cell> cells, IReadOnlyDictionary<string, Core.Cells.CellDefinition?> definitions)
+    {
+        var stageOf = cells.ToDictionary(c => c.Key, c => c.Stage, StringComparer.Ordinal);
+        return cells.GroupBy(c => c.Stage, StringComparer.Ordinal)
+            .Select(g =>
+            {
+                var needs = g.SelectMany(c => definitions[c.Key]?.Dependencies ?? [])
+                    .Select(k => stageOf.GetValueOrDefault(k, "?"))
+                    .Distinct(StringComparer.Ordinal)
+                    .ToList();
+                var counts = g.GroupBy(c => c.State, StringComparer.Ordinal).ToDictionary(s => s.Key, s => s.Count(), StringComparer.Ordinal);
+                return new StageStatus(g.Key, needs, g.Count(), counts);
+            })
+            .OrderBy(s => s.Stage == Core.Specs.SweepSpec.MainStage)
+            .ToList();
     }
 
     public void Print()
     {
         Console.WriteLine($"Sweep {SweepId} ({Name}, {Status}): {Total} cells — {Done} done, {Leased} running, {Pending} pending, {Failed} failed" +
-                          (Complete ? " — complete" : ""));
+                          (Waiting + Blocked > 0 ? $", {Waiting} waiting, {Blocked} blocked" : "") + (Complete ? " — complete" : ""));
+        if (Stages.Count > 0)
+        {
+            Console.WriteLine("Stages (each waits for the stages it needs):");
+            foreach (var stage in Stages)
+            {
+                var counts = string.Join(", ", new[] { "done", "leased", "pending", "waiting", "blocked", "failed" }
+                    .Where(stage.Counts.ContainsKey)
+                    .Select(k => $"{stage.Counts[k]} {(k == "leased" ? "running" : k)}"));
+                var needs = stage.Needs.Count == 0 ? "" : $"  ← needs {string.Join(", ", stage.Needs)}";
+                Console.WriteLine($"  {stage.Stage}: {stage.Total} cells — {counts}{needs}");
+            }
+        }
+
         var open = Cells.Where(c => c.State != "done").ToList();
         if (open.Count == 0)
         {

@@ -7,7 +7,9 @@ namespace Orchestrator.Core.Cells;
 /// <summary>
 /// Everything that determines one cell's result (one trained model). Its canonical JSON is hashed into the
 /// cell key, so the same work always has the same key, and resubmitting a spec never duplicates work.
-/// Run-time policy (attempts, leases) and the sweep's name are deliberately not part of it.
+/// Run-time policy (attempts, leases) and the sweep's name are deliberately not part of it. A cell of a staged sweep also
+/// carries its stage (null for the spec's own stage) and the keys of the cells it needs, so its key includes theirs; both are
+/// left out of the JSON when null, which keeps the keys of unstaged cells as they were.
 /// </summary>
 public sealed record CellDefinition(
     [property: JsonPropertyName("code_version")] string CodeVersion,
@@ -21,7 +23,9 @@ public sealed record CellDefinition(
     [property: JsonPropertyName("manifest")] ManifestIdentity Manifest,
     [property: JsonPropertyName("seed")] int Seed,
     [property: JsonPropertyName("training")] TrainingSettings Training,
-    [property: JsonPropertyName("decoding")] DecodingSettings Decoding)
+    [property: JsonPropertyName("decoding")] DecodingSettings Decoding,
+    [property: JsonPropertyName("stage"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Stage = null,
+    [property: JsonPropertyName("needs"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Needs = null)
 {
     /// <summary>
     /// Version of the training/decoding semantics. Bump it when a code change alters results, so that
@@ -52,9 +56,20 @@ public sealed record CellDefinition(
     [JsonIgnore]
     public string PackGroup => ContentHash.Of(JsonSerializer.Serialize(new { Dataset, Model, Method, MethodOptions }, Json));
 
-    /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c>.</summary>
+    /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c> (with its stage for an earlier stage's cell).</summary>
     [JsonIgnore]
-    public string Label => $"{Method} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
+    public string Label => $"{ResultsMethod} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
+
+    /// <summary>
+    /// The method as results group it: the method's name, prefixed with the stage for a cell of an earlier stage
+    /// (<c>src-webnlg/adapter</c>), so that an earlier stage's cells never average into the spec's own points.
+    /// </summary>
+    [JsonIgnore]
+    public string ResultsMethod => Stage is null ? Method : $"{Stage}/{Method}";
+
+    /// <summary>The keys of the cells whose trained methods this cell needs (empty for a cell without dependencies).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> Dependencies => Needs ?? [];
 }
 
 /// <param name="Kind">Reader name (e.g. <c>synthetic-e2e</c>, <c>e2e</c>).</param>

@@ -3,7 +3,9 @@ using Orchestrator.Core.Specs;
 namespace Orchestrator.Core.Cells;
 
 /// <summary>
-/// Expands a validated spec into its cells: split × method × size × subsample × seed, in that (stable) order.
+/// Expands a validated spec into its cells: first each earlier stage (in dependency order), then the spec's own stage; within a
+/// stage split × method × size × subsample × seed, in that (stable) order. A method with <c>needs</c> gets the keys of the
+/// selected cells of earlier stages (in the order of its selectors, then of those cells), so its key includes theirs.
 /// The dataset and model identities (content hashes) are resolved by the caller, who can read files.
 /// </summary>
 public static class CellExpander
@@ -11,25 +13,47 @@ public static class CellExpander
     public const string ManifestAlgorithm = "rank-sha256/1";
     public const string TrainingPool = "train";
 
-    public static IReadOnlyList<CellDefinition> Expand(SweepSpec spec, DatasetIdentity dataset, ModelIdentity model)
+    /// <summary>Expands a spec whose stages (if any) all use <paramref name="dataset"/>.</summary>
+    public static IReadOnlyList<CellDefinition> Expand(SweepSpec spec, DatasetIdentity dataset, ModelIdentity model) =>
+        Expand(spec, _ => dataset, model);
+
+    /// <summary>Expands a spec; <paramref name="datasetOf"/> gives the identity of each stage's dataset (the spec's own included).</summary>
+    public static IReadOnlyList<CellDefinition> Expand(SweepSpec spec, Func<DatasetSpec, DatasetIdentity> datasetOf, ModelIdentity model)
     {
         var decoding = spec.Decoding.Strategy == "greedy"
             ? new DecodingSettings("greedy", 1, spec.Decoding.MaxNewTokens, spec.Decoding.MinNewTokens)
             : new DecodingSettings(spec.Decoding.Strategy, spec.Decoding.BeamSize, spec.Decoding.MaxNewTokens, spec.Decoding.MinNewTokens);
-        var manifest = new ManifestIdentity(ManifestAlgorithm, TrainingPool, spec.Grid.ManifestSeed, spec.Grid.Nested, SpecParser.DevFraction);
 
         var cells = new List<CellDefinition>();
-        foreach (var split in spec.Dataset.Splits)
+        var byStage = new Dictionary<string, List<CellDefinition>>(StringComparer.Ordinal);
+        foreach (var stage in InDependencyOrder(spec.Stages))
         {
-            foreach (var method in spec.Methods)
+            var stageCells = ExpandStage(stage.Name, datasetOf(stage.Dataset), stage.Dataset.Splits, stage.Methods, stage.Grid, stage.Training,
+                model, decoding, byStage);
+            byStage[stage.Name] = stageCells;
+            cells.AddRange(stageCells);
+        }
+
+        cells.AddRange(ExpandStage(null, datasetOf(spec.Dataset), spec.Dataset.Splits, spec.Methods, spec.Grid, spec.Training, model, decoding, byStage));
+        return cells;
+    }
+
+    private static List<CellDefinition> ExpandStage(string? stage, DatasetIdentity dataset, IReadOnlyList<string> splits, IReadOnlyList<MethodSpec> methods,
+        GridSpec grid, TrainingSpec sweepTraining, ModelIdentity model, DecodingSettings decoding, IReadOnlyDictionary<string, List<CellDefinition>> earlier)
+    {
+        var manifest = new ManifestIdentity(ManifestAlgorithm, TrainingPool, grid.ManifestSeed, grid.Nested, SpecParser.DevFraction);
+        var cells = new List<CellDefinition>();
+        foreach (var split in splits)
+        {
+            foreach (var method in methods)
             {
-                foreach (var size in spec.Grid.Sizes)
+                foreach (var size in grid.Sizes)
                 {
-                    var t = method.TrainingOr(spec.Training);
+                    var t = method.TrainingOr(sweepTraining);
                     var training = new TrainingSettings(t.LearningRate, t.BatchSize, t.MaxStepsFor(size), t.WarmupSteps, t.EvalEvery, t.WeightDecay);
-                    for (var subsample = 0; subsample < spec.Grid.Subsamples; subsample++)
+                    for (var subsample = 0; subsample < grid.Subsamples; subsample++)
                     {
-                        foreach (var seed in spec.Grid.Seeds)
+                        foreach (var seed in grid.Seeds)
                         {
                             cells.Add(new CellDefinition(
                                 CellDefinition.CurrentCodeVersion,
@@ -43,7 +67,9 @@ public static class CellExpander
                                 manifest,
                                 seed,
                                 training,
-                                decoding));
+                                decoding,
+                                stage,
+                                method.Needs.Count == 0 ? null : Select(method, seed, earlier)));
                         }
                     }
                 }
@@ -51,6 +77,56 @@ public static class CellExpander
         }
 
         return cells;
+    }
+
+    /// <summary>Stages in dependency order (each after the stages it needs; declaration order otherwise). The graph is acyclic.</summary>
+    public static IReadOnlyList<StageSpec> InDependencyOrder(IReadOnlyList<StageSpec> stages)
+    {
+        var ordered = new List<StageSpec>();
+        var placed = new HashSet<string>(StringComparer.Ordinal);
+        while (ordered.Count < stages.Count)
+        {
+            var next = stages.FirstOrDefault(s => !placed.Contains(s.Name) &&
+                                         s.Methods.SelectMany(m => m.Needs).All(n => placed.Contains(n.Stage)));
+            if (next is null)
+            {
+                throw new ArgumentException("the stages' needs form a cycle or name an unknown stage (the spec parser refuses such specs)", nameof(stages));
+            }
+
+            ordered.Add(next);
+            placed.Add(next.Name);
+        }
+
+        return ordered;
+    }
+
+    /// <summary>The keys of the earlier cells <paramref name="method"/>'s selectors pick for a cell with <paramref name="seed"/>.</summary>
+    private static List<string> Select(MethodSpec method, int seed, IReadOnlyDictionary<string, List<CellDefinition>> earlier)
+    {
+        var keys = new List<string>();
+        foreach (var need in method.Needs)
+        {
+            if (!earlier.TryGetValue(need.Stage, out var candidates))
+            {
+                throw new InvalidOperationException($"method {method.Name} needs stage '{need.Stage}', which is not expanded before it (the parser orders stages)");
+            }
+
+            var matched = candidates.Where(c =>
+                    (need.Method is null || c.Method == need.Method) &&
+                    (need.Size is null || c.Size == need.Size) &&
+                    (need.Subsample is null || c.Subsample == need.Subsample) &&
+                    (need.SameSeed ? c.Seed == seed : need.Seed is null || c.Seed == need.Seed))
+                .Select(c => c.Key)
+                .ToList();
+            if (matched.Count == 0)
+            {
+                throw new SpecValidationException("<spec>", [new SpecError($"methods.{method.Name}.needs", $"{need} selects no cell")]);
+            }
+
+            keys.AddRange(matched.Where(k => !keys.Contains(k, StringComparer.Ordinal)));
+        }
+
+        return keys;
     }
 
     /// <summary>Number of dev examples that go with a training set of <paramref name="size"/> examples (30%, at least 1).</summary>

@@ -56,7 +56,7 @@ public static partial class SpecParser
 
     private static SweepSpec? ReadSpec(Reader r, YamlNode root, SpecVocabulary v)
     {
-        var top = r.Map(root, "", "name", "description", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution");
+        var top = r.Map(root, "", "name", "description", "stages", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution");
         if (top is null)
         {
             return null;
@@ -77,45 +77,268 @@ public static partial class SpecParser
         var decoding = ReadDecoding(r, top, v);
         var metrics = ReadMetrics(r, top, v);
         var execution = ReadExecution(r, top);
+        var stages = ReadStages(r, top, v, training);
+        if (stages is not null && methods is not null && grid is not null && execution is not null)
+        {
+            CheckStageGraph(r, stages, methods, grid, execution);
+        }
 
-        if (name is null || dataset is null || model is null || methods is null || grid is null || training is null
+        if (stages is null || name is null || dataset is null || model is null || methods is null || grid is null || training is null
             || decoding is null || metrics is null || execution is null || r.HasErrors)
         {
             return null;
         }
 
-        return new SweepSpec(name, description, dataset, model, methods, grid, training, decoding, metrics, execution);
+        return new SweepSpec(name, description, dataset, model, methods, grid, training, decoding, metrics, execution)
+        {
+            Stages = stages,
+        };
     }
 
-    private static DatasetSpec? ReadDataset(Reader r, YamlMappingNode top, SpecVocabulary v)
+    private static List<StageSpec>? ReadStages(Reader r, YamlMappingNode top, SpecVocabulary v, TrainingSpec? sweepTraining)
     {
-        var node = r.Child(top, "dataset", "", required: true);
+        var node = r.Child(top, "stages", "", required: false);
+        if (node is null)
+        {
+            return [];
+        }
+
+        if (node is not YamlSequenceNode seq)
+        {
+            r.Error("stages", $"expected a list of stages, got {Reader.Describe(node)}", node);
+            return null;
+        }
+
+        var stages = new List<StageSpec>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < seq.Children.Count; i++)
+        {
+            var at = $"stages[{i}].";
+            var m = r.Map(seq.Children[i], $"stages[{i}]", "name", "dataset", "methods", "grid", "training");
+            if (m is null)
+            {
+                continue;
+            }
+
+            var name = r.String(m, "name", at + "name", required: true);
+            if (name is not null)
+            {
+                if (!NamePattern().IsMatch(name))
+                {
+                    r.Error(at + "name", $"'{name}' is not a valid stage name (letters, digits, '-', '_' or '.')", m, "name");
+                }
+                else if (name == SweepSpec.MainStage)
+                {
+                    r.Error(at + "name", $"'{SweepSpec.MainStage}' is the name of the spec's own stage (its top-level dataset, methods and grid); choose another", m, "name");
+                }
+                else if (!names.Add(name))
+                {
+                    r.Error(at + "name", $"stage '{name}' is declared twice", m, "name");
+                }
+            }
+
+            var dataset = ReadDataset(r, m, v, at);
+            var grid = ReadGrid(r, m, at);
+            var training = sweepTraining is null ? null : ReadTraining(r, m, grid, at, sweepTraining);
+            var methods = ReadMethods(r, m, v, grid, training, at);
+            if (name is not null && dataset is not null && grid is not null && training is not null && methods is not null)
+            {
+                stages.Add(new StageSpec(name, dataset, methods, grid, training));
+            }
+        }
+
+        return r.HasErrors ? null : stages;
+    }
+
+    private static IReadOnlyList<CellSelector> ReadNeeds(Reader r, YamlMappingNode method, string path)
+    {
+        var node = r.Child(method, "needs", path, required: false);
+        if (node is null)
+        {
+            return [];
+        }
+
+        var items = node is YamlSequenceNode seq ? seq.Children.ToList() : [node];
+        var needs = new List<CellSelector>();
+        for (var j = 0; j < items.Count; j++)
+        {
+            var at = node is YamlSequenceNode ? $"{path}.needs[{j}]" : $"{path}.needs";
+            if (items[j] is YamlScalarNode stageName && !string.IsNullOrWhiteSpace(stageName.Value))
+            {
+                needs.Add(new CellSelector(stageName.Value!));
+                continue;
+            }
+
+            var m = r.Map(items[j], at, "stage", "method", "size", "subsample", "seed");
+            if (m is null)
+            {
+                continue;
+            }
+
+            var stage = r.String(m, "stage", at + ".stage", required: true);
+            var methodName = r.String(m, "method", at + ".method", required: false);
+            var size = r.Int(m, "size", at + ".size", min: 1);
+            var subsample = r.Int(m, "subsample", at + ".subsample", min: 0);
+            int? seed = null;
+            var sameSeed = false;
+            if (m.Children.TryGetValue(new YamlScalarNode("seed"), out var seedNode) && seedNode is YamlScalarNode { Value: "same" })
+            {
+                sameSeed = true;
+            }
+            else
+            {
+                seed = r.Int(m, "seed", at + ".seed", min: 0);
+            }
+
+            if (stage is not null)
+            {
+                needs.Add(new CellSelector(stage, methodName, size, subsample, seed, sameSeed));
+            }
+        }
+
+        return needs;
+    }
+
+    /// <summary>
+    /// Checks every <c>needs</c>: the stage exists and is not the method's own, the selector can match cells of that stage,
+    /// and the stages form no cycle; <c>execution.artifacts: none</c> cannot feed later stages.
+    /// </summary>
+    private static void CheckStageGraph(Reader r, List<StageSpec> stages, IReadOnlyList<MethodSpec> mainMethods, GridSpec mainGrid, ExecutionSpec execution)
+    {
+        var byName = stages.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        var all = stages.Select((s, i) => (s.Name, Methods: s.Methods, s.Grid, At: $"stages[{i}].")).Append((SweepSpec.MainStage, mainMethods, mainGrid, ""));
+        var edges = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var anyNeeds = false;
+        foreach (var (stageName, methods, grid, at) in all)
+        {
+            var targets = edges[stageName] = [];
+            for (var i = 0; i < methods.Count; i++)
+            {
+                for (var j = 0; j < methods[i].Needs.Count; j++)
+                {
+                    anyNeeds = true;
+                    var need = methods[i].Needs[j];
+                    var path = $"{at}methods[{i}].needs" + (methods[i].Needs.Count > 1 ? $"[{j}]" : "");
+                    if (need.Stage == stageName)
+                    {
+                        r.Error(path, $"a method cannot need cells of its own stage '{stageName}': name an earlier stage", null);
+                        continue;
+                    }
+
+                    if (!byName.TryGetValue(need.Stage, out var target))
+                    {
+                        var known = stages.Count == 0 ? "the spec declares no stages" : "known: " + string.Join(", ", stages.Select(s => s.Name));
+                        r.Error(path, $"unknown stage '{need.Stage}' ({known})", null);
+                        continue;
+                    }
+
+                    targets.Add(need.Stage);
+                    if (need.Method is not null && target.Methods.All(mm => mm.Name != need.Method))
+                    {
+                        r.Error(path + ".method", $"stage '{need.Stage}' has no method '{need.Method}' (it has {string.Join(", ", target.Methods.Select(mm => mm.Name))})", null);
+                    }
+
+                    if (need.Size is { } size && !target.Grid.Sizes.Contains(size))
+                    {
+                        r.Error(path + ".size", $"stage '{need.Stage}' has no size {size} (its sizes: {string.Join(", ", target.Grid.Sizes)})", null);
+                    }
+
+                    if (need.Subsample is { } sub && sub >= target.Grid.Subsamples)
+                    {
+                        r.Error(path + ".subsample", $"stage '{need.Stage}' has subsamples 0..{target.Grid.Subsamples - 1}, not {sub}", null);
+                    }
+
+                    if (need.Seed is { } seed && !target.Grid.Seeds.Contains(seed))
+                    {
+                        r.Error(path + ".seed", $"stage '{need.Stage}' has no seed {seed} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
+                    }
+
+                    if (need.SameSeed && grid.Seeds.FirstOrDefault(s => !target.Grid.Seeds.Contains(s), -1) is var missing and >= 0)
+                    {
+                        r.Error(path + ".seed", $"'seed: same' but stage '{need.Stage}' has no seed {missing} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
+                    }
+                }
+            }
+        }
+
+        if (FindCycle(edges) is { } cycle)
+        {
+            r.Error("stages", $"the stages' needs form a cycle: {string.Join(" → ", cycle)}", null);
+        }
+
+        if (anyNeeds && execution.Artifacts == ExecutionSpec.ArtifactsNone)
+        {
+            r.Error("execution.artifacts", "'none' keeps no trained methods, but this spec's later stages need the cells of earlier ones (use 'needed' or 'all')", null);
+        }
+    }
+
+    /// <summary>A cycle in the stage graph (its stages, the first repeated at the end), or null.</summary>
+    internal static IReadOnlyList<string>? FindCycle(IReadOnlyDictionary<string, List<string>> edges)
+    {
+        var state = new Dictionary<string, int>(StringComparer.Ordinal); // 1 = on the path, 2 = done
+        var path = new List<string>();
+        IReadOnlyList<string>? Visit(string node)
+        {
+            state[node] = 1;
+            path.Add(node);
+            foreach (var next in edges.TryGetValue(node, out var list) ? list : [])
+            {
+                if (state.GetValueOrDefault(next) == 1)
+                {
+                    return [.. path.Skip(path.IndexOf(next)), next];
+                }
+
+                if (state.GetValueOrDefault(next) == 0 && Visit(next) is { } found)
+                {
+                    return found;
+                }
+            }
+
+            path.RemoveAt(path.Count - 1);
+            state[node] = 2;
+            return null;
+        }
+
+        foreach (var node in edges.Keys.Order(StringComparer.Ordinal))
+        {
+            if (state.GetValueOrDefault(node) == 0 && Visit(node) is { } cycle)
+            {
+                return cycle;
+            }
+        }
+
+        return null;
+    }
+
+    private static DatasetSpec? ReadDataset(Reader r, YamlMappingNode top, SpecVocabulary v, string at = "")
+    {
+        var node = r.Child(top, "dataset", at.TrimEnd('.'), required: true);
         if (node is null)
         {
             return null;
         }
 
-        var m = r.Map(node, "dataset", "kind", "path", "splits", "eval_limit", "options");
+        var m = r.Map(node, at + "dataset", "kind", "path", "splits", "eval_limit", "options");
         if (m is null)
         {
             return null;
         }
 
-        var kind = r.String(m, "kind", "dataset.kind", required: true);
+        var kind = r.String(m, "kind", at + "dataset.kind", required: true);
         if (kind is not null && !v.DatasetKinds.Contains(kind))
         {
-            r.Error("dataset.kind", $"unknown dataset kind '{kind}' (known: {string.Join(", ", v.DatasetKinds.Order(StringComparer.Ordinal))})", m, "kind");
+            r.Error(at + "dataset.kind", $"unknown dataset kind '{kind}' (known: {string.Join(", ", v.DatasetKinds.Order(StringComparer.Ordinal))})", m, "kind");
         }
 
-        var path = r.String(m, "path", "dataset.path", required: false);
-        var splits = r.StringList(m, "splits", "dataset.splits") ?? ["default"];
+        var path = r.String(m, "path", at + "dataset.path", required: false);
+        var splits = r.StringList(m, "splits", at + "dataset.splits") ?? ["default"];
         if (splits.Count == 0)
         {
-            r.Error("dataset.splits", "the list of splits is empty", m, "splits");
+            r.Error(at + "dataset.splits", "the list of splits is empty", m, "splits");
         }
 
-        var evalLimit = r.Int(m, "eval_limit", "dataset.eval_limit", min: 1);
-        var options = r.ScalarMap(m, "options", "dataset.options") ?? new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var evalLimit = r.Int(m, "eval_limit", at + "dataset.eval_limit", min: 1);
+        var options = r.ScalarMap(m, "options", at + "dataset.options") ?? new SortedDictionary<string, string>(StringComparer.Ordinal);
         return kind is null ? null : new DatasetSpec(kind, path, splits, evalLimit, options);
     }
 
@@ -195,9 +418,9 @@ public static partial class SpecParser
         return new PretrainSpec(corpus, steps, seed, batch, lr, warmup, length, vocab, documents ?? PretrainSpec.DefaultDocuments);
     }
 
-    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v, GridSpec? grid, TrainingSpec? sweepTraining)
+    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v, GridSpec? grid, TrainingSpec? sweepTraining, string at = "")
     {
-        var node = r.Child(top, "methods", "", required: true);
+        var node = r.Child(top, "methods", at.TrimEnd('.'), required: true);
         if (node is null)
         {
             return null;
@@ -205,13 +428,13 @@ public static partial class SpecParser
 
         if (node is not YamlSequenceNode seq)
         {
-            r.Error("methods", $"expected a list of methods, got {Reader.Describe(node)}", node);
+            r.Error(at + "methods", $"expected a list of methods, got {Reader.Describe(node)}", node);
             return null;
         }
 
         if (seq.Children.Count == 0)
         {
-            r.Error("methods", "the list of methods is empty: name at least one method", node);
+            r.Error(at + "methods", "the list of methods is empty: name at least one method", node);
             return null;
         }
 
@@ -219,18 +442,19 @@ public static partial class SpecParser
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < seq.Children.Count; i++)
         {
-            var path = $"methods[{i}]";
+            var path = $"{at}methods[{i}]";
             var item = seq.Children[i];
             string? name;
             IReadOnlyDictionary<string, string> options = new SortedDictionary<string, string>(StringComparer.Ordinal);
             TrainingSpec? training = null;
+            IReadOnlyList<CellSelector> needs = [];
             if (item is YamlScalarNode scalar)
             {
                 name = scalar.Value;
             }
             else
             {
-                var m = r.Map(item, path, "name", "options", "training");
+                var m = r.Map(item, path, "name", "options", "training", "needs");
                 if (m is null)
                 {
                     continue;
@@ -243,6 +467,8 @@ public static partial class SpecParser
                 {
                     training = sweepTraining is null ? null : ReadTrainingMap(r, overrides, path + ".training", grid, sweepTraining);
                 }
+
+                needs = ReadNeeds(r, m, path);
             }
 
             if (string.IsNullOrWhiteSpace(name))
@@ -272,68 +498,68 @@ public static partial class SpecParser
                 continue;
             }
 
-            result.Add(new MethodSpec(name, options, training));
+            result.Add(new MethodSpec(name, options, training) { Needs = needs });
         }
 
         return result;
     }
 
-    private static GridSpec? ReadGrid(Reader r, YamlMappingNode top)
+    private static GridSpec? ReadGrid(Reader r, YamlMappingNode top, string at = "")
     {
-        var node = r.Child(top, "grid", "", required: true);
+        var node = r.Child(top, "grid", at.TrimEnd('.'), required: true);
         if (node is null)
         {
             return null;
         }
 
-        var m = r.Map(node, "grid", "sizes", "subsamples", "seeds", "manifest_seed", "nested");
+        var m = r.Map(node, at + "grid", "sizes", "subsamples", "seeds", "manifest_seed", "nested");
         if (m is null)
         {
             return null;
         }
 
-        var sizes = r.IntList(m, "sizes", "grid.sizes", min: 1, required: true);
+        var sizes = r.IntList(m, "sizes", at + "grid.sizes", min: 1, required: true);
         if (sizes is not null)
         {
             if (sizes.Count == 0)
             {
-                r.Error("grid.sizes", "the list of sizes is empty: give at least one training-set size", m, "sizes");
+                r.Error(at + "grid.sizes", "the list of sizes is empty: give at least one training-set size", m, "sizes");
             }
 
             for (var i = 0; i < sizes.Count; i++)
             {
                 if (sizes.IndexOf(sizes[i]) != i)
                 {
-                    r.Error($"grid.sizes[{i}]", $"size {sizes[i]} is listed twice", m, "sizes");
+                    r.Error($"{at}grid.sizes[{i}]", $"size {sizes[i]} is listed twice", m, "sizes");
                 }
             }
         }
 
-        var subsamples = r.Int(m, "subsamples", "grid.subsamples", min: 1, max: 1000) ?? 5;
+        var subsamples = r.Int(m, "subsamples", at + "grid.subsamples", min: 1, max: 1000) ?? 5;
         IReadOnlyList<int>? seeds = [0, 1];
         if (m.Children.TryGetValue(new YamlScalarNode("seeds"), out var seedNode))
         {
             if (seedNode is YamlScalarNode)
             {
-                var count = r.Int(m, "seeds", "grid.seeds", min: 1, max: 1000);
+                var count = r.Int(m, "seeds", at + "grid.seeds", min: 1, max: 1000);
                 seeds = count is { } c ? Enumerable.Range(0, c).ToList() : null;
             }
             else
             {
-                seeds = r.IntList(m, "seeds", "grid.seeds", min: 0, required: true);
+                seeds = r.IntList(m, "seeds", at + "grid.seeds", min: 0, required: true);
                 if (seeds is { Count: 0 })
                 {
-                    r.Error("grid.seeds", "the list of seeds is empty", m, "seeds");
+                    r.Error(at + "grid.seeds", "the list of seeds is empty", m, "seeds");
                 }
                 else if (seeds is not null && seeds.Distinct().Count() != seeds.Count)
                 {
-                    r.Error("grid.seeds", "a seed is listed twice", m, "seeds");
+                    r.Error(at + "grid.seeds", "a seed is listed twice", m, "seeds");
                 }
             }
         }
 
-        var manifestSeed = r.Int(m, "manifest_seed", "grid.manifest_seed", min: 0) ?? 0;
-        var nested = r.Bool(m, "nested", "grid.nested") ?? false;
+        var manifestSeed = r.Int(m, "manifest_seed", at + "grid.manifest_seed", min: 0) ?? 0;
+        var nested = r.Bool(m, "nested", at + "grid.nested") ?? false;
         if (sizes is null || sizes.Count == 0 || seeds is null || seeds.Count == 0)
         {
             return null;
@@ -344,11 +570,11 @@ public static partial class SpecParser
 
     private static readonly string[] TrainingKeys = ["learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay"];
 
-    private static TrainingSpec? ReadTraining(Reader r, YamlMappingNode top, GridSpec? grid)
+    private static TrainingSpec? ReadTraining(Reader r, YamlMappingNode top, GridSpec? grid, string at = "", TrainingSpec? defaults = null)
     {
-        var node = r.Child(top, "training", "", required: false);
-        var m = node is null ? new YamlMappingNode() : r.Map(node, "training", TrainingKeys);
-        return m is null ? null : ReadTrainingMap(r, m, "training", grid, defaults: null);
+        var node = r.Child(top, "training", at.TrimEnd('.'), required: false);
+        var m = node is null ? new YamlMappingNode() : r.Map(node, at + "training", TrainingKeys);
+        return m is null ? null : ReadTrainingMap(r, m, at + "training", grid, defaults);
     }
 
     /// <summary>
@@ -490,7 +716,7 @@ public static partial class SpecParser
     private static ExecutionSpec? ReadExecution(Reader r, YamlMappingNode top)
     {
         var node = r.Child(top, "execution", "", required: false);
-        var m = node is null ? new YamlMappingNode() : r.Map(node, "execution", "max_attempts", "lease_seconds", "device");
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "execution", "max_attempts", "lease_seconds", "device", "artifacts");
         if (m is null)
         {
             return null;
@@ -504,7 +730,13 @@ public static partial class SpecParser
             r.Error("execution.device", $"expected any, cpu or cuda, got '{device}'", m, "device");
         }
 
-        return new ExecutionSpec(attempts, lease, device == "any" ? null : device);
+        var artifacts = r.String(m, "artifacts", "execution.artifacts", required: false) ?? ExecutionSpec.ArtifactsNeeded;
+        if (artifacts is not (ExecutionSpec.ArtifactsNeeded or ExecutionSpec.ArtifactsAll or ExecutionSpec.ArtifactsNone))
+        {
+            r.Error("execution.artifacts", $"expected needed, all or none, got '{artifacts}'", m, "artifacts");
+        }
+
+        return new ExecutionSpec(attempts, lease, device == "any" ? null : device, artifacts);
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

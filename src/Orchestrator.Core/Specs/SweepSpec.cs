@@ -11,7 +11,36 @@ public sealed record SweepSpec(
     TrainingSpec Training,
     DecodingSpec Decoding,
     IReadOnlyList<string> Metrics,
-    ExecutionSpec Execution);
+    ExecutionSpec Execution)
+{
+    /// <summary>The name of the spec's own (last) stage: its top-level dataset, methods and grid.</summary>
+    public const string MainStage = "main";
+
+    /// <summary>
+    /// Earlier stages (empty for a single-stage sweep), as declared (the stage graph is acyclic; see <c>CellExpander</c>). Each
+    /// has its own dataset, methods and grid, and shares the spec's model, decoding, metrics and execution.
+    /// </summary>
+    public IReadOnlyList<StageSpec> Stages { get; init; } = [];
+}
+
+/// <summary>
+/// An earlier stage of a staged sweep: cells whose trained methods later cells need (e.g. one adapter per source task
+/// before AdapterFusion). <paramref name="Training"/> is the stage's training settings (the spec's, with the stage's
+/// <c>training:</c> overrides).
+/// </summary>
+public sealed record StageSpec(string Name, DatasetSpec Dataset, IReadOnlyList<MethodSpec> Methods, GridSpec Grid, TrainingSpec Training);
+
+/// <summary>
+/// Which cells of an earlier stage a method's cells need (<c>needs:</c>): all cells of <paramref name="Stage"/>, narrowed by
+/// method, size, subsample and seed when given. <paramref name="SameSeed"/> (<c>seed: same</c>) picks the cells with the
+/// dependant's own seed.
+/// </summary>
+public sealed record CellSelector(string Stage, string? Method = null, int? Size = null, int? Subsample = null, int? Seed = null, bool SameSeed = false)
+{
+    public override string ToString() =>
+        $"stage '{Stage}'" + (Method is null ? "" : $", method {Method}") + (Size is null ? "" : $", size {Size}") +
+        (Subsample is null ? "" : $", subsample {Subsample}") + (SameSeed ? ", the same seed" : Seed is null ? "" : $", seed {Seed}");
+}
 
 /// <summary>Which data to train and evaluate on.</summary>
 /// <param name="Kind">Dataset reader: <c>synthetic-e2e</c> or <c>e2e</c> (more arrive with the data issue).</param>
@@ -39,6 +68,9 @@ public sealed record ModelSpec(string? Preset, string? Path, int InitSeed, Pretr
 /// </param>
 public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options, TrainingSpec? Training = null)
 {
+    /// <summary>Cells of earlier stages whose trained methods this method's cells receive, in this order (<c>needs:</c>).</summary>
+    public IReadOnlyList<CellSelector> Needs { get; init; } = [];
+
     /// <summary>The training settings this method's cells use.</summary>
     public TrainingSpec TrainingOr(TrainingSpec sweepDefault) => Training ?? sweepDefault;
 }
@@ -69,4 +101,13 @@ public sealed record DecodingSpec(string Strategy, int BeamSize, int MaxNewToken
 
 /// <summary>Run-time policy: not part of a cell's identity.</summary>
 /// <param name="Device">Device kind a worker must have (<c>cpu</c>, <c>cuda</c>), or null for any worker.</param>
-public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds, string? Device = null);
+/// <param name="Artifacts">
+/// Which trained methods are kept in the artifact store: <c>needed</c> (default: those of cells that a later stage needs),
+/// <c>all</c> (every cell's) or <c>none</c>.
+/// </param>
+public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds, string? Device = null, string Artifacts = ExecutionSpec.ArtifactsNeeded)
+{
+    public const string ArtifactsNeeded = "needed";
+    public const string ArtifactsAll = "all";
+    public const string ArtifactsNone = "none";
+}
