@@ -98,6 +98,7 @@ public static class SweepPlanner
         var count = errors.Count;
         var named = spec.Splits.Count > 1 || spec.Splits[0] != "default";
         var reported = new HashSet<string>(StringComparer.Ordinal);
+        List<string>? firstPool = null;
         for (var s = 0; s < spec.Splits.Count; s++)
         {
             var splitName = spec.Splits[s];
@@ -110,6 +111,17 @@ public static class SweepPlanner
             {
                 errors.Add(new SpecError($"{at}dataset.splits[{s}]", ex.Message));
                 continue;
+            }
+
+            if (spec.ShareTraining)
+            {
+                var ids = view.TrainingExamples.Select(e => e.Id).ToList();
+                firstPool ??= ids;
+                if (!ids.SequenceEqual(firstPool, StringComparer.Ordinal))
+                {
+                    errors.Add(new SpecError($"{at}dataset.share_training",
+                        $"split '{splitName}' trains on another pool than split '{spec.Splits[0]}' ({ids.Count} vs {firstPool.Count} examples), so its cells cannot share a trained model"));
+                }
             }
 
             var pool = view.TrainingExamples.Count;

@@ -27,8 +27,8 @@ public static class SweepSubmitter
                     _ => needed.Contains(c.Key),
                 };
 
-                // A cell that needs others, or whose trained method is kept, trains alone (packs do not exchange artifacts).
-                var packGroup = keep || c.Dependencies.Count > 0 ? null : c.PackGroup;
+                // A cell that needs others trains alone, with the trained methods it is given.
+                var packGroup = c.Dependencies.Count > 0 ? null : c.PackGroup;
                 return new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
                     execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, packGroup, c.Needs, keep);
             })

@@ -20,7 +20,11 @@ public delegate IEnumerable<(string Name, double Value)> TrialScorer(
 
 /// <summary>One cell for <see cref="TrialRunner.RunPack"/>, with what its outcome needs and its own cancellation (its lease).</summary>
 public sealed record PackRequest(CellDefinition Cell, IReadOnlyList<string> Metrics, string WorkerId, int Attempt,
-    CancellationToken Cancellation, IProgress<TrainProgress>? Progress = null);
+    CancellationToken Cancellation, IProgress<TrainProgress>? Progress = null)
+{
+    /// <summary>Where to save the cell's trained method (a <see cref="PeftCheckpoint"/> folder) once trained; null: not kept.</summary>
+    public string? SaveTo { get; init; }
+}
 
 /// <summary>The pack size chosen for a pack group and the step times measured for it (seconds per packed step for each K tried).</summary>
 public sealed record PackCalibration(int PackSize, IReadOnlyList<(int K, double StepSeconds)> Measured)
@@ -110,11 +114,27 @@ public sealed class TrialRunner
         TorchRuntime.EnsureAvailable();
 
         TrialData data = LoadData(cell);
-        using IPeftMethod method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-        TrialBase trialBase = LoadBase(cell, data.Dataset, shareWeights: !method.TrainsBaseWeights, ct);
+        using IPeftMethod fresh = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
+        TrialBase trialBase = LoadBase(cell, data.Dataset, shareWeights: !fresh.TrainsBaseWeights, ct);
         using (trialBase.Model)
         {
             double setup = clock.Elapsed.TotalSeconds;
+            if (cell.ReusesTraining)
+            {
+                // Another split's cell trained this model (dataset.share_training): load it, then only decode and score.
+                if (artifacts.Dependencies.Count != 1)
+                {
+                    throw new InvalidOperationException(
+                        $"cell {cell.Label} reuses the trained model of another split's cell, but {artifacts.Dependencies.Count} trained models were given (expected 1)");
+                }
+
+                using IPeftMethod trained = PeftCheckpoint.Load(trialBase.Model, artifacts.Dependencies[0].Directory, new PeftContext(cell.Seed, trialBase.Tokenizer));
+                var none = new TrainReport([], [], 0, double.NaN, 0, 0);
+                return Finish(cell, data, trained, trialBase, none, metrics, workerId, attempt, clock, memory, setup, packing: null, ct,
+                    artifacts.Dependencies.Select(d => d.CellKey).ToList());
+            }
+
+            IPeftMethod method = fresh;
             TrainReport report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method) { Dependencies = artifacts.Dependencies }
                 .Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
             if (artifacts.SaveTo is not null)
@@ -236,6 +256,11 @@ public sealed class TrialRunner
                             largest_pack = member.LargestPack,
                             capacity,
                         };
+                        if (request.SaveTo is not null)
+                        {
+                            PeftCheckpoint.Save(member.Method, request.SaveTo);
+                        }
+
                         // Setup 0: a member's data loading counts as training time (the base is the pack's, loaded once).
                         var outcome = Finish(request.Cell, data, member.Method, trialBase, member.Report!, request.Metrics, request.WorkerId,
                             request.Attempt, started, memory, setup: 0, packing, request.Cancellation);
@@ -426,6 +451,7 @@ public sealed class TrialRunner
             train_tokens_per_second = report.TokensPerSecond,
             packing = packing ?? new { packed = false },
             dependencies = dependencies ?? [],
+            reused_training = cell.ReusesTraining,
         };
         return new TrialOutcome(scores, outputs, JsonSerializer.Serialize(provenance, ProvenanceJson), wall, peak)
         {

@@ -73,7 +73,7 @@ public sealed class PullWorker(
     /// <summary>The cell, when packing is on and its method packs; otherwise null (trained alone).</summary>
     private CellDefinition? PackCell(CellLease lease)
     {
-        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null || lease.Work.Dependencies.Count > 0 || lease.Work.KeepArtifact)
+        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null || lease.Work.Dependencies.Count > 0)
         {
             return null;
         }
@@ -179,10 +179,7 @@ public sealed class PullWorker(
                 var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token, artifacts));
                 if (artifacts?.SaveTo is { } staged)
                 {
-                    var stored = Artifacts.Put(work.CellKey, ArtifactStore.PeftMethodKind, staged);
-                    await store.RecordArtifactAsync(stored, CancellationToken.None);
-                    logger.LogInformation("Cell {Label} ({Key}): trained method stored as artifact {Hash} ({Bytes:N0} bytes)", work.Label,
-                        work.CellKey[..12], stored.Sha256[..12], stored.Bytes);
+                    await StoreArtifactAsync(work, staged);
                 }
 
                 result = Succeeded(lease, outcome);
@@ -288,7 +285,10 @@ public sealed class PullWorker(
 
                 var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 members[key] = (lease, lost, HeartbeatAsync(queue, lease, lost));
-                return new PackRequest(cell, lease.Work.Metrics, _options.WorkerId, lease.Attempt, lost.Token);
+                return new PackRequest(cell, lease.Work.Metrics, _options.WorkerId, lease.Attempt, lost.Token)
+                {
+                    SaveTo = lease.Work.KeepArtifact ? Artifacts.CreateStaging() : null,
+                };
             }
         }
 
@@ -314,6 +314,18 @@ public sealed class PullWorker(
             {
                 await heartbeat;
                 lost.Dispose();
+                if (outcome is not null && request.SaveTo is { } staged)
+                {
+                    try
+                    {
+                        await StoreArtifactAsync(lease.Work, staged);
+                    }
+                    catch (Exception ex)
+                    {
+                        result = Failed(lease, new InvalidOperationException($"the trained method could not be stored as an artifact: {ex.Message}", ex));
+                    }
+                }
+
                 await FinishLeaseAsync(queue, lease, result, stoppingToken);
             }));
         }
@@ -372,6 +384,15 @@ public sealed class PullWorker(
         }
 
         return new TrialArtifacts(dependencies, work.KeepArtifact ? Artifacts.CreateStaging() : null);
+    }
+
+    /// <summary>Moves a trained method from its staging folder into the artifact store and indexes it (before the lease completes).</summary>
+    private async Task StoreArtifactAsync(CellWork work, string staged)
+    {
+        var stored = Artifacts.Put(work.CellKey, ArtifactStore.PeftMethodKind, staged);
+        await store.RecordArtifactAsync(stored, CancellationToken.None);
+        logger.LogInformation("Cell {Label} ({Key}): trained method stored as artifact {Hash} ({Bytes:N0} bytes)", work.Label,
+            work.CellKey[..12], stored.Sha256[..12], stored.Bytes);
     }
 
     private CellResultRecord Succeeded(CellLease lease, CellOutcome outcome) =>

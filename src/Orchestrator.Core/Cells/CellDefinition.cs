@@ -25,8 +25,16 @@ public sealed record CellDefinition(
     [property: JsonPropertyName("training")] TrainingSettings Training,
     [property: JsonPropertyName("decoding")] DecodingSettings Decoding,
     [property: JsonPropertyName("stage"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Stage = null,
-    [property: JsonPropertyName("needs"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Needs = null)
+    [property: JsonPropertyName("needs"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Needs = null,
+    [property: JsonPropertyName("reuse_training"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? ReuseTraining = null)
 {
+    /// <summary>
+    /// True for a cell that does not train: it decodes and scores with the trained model of the one cell it needs (another
+    /// split's cell of the same method, size, subsample and seed; <c>dataset.share_training</c>).
+    /// </summary>
+    [JsonIgnore]
+    public bool ReusesTraining => ReuseTraining == true;
+
     /// <summary>
     /// Version of the training/decoding semantics. Bump it when a code change alters results, so that
     /// old cells are not mistaken for new ones.

@@ -28,21 +28,22 @@ public static class CellExpander
         var byStage = new Dictionary<string, List<CellDefinition>>(StringComparer.Ordinal);
         foreach (var stage in InDependencyOrder(spec.Stages))
         {
-            var stageCells = ExpandStage(stage.Name, datasetOf(stage.Dataset), stage.Dataset.Splits, stage.Methods, stage.Grid, stage.Training,
+            var stageCells = ExpandStage(stage.Name, datasetOf(stage.Dataset), stage.Dataset.Splits, stage.Dataset.ShareTraining, stage.Methods, stage.Grid, stage.Training,
                 model, decoding, byStage);
             byStage[stage.Name] = stageCells;
             cells.AddRange(stageCells);
         }
 
-        cells.AddRange(ExpandStage(null, datasetOf(spec.Dataset), spec.Dataset.Splits, spec.Methods, spec.Grid, spec.Training, model, decoding, byStage));
+        cells.AddRange(ExpandStage(null, datasetOf(spec.Dataset), spec.Dataset.Splits, spec.Dataset.ShareTraining, spec.Methods, spec.Grid, spec.Training, model, decoding, byStage));
         return cells;
     }
 
-    private static List<CellDefinition> ExpandStage(string? stage, DatasetIdentity dataset, IReadOnlyList<string> splits, IReadOnlyList<MethodSpec> methods,
+    private static List<CellDefinition> ExpandStage(string? stage, DatasetIdentity dataset, IReadOnlyList<string> splits, bool shareTraining, IReadOnlyList<MethodSpec> methods,
         GridSpec grid, TrainingSpec sweepTraining, ModelIdentity model, DecodingSettings decoding, IReadOnlyDictionary<string, List<CellDefinition>> earlier)
     {
         var manifest = new ManifestIdentity(ManifestAlgorithm, TrainingPool, grid.ManifestSeed, grid.Nested, SpecParser.DevFraction);
         var cells = new List<CellDefinition>();
+        var trainedBy = new Dictionary<(string, int, int, int), string>();
         foreach (var split in splits)
         {
             foreach (var method in methods)
@@ -55,7 +56,11 @@ public static class CellExpander
                     {
                         foreach (var seed in grid.Seeds)
                         {
-                            cells.Add(new CellDefinition(
+                            // dataset.share_training: the first split's cell trains; the others reuse its trained model.
+                            var point = (method.Name, size, subsample, seed);
+                            var reuse = shareTraining && split != splits[0];
+                            var needs = reuse ? [trainedBy[point]] : method.Needs.Count == 0 ? null : Select(method, seed, earlier);
+                            var cell = new CellDefinition(
                                 CellDefinition.CurrentCodeVersion,
                                 dataset,
                                 split,
@@ -69,7 +74,13 @@ public static class CellExpander
                                 training,
                                 decoding,
                                 stage,
-                                method.Needs.Count == 0 ? null : Select(method, seed, earlier)));
+                                needs,
+                                reuse ? true : null);
+                            cells.Add(cell);
+                            if (split == splits[0])
+                            {
+                                trainedBy[point] = cell.Key;
+                            }
                         }
                     }
                 }

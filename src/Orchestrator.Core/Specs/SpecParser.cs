@@ -318,7 +318,7 @@ public static partial class SpecParser
             return null;
         }
 
-        var m = r.Map(node, at + "dataset", "kind", "path", "splits", "eval_limit", "options");
+        var m = r.Map(node, at + "dataset", "kind", "path", "splits", "eval_limit", "options", "share_training");
         if (m is null)
         {
             return null;
@@ -339,7 +339,13 @@ public static partial class SpecParser
 
         var evalLimit = r.Int(m, "eval_limit", at + "dataset.eval_limit", min: 1);
         var options = r.ScalarMap(m, "options", at + "dataset.options") ?? new SortedDictionary<string, string>(StringComparer.Ordinal);
-        return kind is null ? null : new DatasetSpec(kind, path, splits, evalLimit, options);
+        var share = r.Bool(m, "share_training", at + "dataset.share_training") ?? false;
+        if (share && splits.Count < 2)
+        {
+            r.Error(at + "dataset.share_training", "sharing one trained model between splits needs at least two splits", m, "share_training");
+        }
+
+        return kind is null ? null : new DatasetSpec(kind, path, splits, evalLimit, options) { ShareTraining = share };
     }
 
     private static ModelSpec? ReadModel(Reader r, YamlMappingNode top, SpecVocabulary v)

@@ -53,7 +53,15 @@ public sealed record DatasetSpec(
     string? Path,
     IReadOnlyList<string> Splits,
     int? EvalLimit,
-    IReadOnlyDictionary<string, string> Options);
+    IReadOnlyDictionary<string, string> Options)
+{
+    /// <summary>
+    /// <c>share_training: true</c>: the splits train on the same pool, so the cells of one method, size, subsample and seed
+    /// share one trained model: the first split's cell trains and stores it, the other splits' cells load it and only decode
+    /// and score their own evaluation sets (WebNLG seen/unseen/all: one training instead of three).
+    /// </summary>
+    public bool ShareTraining { get; init; }
+}
 
 /// <summary>
 /// The base model: a built-in shape preset (randomly initialised from <paramref name="InitSeed"/>, or first pretrained as
