@@ -135,6 +135,7 @@ public static class ClusterHost
         to.PackSize = from.PackSize;
         to.MaxPackSize = from.MaxPackSize;
         to.ArtifactDirectory = from.ArtifactDirectory;
+        to.Threads = from.Threads;
     }
 
     internal static int FreePort()

@@ -28,6 +28,7 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--simulate-cell-seconds"] = "Worker:SimulateCellSeconds",
     ["--data-dir"] = "DataDirectory",
     ["--artifacts"] = "Worker:ArtifactDirectory",
+    ["--threads"] = "Worker:Threads",
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
 };
@@ -39,7 +40,7 @@ for (var i = 0; i < args.Length; i++)
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
-                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] " +
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] " +
                           "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }

@@ -62,7 +62,7 @@ public sealed class PullWorker(
 
         if (!Simulated)
         {
-            var threads = Math.Max(1, Environment.ProcessorCount / _options.Slots);
+            var threads = _options.Threads > 0 ? _options.Threads : Math.Max(1, Environment.ProcessorCount / _options.Slots);
             await Task.Run(() => TorchRuntime.EnsureAvailable(threads), stoppingToken);
         }
 

@@ -32,6 +32,13 @@ public sealed class WorkerOptions
     /// </summary>
     public int PackSize { get; set; }
 
+    /// <summary>
+    /// Intra-op threads of the worker's libtorch (all slots share them). 0 (default): the machine's cores divided by
+    /// <see cref="Slots"/>. Set it when several worker processes share a machine (e.g. 1 each for two workers on 2 cores):
+    /// more threads than cores make libtorch's spinning threads fight and training many times slower.
+    /// </summary>
+    public int Threads { get; set; }
+
     /// <summary>Upper bound of the calibrated pack size.</summary>
     public int MaxPackSize { get; set; } = 16;
 
@@ -73,6 +80,11 @@ public sealed class WorkerOptions
         if (PackSize is < 0 or > 256)
         {
             throw new ArgumentException($"Worker:PackSize must be 0 (calibrate), 1 (no packing) or up to 256, got {PackSize}");
+        }
+
+        if (Threads is < 0 or > 1024)
+        {
+            throw new ArgumentException($"Worker:Threads must be 0 (cores / slots) or a positive number of threads, got {Threads}");
         }
 
         if (MaxPackSize is < 1 or > 256)
