@@ -466,8 +466,21 @@ public sealed class TrialRunner
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private LoadedDataset Dataset(DatasetIdentity identity) =>
-        _datasets.GetOrAdd(JsonSerializer.Serialize(identity), _ => new Lazy<LoadedDataset>(() => DatasetCatalog.Load(identity))).Value;
+    /// <summary>The dataset, loaded once per identity; a failed load is not cached (the file may be back on the next attempt).</summary>
+    private LoadedDataset Dataset(DatasetIdentity identity)
+    {
+        var key = JsonSerializer.Serialize(identity);
+        var lazy = _datasets.GetOrAdd(key, _ => new Lazy<LoadedDataset>(() => DatasetCatalog.Load(identity)));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            _datasets.TryRemove(new KeyValuePair<string, Lazy<LoadedDataset>>(key, lazy));
+            throw;
+        }
+    }
 
     private WordLevelTokenizer Vocabulary(string datasetHash, LoadedDataset data) =>
         _vocabularies.GetOrAdd(datasetHash, _ => new Lazy<WordLevelTokenizer>(() =>

@@ -191,4 +191,84 @@ public sealed class TrialQueueTests
         Assert.Equal((2, 2, 0), (p.Total, p.Done, p.Failed));
         Assert.True(p.IsComplete);
     }
+    private static CellWork Needing(string key, params string[] needs) => Work(key) with { Needs = needs };
+
+    private static void Finish(TrialQueue queue, string key, bool succeeded, string? error = null)
+    {
+        var lease = queue.Lease(Worker) ?? throw new InvalidOperationException("nothing to lease");
+        Assert.Equal(key, lease.Work.CellKey);
+        Assert.True(queue.Complete(new CellCompletion(lease.LeaseId, succeeded, error)));
+    }
+
+    private static string StateOf(TrialQueue queue, string key) => queue.Cells("s").Single(c => c.CellKey == key).State;
+
+    [Fact]
+    public void A_cell_of_a_later_stage_waits_until_every_cell_it_needs_has_succeeded()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        Assert.Equal(4, queue.Enqueue("s", [Needing("fusion", "a", "b"), Work("a"), Work("b"), Work("plain")], 0));
+        Assert.Equal("waiting", StateOf(queue, "fusion"));
+        var p = queue.Progress("s");
+        Assert.Equal((3, 1, 0), (p.Pending, p.Waiting, p.Blocked));
+
+        Finish(queue, "a", true);
+        Assert.Equal("waiting", StateOf(queue, "fusion"));   // b is not done yet
+        Finish(queue, "b", true);
+        Assert.Equal("pending", StateOf(queue, "fusion"));
+        Finish(queue, "plain", true);                         // queued before fusion became pending
+        Finish(queue, "fusion", true);
+        Assert.True(queue.Progress("s").IsComplete);
+    }
+
+    [Fact]
+    public void A_failed_dependency_blocks_its_dependants_down_the_stages_with_the_reason_and_the_sweep_still_completes()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("src", maxAttempts: 1), Needing("mid", "src"), Needing("top", "mid"), Work("other")], 0);
+        Finish(queue, "src", false, "CUDA out of memory\nstack…");
+        Assert.Equal("failed", StateOf(queue, "src"));
+        var mid = queue.Cells("s").Single(c => c.CellKey == "mid");
+        Assert.Equal("blocked", mid.State);
+        Assert.Contains("needs src", mid.LastError, StringComparison.Ordinal);
+        Assert.Contains("which failed: CUDA out of memory", mid.LastError, StringComparison.Ordinal);
+        Assert.Equal("blocked", StateOf(queue, "top"));
+        Assert.Contains("blocked", queue.Cells("s").Single(c => c.CellKey == "top").LastError, StringComparison.Ordinal);
+
+        Finish(queue, "other", true);
+        Assert.Null(queue.Lease(Worker));                     // blocked cells are never leased
+        var p = queue.Progress("s");
+        Assert.Equal((1, 1, 2, 0), (p.Done, p.Failed, p.Blocked, p.Pending));
+        Assert.True(p.IsComplete);
+    }
+
+    [Fact]
+    public void Rerunning_the_failed_dependency_unblocks_its_dependants_which_then_run_after_it()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        CellWork[] cells = [Work("src", maxAttempts: 1), Needing("dep", "src")];
+        queue.Enqueue("s", cells, 0);
+        Finish(queue, "src", false, "data volume not mounted");
+        Assert.Equal("blocked", StateOf(queue, "dep"));
+
+        // rerun-failed reloads the sweep's unfinished cells from the database with reset attempts.
+        var pending = queue.Load("s", 2, [(cells[0], 1, "data volume not mounted"), (cells[1], 0, null)], resetFailed: true);
+        Assert.Equal(2, pending);                             // src pending, dep waiting
+        Assert.Equal(("pending", "waiting"), (StateOf(queue, "src"), StateOf(queue, "dep")));
+        Assert.Null(queue.Cells("s").Single(c => c.CellKey == "dep").LastError);
+        Finish(queue, "src", true);
+        Finish(queue, "dep", true);
+        Assert.True(queue.Progress("s").IsComplete);
+    }
+
+    [Fact]
+    public void Loading_a_dependant_before_its_dependency_does_not_let_it_run_first_and_a_dependency_done_earlier_counts_as_done()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        // The database lists cells by method name, so a dependant may come first; "old" succeeded before the restart.
+        queue.Load("s", 3, [(Needing("fusion", "src", "old"), 0, null), (Work("src"), 0, null)], resetFailed: false);
+        Assert.Equal("waiting", StateOf(queue, "fusion"));
+        Finish(queue, "src", true);
+        Finish(queue, "fusion", true);
+        Assert.True(queue.Progress("s").IsComplete);
+    }
 }

@@ -273,7 +273,7 @@ public static partial class SpecParser
     }
 
     /// <summary>A cycle in the stage graph (its stages, the first repeated at the end), or null.</summary>
-    internal static IReadOnlyList<string>? FindCycle(IReadOnlyDictionary<string, List<string>> edges)
+    public static IReadOnlyList<string>? FindCycle(IReadOnlyDictionary<string, List<string>> edges)
     {
         var state = new Dictionary<string, int>(StringComparer.Ordinal); // 1 = on the path, 2 = done
         var path = new List<string>();
