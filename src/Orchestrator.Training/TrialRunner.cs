@@ -134,7 +134,7 @@ public sealed class TrialRunner
         try
         {
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-            return method is IPackableMethod;
+            return method is IPackableMethod { Packable: true };
         }
         catch (ArgumentException)
         {
