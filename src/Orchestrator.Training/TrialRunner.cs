@@ -159,7 +159,7 @@ public sealed class TrialRunner
             }
 
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-            return method is IPackableMethod;
+            return method is IPackableMethod { Packable: true };
         }
         catch (ArgumentException)
         {

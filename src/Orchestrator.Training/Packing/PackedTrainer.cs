@@ -143,6 +143,11 @@ public sealed class PackedTrainer
                 throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed (it changes base weights or hooks into the base other than row by row).");
             }
 
+            if (!packable.Packable)
+            {
+                throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed with these options (it needs the trained methods of the cells it depends on).");
+            }
+
             options = options with { MaxSteps = options.StepsFor(member.Train.Count), Epochs = 0 };
             member.Start(options);
             member.TrainSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Train, "training");

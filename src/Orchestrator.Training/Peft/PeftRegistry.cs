@@ -1,4 +1,5 @@
 using Orchestrator.Training.Peft.Adapter;
+using Orchestrator.Training.Peft.AdapterFusion;
 using Orchestrator.Training.Peft.AdapterHoulsby;
 using Orchestrator.Training.Peft.AdapterParallel;
 using Orchestrator.Training.Peft.Bbt;
@@ -51,6 +52,7 @@ public static class PeftRegistry
         [ChildTuningMethod.TaskFreeName] = new("Child-Tuning-F: full model, gradients masked by a fresh Bernoulli(p) mask each step (scaled 1/p)", ChildTuningMethod.CreateTaskFree),
         [ChildTuningMethod.TaskDrivenName] = new("Child-Tuning-D: full model, only the top-p Fisher-information entries (estimated before training) update", ChildTuningMethod.CreateTaskDriven),
         [BbtMethod.MethodName] = new("black-box tuning: prompt A·z + p0 with z optimised by CMA-ES from losses only (no gradients)", BbtMethod.Create),
+        [AdapterFusionMethod.MethodName] = new("AdapterFusion: attention over the frozen adapters of the cells it depends on, per layer (Pfeiffer et al.)", AdapterFusionMethod.Create),
     };
 
     /// <summary>
@@ -72,7 +74,7 @@ public static class PeftRegistry
         AdapterParallelMethod.MethodName, PrefixMethod.MethodName, PromptTuningMethod.MethodName, PtuningMethod.MethodName,
         PtuningV2Method.MethodName, LoraMethod.MethodName, BitFitMethod.MethodName, IA3Method.MethodName,
         LlamaAdapterMethod.MethodName, ProxyMethod.MethodName, LnTuningMethod.MethodName, HeadOnlyMethod.MethodName,
-        ChildTuningMethod.TaskFreeName, ChildTuningMethod.TaskDrivenName, BbtMethod.MethodName,
+        ChildTuningMethod.TaskFreeName, ChildTuningMethod.TaskDrivenName, BbtMethod.MethodName, AdapterFusionMethod.MethodName,
     ];
 
     /// <summary>Names of the registered methods, sorted.</summary>

@@ -124,11 +124,13 @@ public sealed class PackedTrainerTests
         using var good = PeftRegistry.Create("lora", Options("lora"));
         using var wild = PeftRegistry.Create("lora", Options("lora"));
         using var full = PeftRegistry.Create("finetune", new Dictionary<string, string>());
+        using var fromCell = PeftRegistry.Create("prompt", new Dictionary<string, string> { ["length"] = "3", ["init"] = "from-cell" });
         var members = new Queue<PackMember>(
         [
             new PackMember("good", good, trial.Train, trial.Dev, trial.Options),
             new PackMember("wild", wild, trial.Train, trial.Dev, trial.Options with { LearningRate = 1e30, MaxGradNorm = 0, WarmupSteps = 0 }),
             new PackMember("full", full, trial.Train, trial.Dev, trial.Options),
+            new PackMember("from-cell", fromCell, trial.Train, trial.Dev, trial.Options),
         ]);
         var done = new Dictionary<string, PackMember>();
         new PackedTrainer(shared, Tokenizer).Run(3, () => members.Count > 0 ? members.Dequeue() : null, m => done[m.Id] = m);
@@ -136,6 +138,8 @@ public sealed class PackedTrainerTests
         Assert.IsType<TrainingDivergedException>(done["wild"].Error);
         var notPackable = Assert.IsType<ArgumentException>(done["full"].Error);
         Assert.Contains("cannot be packed", notPackable.Message, StringComparison.Ordinal);
+        // A packable method whose options need dependencies (which a pack does not pass) is refused too.
+        Assert.Contains("cannot be packed with these options", Assert.IsType<ArgumentException>(done["from-cell"].Error).Message, StringComparison.Ordinal);
         Assert.Null(done["good"].Error);
         Assert.Equal(expected.StepLosses.Count, done["good"].Report!.StepLosses.Count);
         Assert.All(expected.StepLosses.Zip(done["good"].Report!.StepLosses), p => Assert.True(Math.Abs(p.First - p.Second) <= Tolerance));

@@ -106,6 +106,12 @@ internal static class Formulas
                 return Same(Base(c));
             case "bbt": // CMA-ES searches z (dim); a checkpoint stores the prompt A·z + p0 [P, d]
                 return (Int("dim", 500), Int("length", 10) * d);
+            case "adapter-fusion": // W_Q, W_K, W_V [d, d] and biases per layer; a checkpoint also stores the N source adapters
+            {
+                long fusion = L * 3 * (d * d + d), b = Int("bottleneck", 6);
+                return (fusion, fusion + Int("sources", 2) * L * (2 * d * b + b + 3 * d));
+            }
+
             default:
                 throw new ArgumentException($"No formula for method '{method}': add it to {nameof(Formulas)}.");
         }

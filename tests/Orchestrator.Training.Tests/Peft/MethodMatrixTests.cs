@@ -5,7 +5,11 @@ using static TorchSharp.torch;
 
 namespace Orchestrator.Training.Tests.Peft;
 
-/// <summary>The shared test matrix: every registered method, the same checks.</summary>
+/// <summary>
+/// The shared test matrix: every registered method, the same checks. Methods that build on earlier-stage cells
+/// (AdapterFusion) get their dependencies from <see cref="PeftTaskFixture.DependenciesOf"/>; their checkpoints must load
+/// without them.
+/// </summary>
 [Collection(PeftCollection.Name)]
 public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper output) : IDisposable
 {
@@ -33,7 +37,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         [
             "finetune", "ft-top2", "adapter", "adapter-houlsby", "adapter-parallel", "prefix", "prompt", "ptuning",
             "ptuning-v2", "lora", "bitfit", "ia3", "llama-adapter", "proxy",
-            "ln-tuning", "head-only", "child-tuning-f", "child-tuning-d", "bbt",
+            "ln-tuning", "head-only", "child-tuning-f", "child-tuning-d", "bbt", "adapter-fusion",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.Names.Order(StringComparer.Ordinal));
         Assert.Equal(expected.Order(StringComparer.Ordinal), PeftRegistry.OrderedNames.Order(StringComparer.Ordinal));
@@ -45,13 +49,13 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
     {
         using var model = fixture.NewBase();
         using var method = PeftTaskFixture.Create(name);
-        var declared = method.Prepare(model, new PeftContext(1, fixture.Tokenizer));
+        var declared = method.Prepare(model, fixture.Context(name, 1));
         Assert.NotEmpty(declared);
         if (method.GradientFree)
         {
             // Nothing may require gradients; a short training run leaves no gradient anywhere (see BbtTests too).
             Assert.All(declared, p => Assert.False(p.requires_grad));
-            new CausalLmTrainer(model, fixture.Tokenizer, method).Train(fixture.Task, [], new TrainingOptions(2, 6, 1e-3, 0, 0, 1));
+            fixture.Trainer(model, method).Train(fixture.Task, [], new TrainingOptions(2, 6, 1e-3, 0, 0, 1));
             Assert.All(model.parameters().Concat(declared), p => Assert.False(p.requires_grad || p.grad is not null, $"{name}: a parameter has requires_grad or a gradient"));
             return;
         }
@@ -90,7 +94,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         using var model = fixture.NewBase();
         using var method = PeftTaskFixture.Create(name);
         ParameterCounts fromShapes = method.CountParameters(fixture.Config);
-        var declared = method.Prepare(model, new PeftContext(1, fixture.Tokenizer));
+        var declared = method.Prepare(model, fixture.Context(name, 1));
         long trainable = declared.Sum(p => p.numel());
         long stored = method.StoredTensors().Sum(kv => kv.Value.numel());
         output.WriteLine($"{name}: trainable {trainable}, stored {stored}, formula {expected}");
@@ -138,6 +142,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         Assert.Equal(new ParameterCounts(354_823_168, 354_823_168), Count("child-tuning-f"));
         Assert.Equal(new ParameterCounts(354_823_168, 354_823_168), Count("child-tuning-d"));
         Assert.Equal(new ParameterCounts(500, 10_240), Count("bbt"));                   // dim; P·d
+        Assert.Equal(new ParameterCounts(75_571_200, 75_571_200 + 2 * 368_784), Count("adapter-fusion")); // 3(d²+d)·L; + 2 adapters b=6
     }
 
     public static TheoryData<string> IdentityMethods() => new(IdentityAtInit);
@@ -165,7 +170,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
     {
         using var model = fixture.NewBase();
         using var method = PeftTaskFixture.Create(name);
-        var trainer = new CausalLmTrainer(model, fixture.Tokenizer, method);
+        var trainer = fixture.Trainer(model, method);
         var task = fixture.Task;
         trainer.Train(task, task.Take(4).ToList(), new TrainingOptions(2, 6, 1e-3, 0, 1, 1)); // first use: Prepare, lazy state
 
@@ -187,7 +192,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         var targets = task.Select(e => e.Target).ToList();
         using var model = fixture.NewBase();
         using var method = PeftTaskFixture.Create(name);
-        var trainer = new CausalLmTrainer(model, fixture.Tokenizer, method);
+        var trainer = fixture.Trainer(model, method);
         double before = trainer.EvaluateLoss(task);
         var report = trainer.Train(task, task, new TrainingOptions(MaxSteps: 150, BatchSize: 12, LearningRate: PeftTaskFixture.LearningRate(name), WarmupSteps: 10, EvalEvery: 50, Seed: 2));
         double after = trainer.EvaluateLoss(task);
@@ -201,7 +206,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
         PeftCheckpoint.Save(method, _dir);
         using var fresh = fixture.NewBase();
-        using var loaded = PeftCheckpoint.Load(fresh, _dir, new PeftContext(0, fixture.Tokenizer));
+        using var loaded = PeftCheckpoint.Load(fresh, _dir, new PeftContext(0, fixture.Tokenizer)); // self-contained: no dependencies
         Assert.Equal(method.Name, loaded.Name);
         Assert.Equal(method.Options, loaded.Options);
         using (var scope = NewDisposeScope())

@@ -41,6 +41,7 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
         { "head-only", "bias=true", null },
         { "child-tuning-d", "", null },
         { "bbt", "length=2;dim=8", "PROMPT_TUNING" },
+        { "adapter-fusion", "bottleneck=8", null },
     };
 
     private static Dictionary<string, string> Options(string spec) =>
@@ -50,7 +51,7 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
     private IPeftMethod PreparedAndPerturbed(Gpt2Model model, string name, string options)
     {
         var method = PeftRegistry.Create(name, Options(options));
-        var trainable = method.Prepare(model, new PeftContext(3, fixture.Tokenizer));
+        var trainable = method.Prepare(model, fixture.Context(name, 3));
         using var noGrad = no_grad();
         using var generator = new Generator(11);
         foreach (var p in trainable)

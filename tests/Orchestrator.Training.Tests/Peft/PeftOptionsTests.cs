@@ -35,7 +35,7 @@ public sealed class PeftOptionsTests
         var problems = PeftRegistry.Validate("bitfit", new Dictionary<string, string> { ["lr"] = "1" });
         Assert.Equal(["options.lr: unknown option 'lr' for method 'bitfit'; bitfit takes no options"], problems);
         Assert.Empty(PeftRegistry.Validate("bitfit", null));
-        Assert.Equal(["unknown method 'nope' (known: finetune, ft-top2, adapter, adapter-houlsby, adapter-parallel, prefix, prompt, ptuning, ptuning-v2, lora, bitfit, ia3, llama-adapter, proxy, ln-tuning, head-only, child-tuning-f, child-tuning-d, bbt)"],
+        Assert.Equal(["unknown method 'nope' (known: finetune, ft-top2, adapter, adapter-houlsby, adapter-parallel, prefix, prompt, ptuning, ptuning-v2, lora, bitfit, ia3, llama-adapter, proxy, ln-tuning, head-only, child-tuning-f, child-tuning-d, bbt, adapter-fusion)"],
             PeftRegistry.Validate("nope", null));
     }
 

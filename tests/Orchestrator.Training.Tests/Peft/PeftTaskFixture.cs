@@ -15,6 +15,8 @@ public sealed class PeftTaskFixture : IDisposable
 {
     private const int Symbols = 5;
     private readonly List<(string Name, Tensor Value)> _weights = [];
+    private readonly string _dependencyRoot = Path.Combine(Path.GetTempPath(), $"peft-fixture-{Guid.NewGuid():N}");
+    private readonly Lazy<IReadOnlyList<PeftDependency>> _adapters;
 
     public PeftTaskFixture()
     {
@@ -48,6 +50,8 @@ public sealed class PeftTaskFixture : IDisposable
         {
             _weights.Add((name, p.detach().clone().DetachFromDisposeScope()));
         }
+
+        _adapters = new Lazy<IReadOnlyList<PeftDependency>>(TrainSourceAdapters);
     }
 
     public WordLevelTokenizer Tokenizer { get; }
@@ -94,6 +98,7 @@ public sealed class PeftTaskFixture : IDisposable
         "child-tuning-f" => new Dictionary<string, string>(),
         "child-tuning-d" => new Dictionary<string, string>(),
         "bbt" => new Dictionary<string, string> { ["length"] = "1", ["dim"] = "16", ["popsize"] = "6", ["budget"] = "480" }, // ≤ 80 generations
+        "adapter-fusion" => new Dictionary<string, string> { ["bottleneck"] = "8" }, // fuses SourceAdapters (adapter, bottleneck 8)
         _ => throw new ArgumentException($"No test options for method '{method}': add it to {nameof(PeftTaskFixture)}.{nameof(TestOptions)}."),
     };
 
@@ -109,12 +114,56 @@ public sealed class PeftTaskFixture : IDisposable
 
     public static IPeftMethod Create(string method) => PeftRegistry.Create(method, TestOptions(method));
 
+    /// <summary>
+    /// The dependencies a method of the matrix needs (empty for most): for <c>adapter-fusion</c>, <see cref="SourceAdapters"/>.
+    /// </summary>
+    public IReadOnlyList<PeftDependency> DependenciesOf(string method) => method == "adapter-fusion" ? SourceAdapters : [];
+
+    /// <summary>A preparation context for <paramref name="method"/> with its <see cref="DependenciesOf"/>.</summary>
+    public PeftContext Context(string method, long seed) => new(seed, Tokenizer) { Dependencies = DependenciesOf(method) };
+
+    /// <summary>A trainer on <paramref name="model"/> that passes the method's <see cref="DependenciesOf"/>.</summary>
+    public CausalLmTrainer Trainer(Gpt2Model model, IPeftMethod method) =>
+        new(model, Tokenizer, method) { Dependencies = DependenciesOf(method.Name) };
+
+    /// <summary>
+    /// Two <c>adapter</c> checkpoints (bottleneck 8, as <see cref="TestOptions"/>) trained on this base, as cells of an earlier
+    /// stage would be (trained once, on first use; the folders live until the fixture is disposed): <c>reverse</c> learned the
+    /// methods' task, <c>copy</c> learned to copy the same kind of sources.
+    /// </summary>
+    public IReadOnlyList<PeftDependency> SourceAdapters => _adapters.Value;
+
+    private IReadOnlyList<PeftDependency> TrainSourceAdapters()
+    {
+        var random = new Random(17);
+        var copy = new List<TrainingExample>();
+        for (int i = 0; i < 12; i++)
+        {
+            string source = string.Join(" ", RandomSymbols(random, 2 + i % 2));
+            copy.Add(new TrainingExample(source, source));
+        }
+
+        var dependencies = new List<PeftDependency>();
+        foreach (var (cell, data) in new[] { ("reverse", Task), ("copy", copy) })
+        {
+            using var model = NewBase();
+            using var method = Create("adapter");
+            new CausalLmTrainer(model, Tokenizer, method).Train(data, [], new TrainingOptions(40, 12, 1e-2, 4, 0, Seed: 3));
+            string directory = Path.Combine(_dependencyRoot, cell);
+            PeftCheckpoint.Save(method, directory);
+            dependencies.Add(new PeftDependency(cell, directory));
+        }
+
+        return dependencies;
+    }
+
     private static string[] RandomSymbols(Random random, int count) =>
         Enumerable.Range(0, count).Select(_ => TestData.Symbols[random.Next(Symbols)]).ToArray();
 
     public void Dispose()
     {
         foreach (var (_, t) in _weights) t.Dispose();
+        if (Directory.Exists(_dependencyRoot)) Directory.Delete(_dependencyRoot, recursive: true);
     }
 }
 
