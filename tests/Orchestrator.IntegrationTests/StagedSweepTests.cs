@@ -60,6 +60,7 @@ public sealed class StagedSweepTests : IDisposable
             id = $"ex{i}",
             source = $"name : Place {i} | food : dish {i % 7}",
             references = new[] { $"Place {i} serves dish {i % 7} ." },
+            topic = i % 4 == 0 ? "bars" : "restaurants",
         }));
         File.WriteAllLines(SourcePath, lines);
     }
@@ -133,6 +134,59 @@ public sealed class StagedSweepTests : IDisposable
         Assert.Equal(2, await sweep.RerunFailedAsync());
         var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
         Assert.Equal((3, 0, 0), (final.Done, final.Failed, final.Blocked));
+        await host.StopAsync(CancellationToken.None);
+    }
+    [Fact]
+    public async Task Splits_sharing_training_decode_the_first_splits_model_and_score_exactly_as_if_each_had_trained_it()
+    {
+        var shared = """
+            name: shared
+            dataset:
+              kind: jsonl
+              path: source.jsonl
+              splits: [seen, unseen]
+              options: {holdout_topics: bars}
+              eval_limit: 4
+              share_training: true
+            model: {preset: test}
+            methods: [finetune, lora]
+            grid: {sizes: [8], subsamples: 1, seeds: [0]}
+            training: {learning_rate: 3.0e-3, batch_size: 4, max_steps: 6, warmup_steps: 1, eval_every: 3}
+            decoding: {strategy: greedy, max_new_tokens: 6, min_new_tokens: 1}
+            execution: {max_attempts: 1, lease_seconds: 30}
+            """;
+        var separate = shared.Replace("name: shared", "name: separate").Replace("  share_training: true\n", "");
+        var sharedPlan = SweepPlanner.PlanText(shared, OrchestratorVocabulary.Default, _dir.FullName);
+        var separatePlan = SweepPlanner.PlanText(separate, OrchestratorVocabulary.Default, _dir.FullName);
+        Assert.All(sharedPlan.Cells.Where(c => c.Split == "unseen"), c => Assert.True(c.ReusesTraining));
+        Assert.All(separatePlan.Cells, c => Assert.False(c.ReusesTraining));
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        using var host = Host();
+        await host.StartAsync(cts.Token);
+        var grains = host.Services.GetRequiredService<IGrainFactory>();
+        var store = host.Services.GetRequiredService<IResultStore>();
+        foreach (var plan in new[] { sharedPlan, separatePlan })
+        {
+            await SweepSubmitter.SubmitAsync(grains, plan);
+            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal((4, 0), (final.Done, final.Failed));
+        }
+
+        var a = await store.GetSweepCellsAsync(sharedPlan.SweepId, cts.Token);
+        var b = await store.GetSweepCellsAsync(separatePlan.SweepId, cts.Token);
+        foreach (var method in new[] { "finetune", "lora" })
+        {
+            var reused = a.Single(c => c.Cell.Method == method && c.Cell.Split == "unseen").Result!;
+            var trained = b.Single(c => c.Cell.Method == method && c.Cell.Split == "unseen").Result!;
+            Assert.NotEmpty(reused.Outputs);
+            Assert.Equal(trained.Outputs, reused.Outputs);
+            Assert.Equal(trained.Metrics["bleu"], reused.Metrics["bleu"]);
+            using var provenance = JsonDocument.Parse(reused.ProvenanceJson);
+            Assert.True(provenance.RootElement.GetProperty("reused_training").GetBoolean());
+            Assert.Equal(0, provenance.RootElement.GetProperty("steps").GetInt32());
+        }
+
         await host.StopAsync(CancellationToken.None);
     }
 }
