@@ -1,5 +1,8 @@
 using Orchestrator.Core.Cells;
 using Orchestrator.Results;
+using Orchestrator.Results.Artifacts;
+using Orchestrator.Training;
+using Orchestrator.Training.Peft;
 using Orchestrator.Worker;
 
 namespace Orchestrator.Hosting;
@@ -25,8 +28,12 @@ public static class CellReproducer
     /// <param name="cellKey">The cell's key or a unique prefix of it (at least 6 characters).</param>
     /// <exception cref="ArgumentException">No such cell in the sweep, an ambiguous prefix, or no successful result to compare with.</exception>
     /// <param name="metrics">The sweep's metrics (spec names such as <c>bleu</c>, <c>rouge</c>).</param>
+    /// <param name="artifactDirectory">
+    /// The artifact store, for a cell of a later stage (or one reusing another split's training): the trained methods it needs
+    /// are taken from there, checked against their hashes. Null: <c>.orchestrator/artifacts</c>.
+    /// </param>
     public static async Task<Reproduction> ReproduceAsync(IResultStore store, string sweepId, string cellKey, IReadOnlyList<string> metrics,
-        CancellationToken ct = default)
+        CancellationToken ct = default, string? artifactDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
@@ -54,9 +61,24 @@ public static class CellReproducer
             throw new ArgumentException($"cell {cell.Label} ({descriptor.CellKey[..12]}) has no successful result to compare with");
         }
 
+        TrialArtifacts? artifacts = null;
+        if (cell.Dependencies.Count > 0)
+        {
+            var files = new ArtifactStore(artifactDirectory ?? Path.Combine(".orchestrator", "artifacts"));
+            var index = await store.GetArtifactsAsync(cell.Dependencies, ct);
+            var missing = cell.Dependencies.Where(k => !index.ContainsKey(k)).ToList();
+            if (missing.Count > 0)
+            {
+                throw new ArgumentException($"cell {cell.Label} needs {missing.Count} trained method(s) that the artifact index does not hold " +
+                                            $"({string.Join(", ", missing.Select(k => k[..12]))}): they were collected or never kept");
+            }
+
+            artifacts = new TrialArtifacts(cell.Dependencies.Select(k => new PeftDependency(k, files.Open(index[k]))).ToList());
+        }
+
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var runner = new CellRunner();
-        var outcome = await Task.Factory.StartNew(() => runner.Run(cell, metrics, "reproduce", stored.Attempt, null, ct),
+        var outcome = await Task.Factory.StartNew(() => runner.Run(cell, metrics, "reproduce", stored.Attempt, null, ct, artifacts),
             ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var compared = stored.Metrics.Keys.Order(StringComparer.Ordinal)
             .Select(m => (m, stored.Metrics[m], outcome.Metrics.TryGetValue(m, out var v) ? v : double.NaN)).ToList();

@@ -139,7 +139,8 @@ internal static class ResultsCommands
             {
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(reproduceSweep)!, ct);
-                var r = await CellReproducer.ReproduceAsync(session.Store, sweep.SweepId, pr.GetValue(reproduceCell)!, sweep.Metrics, ct);
+                var r = await CellReproducer.ReproduceAsync(session.Store, sweep.SweepId, pr.GetValue(reproduceCell)!, sweep.Metrics, ct,
+                    new EmbeddedOptions { DataDirectory = pr.GetValue(dataDir)! }.ArtifactDirectory);
                 Console.WriteLine($"{r.Label} ({r.CellKey[..12]}), rerun in {r.Seconds:F1} s:");
                 foreach (var (name, stored, rerun) in r.Metrics)
                 {
