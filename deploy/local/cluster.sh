@@ -5,6 +5,8 @@
 #   deploy/local/cluster.sh start [N]   start (default N=2 workers); prints the connection string for the CLI
 #   deploy/local/cluster.sh status      what is running
 #   deploy/local/cluster.sh stop        stop exactly what `start` started (recorded PIDs) and delete the database
+#   deploy/local/cluster.sh stop --keep-data   stop everything but keep the database (results, queue state) on disk;
+#                                       a later `start [N]` restarts on it and the sweeps carry on where they stopped
 #
 # State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster).
 # Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2").
@@ -75,15 +77,21 @@ cmd_start() {
   mkdir -p "$STATE/logs" "$STATE/pids"
   chmod 0777 "$STATE" "$STATE/logs"
   PGPORT=$(free_port 55400)
-  echo "starting PostgreSQL on 127.0.0.1:$PGPORT…"
-  as_pg "$bindir/initdb" -D "$STATE/pgdata" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$STATE/logs/initdb.log" 2>&1 \
-    || { cat "$STATE/logs/initdb.log" >&2; die "initdb failed"; }
+  local kept=0
+  if [ -f "$STATE/pgdata/PG_VERSION" ]; then
+    kept=1
+    echo "restarting PostgreSQL on the kept database ($STATE/pgdata) on 127.0.0.1:$PGPORT…"
+  else
+    echo "starting PostgreSQL on 127.0.0.1:$PGPORT…"
+    as_pg "$bindir/initdb" -D "$STATE/pgdata" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$STATE/logs/initdb.log" 2>&1 \
+      || { cat "$STATE/logs/initdb.log" >&2; die "initdb failed"; }
+  fi
   as_pg "$bindir/pg_ctl" -D "$STATE/pgdata" -l "$STATE/logs/postgres.log" -w start \
     -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $STATE -c fsync=off -c max_connections=300" >/dev/null \
     || { tail -n 20 "$STATE/logs/postgres.log" >&2; die "PostgreSQL did not start"; }
   head -n 1 "$STATE/pgdata/postmaster.pid" >"$STATE/pids/postgres"
   echo "$bindir" >"$STATE/pg_bindir"
-  "$bindir/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres orchestrator
+  [ "$kept" = 1 ] || "$bindir/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres orchestrator
   CONN="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=orchestrator"
   echo "$CONN" >"$STATE/connection"
   dotnet "$CLI_DLL" db migrate --cluster "$CONN"
@@ -118,7 +126,21 @@ cmd_status() {
 }
 
 cmd_stop() {
-  [ -d "$STATE/pids" ] || { echo "no local cluster recorded in $STATE"; return 0; }
+  local keep=0
+  case "${1:-}" in
+    "") ;;
+    --keep-data) keep=1 ;;
+    *) die "stop: unknown option '$1' (only --keep-data)" ;;
+  esac
+  if [ ! -d "$STATE/pids" ]; then
+    if [ "$keep" = 0 ] && [ -d "$STATE/pgdata" ]; then
+      rm -rf "$STATE/pgdata" "$STATE/pg_bindir"
+      echo "deleted the kept database in $STATE/pgdata"
+    else
+      echo "no local cluster recorded in $STATE"
+    fi
+    return 0
+  fi
   local f name pid
   for f in "$STATE"/pids/*; do
     name=$(basename "$f"); [ "$name" = postgres ] && continue
@@ -135,16 +157,22 @@ cmd_stop() {
   done
   if [ -f "$STATE/pids/postgres" ]; then
     local bindir; bindir=$(cat "$STATE/pg_bindir" 2>/dev/null || pg_bindir)
-    as_pg "$bindir/pg_ctl" -D "$STATE/pgdata" -m immediate -w stop >/dev/null 2>&1 || true
+    # A kept database is shut down cleanly; a throwaway one need not be.
+    as_pg "$bindir/pg_ctl" -D "$STATE/pgdata" -m "$([ "$keep" = 1 ] && echo fast || echo immediate)" -w stop >/dev/null 2>&1 || true
     echo "stopped postgres (pid $(cat "$STATE/pids/postgres"))"
     rm -f "$STATE/pids/postgres"
+  fi
+  if [ "$keep" = 1 ]; then
+    rm -rf "$STATE/pids" "$STATE/connection"
+    echo "kept the database in $STATE/pgdata: '$0 start [N]' carries on with it, '$0 stop' deletes it"
+    return 0
   fi
   rm -rf "$STATE/pgdata" "$STATE/pids" "$STATE/connection" "$STATE/pg_bindir"
 }
 
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
-  stop) cmd_stop ;;
+  stop) shift; cmd_stop "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [N] | stop [--keep-data] | status" >&2; exit 2 ;;
 esac
