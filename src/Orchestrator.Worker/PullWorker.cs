@@ -172,10 +172,11 @@ public sealed class PullWorker(
         {
             using var lost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             var heartbeat = HeartbeatAsync(queue, lease, lost);
+            TrialArtifacts? artifacts = null;
             try
             {
                 var cell = CellDefinition.FromJson(work.CellJson);
-                var artifacts = await ArtifactsForAsync(work, lost.Token);
+                artifacts = await ArtifactsForAsync(work, lost.Token);
                 var outcome = await RunOnDedicatedThread(() => runner.Run(cell, work.Metrics, _options.WorkerId, lease.Attempt, lost.Token, artifacts));
                 if (artifacts?.SaveTo is { } staged)
                 {
@@ -194,6 +195,14 @@ public sealed class PullWorker(
             catch (Exception ex)
             {
                 result = Failed(lease, ex);
+            }
+            finally
+            {
+                // A staging folder that was not moved into the store (the cell failed or stopped) is removed.
+                if (artifacts?.SaveTo is { } staging && Directory.Exists(staging))
+                {
+                    Directory.Delete(staging, recursive: true);
+                }
             }
 
             await lost.CancelAsync();
