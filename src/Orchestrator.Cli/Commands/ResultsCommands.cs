@@ -35,14 +35,24 @@ internal static class ResultsCommands
             Arity = new ArgumentArity(2, 2),
             AllowMultipleArgumentsPerToken = true,
         };
+        var compute = new Option<bool>("--compute")
+        {
+            Description = "Instead of the scores: what the sweep cost per method (cells, packed, reused training, summed and mean cell wall time) and cells per hour",
+        };
         Make("results", "The sweep's table: per point, mean ± 95% Student-t CI with n/expected, sd, min, max; paired comparisons with --compare.",
-                resultsSweep, metric, by, format, compare)
+                resultsSweep, metric, by, format, compare, compute)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
                 var keys = PointAggregation.ParseKeys(pr.GetValue(by)!);
                 var pair = pr.GetValue(compare);
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(resultsSweep)!, ct);
+                if (pr.GetValue(compute))
+                {
+                    Console.Out.Write(ComputeReport.Render(sweep.SweepId, await session.Store.GetSweepCellsAsync(sweep.SweepId, ct), pr.GetValue(format)!));
+                    return 0;
+                }
+
                 var report = await BuildReportAsync(session.Grains, sweep, pr.GetValue(metric), keys, pair is { Length: 2 } ? (pair[0], pair[1]) : null);
                 var chosen = pr.GetValue(format)!;
                 if (chosen == "table")

@@ -1,0 +1,41 @@
+using Orchestrator.Cli.Commands;
+using Orchestrator.Results;
+
+namespace Orchestrator.IntegrationTests;
+
+public sealed class ComputeReportTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 24, 9, 0, 0, TimeSpan.Zero);
+
+    private static (CellDescriptor, CellResultRecord?) Cell(string key, string method, double wall, double finishedAfter, string provenance,
+        string status = CellStatus.Succeeded) =>
+        (new CellDescriptor(key, "e2e", "default", method, 50, 0, 0, "{}"),
+            new CellResultRecord(key, 1, status, new Dictionary<string, double>(), null, "w", "cpu", wall, 0, provenance, [],
+                T0 + TimeSpan.FromSeconds(finishedAfter)));
+
+    [Fact]
+    public void Counts_packed_and_reused_cells_and_measures_elapsed_time_from_the_first_start_to_the_last_finish()
+    {
+        var rows = new List<(CellDescriptor, CellResultRecord?)>
+        {
+            Cell("a", "finetune", 100, 100, """{"packing":{"packed":false}}"""),
+            Cell("b", "prefix", 50, 160, """{"packing":{"packed":true,"largest_pack":2}}"""),
+            Cell("c", "prefix", 60, 170, """{"packing":{"packed":true,"largest_pack":2}}"""),
+            Cell("d", "prefix", 10, 200, """{"packing":{"packed":false},"reused_training":true}"""),
+            Cell("e", "prefix", 999, 300, "{}", CellStatus.Failed),   // failed cells cost nothing here
+            (new CellDescriptor("f", "e2e", "default", "prefix", 50, 0, 1, "{}"), null),
+        };
+        var (perMethod, elapsed, cells) = ComputeReport.Build(rows);
+        Assert.Equal(4, cells);
+        Assert.Equal(200, elapsed, 6);   // first start: a at 0 s; last finish: d at 200 s
+        var finetune = Assert.Single(perMethod, r => r.Method == "finetune");
+        var prefix = Assert.Single(perMethod, r => r.Method == "prefix");
+        Assert.Equal((1, 0, 0, 100.0), (finetune.Cells, finetune.Packed, finetune.ReusedTraining, finetune.WallSeconds));
+        Assert.Equal((3, 2, 1, 120.0), (prefix.Cells, prefix.Packed, prefix.ReusedTraining, prefix.WallSeconds));
+        Assert.Equal(40, prefix.MeanSeconds, 6);
+        var text = ComputeReport.Render("s", rows, "markdown");
+        Assert.Contains("| prefix | 3 | 2 | 1 |", text, StringComparison.Ordinal);
+        Assert.Contains("4 cells finished in 0.06 h elapsed", text, StringComparison.Ordinal);
+        Assert.Contains("72.0 cells/hour", text, StringComparison.Ordinal);
+    }
+}
