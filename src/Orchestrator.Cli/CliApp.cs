@@ -216,7 +216,7 @@ public static class CliApp
             }
 
             var (cells, packed, largest) = perMethod.GetValueOrDefault(cell.Method);
-            if (PackingProvenance.Read(result.ProvenanceJson) is (true, var size))
+            if (PackingProvenance.Read(result.ProvenanceJson) is (true, var size and > 1))
             {
                 packed++;
                 largest = Math.Max(largest, size);

@@ -21,7 +21,7 @@ public sealed class ComputeReportTests
             Cell("a", "finetune", 100, 100, """{"packing":{"packed":false}}"""),
             Cell("b", "prefix", 50, 160, """{"packing":{"packed":true,"largest_pack":2}}"""),
             Cell("c", "prefix", 60, 170, """{"packing":{"packed":true,"largest_pack":2}}"""),
-            Cell("d", "prefix", 10, 200, """{"packing":{"packed":false},"reused_training":true}"""),
+            Cell("d", "prefix", 10, 200, """{"packing":{"packed":true,"largest_pack":1},"reused_training":true}"""),   // a pack of 1 is alone
             Cell("e", "prefix", 999, 300, "{}", CellStatus.Failed),   // failed cells cost nothing here
             (new CellDescriptor("f", "e2e", "default", "prefix", 50, 0, 1, "{}"), null),
         };
