@@ -294,6 +294,18 @@ public sealed class TrialQueue(TimeProvider clock)
 
             _entries.Remove(entry.Work.CellKey);
         }
+
+        // Drop the cancelled cells' places in the lease order: a cell submitted again later queues at the end, not where it was.
+        for (var node = _pending.First; node is not null;)
+        {
+            var next = node.Next;
+            if (!_entries.ContainsKey(node.Value))
+            {
+                _pending.Remove(node);
+            }
+
+            node = next;
+        }
     }
 
     public SweepProgress Progress(string sweepId)

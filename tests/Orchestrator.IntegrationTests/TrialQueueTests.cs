@@ -271,4 +271,15 @@ public sealed class TrialQueueTests
         Finish(queue, "fusion", true);
         Assert.True(queue.Progress("s").IsComplete);
     }
+    [Fact]
+    public void A_cell_submitted_again_after_its_sweep_was_cancelled_queues_at_the_end_not_at_its_old_place()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a"), Work("b")], 0);
+        queue.Cancel("s");
+        queue.Enqueue("t", [Work("x", sweep: "t")], 0);
+        queue.Enqueue("u", [Work("b", sweep: "u"), Work("a", sweep: "u")], 0);
+        Assert.Equal(["x", "b", "a"], new[] { queue.Lease(Worker)!, queue.Lease(Worker)!, queue.Lease(Worker)! }.Select(l => l.Work.CellKey));
+        Assert.Null(queue.Lease(Worker));
+    }
 }
