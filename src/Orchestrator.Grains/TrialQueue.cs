@@ -194,7 +194,9 @@ public sealed class TrialQueue(TimeProvider clock)
 
         if (target == QueueState.Pending)
         {
-            _pending.AddLast(entry.Work.CellKey);
+            // A cell whose inputs just became ready goes first: it completes work already started (a point, a stage) instead
+            // of waiting behind every cell queued after its dependencies.
+            _pending.AddFirst(entry.Work.CellKey);
         }
 
         return true;

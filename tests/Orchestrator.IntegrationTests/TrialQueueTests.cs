@@ -215,8 +215,8 @@ public sealed class TrialQueueTests
         Assert.Equal("waiting", StateOf(queue, "fusion"));   // b is not done yet
         Finish(queue, "b", true);
         Assert.Equal("pending", StateOf(queue, "fusion"));
-        Finish(queue, "plain", true);                         // queued before fusion became pending
-        Finish(queue, "fusion", true);
+        Finish(queue, "fusion", true);                        // ready: it goes before "plain", queued earlier
+        Finish(queue, "plain", true);
         Assert.True(queue.Progress("s").IsComplete);
     }
 
