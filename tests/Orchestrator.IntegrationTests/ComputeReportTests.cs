@@ -39,3 +39,19 @@ public sealed class ComputeReportTests
         Assert.Contains("72.0 cells/hour", text, StringComparison.Ordinal);
     }
 }
+
+public sealed class ResultsMarkdownTests
+{
+    [Fact]
+    public void Markdown_results_of_a_split_sweep_include_the_generalization_gap_table()
+    {
+        var gap = new Orchestrator.Core.Aggregation.PairedSummary(null, null, "prefix", 100,
+            Orchestrator.Core.Aggregation.MetricStatistics.Of([10.0, 12.0, 14.0]));
+        var report = new ResultsReport("s-1", "s", "bleu", Orchestrator.Core.Aggregation.PointKeys.All, [], null, [gap]);
+        var text = report.Markdown();
+        Assert.Contains("**generalization gap: seen − unseen", text, StringComparison.Ordinal);
+        // mean 12, sd 2, t(0.975, 2) = 4.303: half-width 4.303 · 2 / √3 = 4.97
+        Assert.Contains("| prefix | 100 | 3 | 12.00 ± 4.97 | 2.00 |", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("generalization gap", (report with { Gap = [] }).Markdown(), StringComparison.Ordinal);
+    }
+}

@@ -241,6 +241,17 @@ internal sealed record ResultsReport(
             text.AppendLine("| " + string.Join(" | ", row.Select(c => c.Replace("|", "\\|", StringComparison.Ordinal))) + " |");
         }
 
+        if (Compared is null && Gap.Count > 0)
+        {
+            text.AppendLine().AppendLine("**generalization gap: seen − unseen (mean ± 95% CI over shared subsample and seed)**").AppendLine();
+            text.AppendLine("| method | size | pairs | gap | sd |").AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var g in Gap)
+            {
+                var gap = double.IsNaN(g.Difference.HalfWidth) ? F(g.Difference.Mean) : $"{F(g.Difference.Mean)} ± {F(g.Difference.HalfWidth)}";
+                text.AppendLine($"| {g.Method} | {Int(g.Size)} | {Int(g.Difference.N)} | {gap} | {F(g.Difference.StdDev)} |");
+            }
+        }
+
         return text.ToString();
     }
 
