@@ -247,7 +247,9 @@ public sealed class PullWorker(
                 waiting = null;
                 if (lease is null)
                 {
-                    if (stoppingToken.IsCancellationRequested || DateTime.UtcNow - lastEmpty < _options.PollInterval * 4)
+                    // A pack of one (calibrated K = 1) takes no second cell of its group: the slot goes back to the queue's
+                    // order instead of keeping to one group while other cells (e.g. dependants just made ready) wait.
+                    if (capacity <= 1 || stoppingToken.IsCancellationRequested || DateTime.UtcNow - lastEmpty < _options.PollInterval * 4)
                     {
                         return null;
                     }
