@@ -55,3 +55,37 @@ public sealed class ResultsMarkdownTests
         Assert.DoesNotContain("generalization gap", (report with { Gap = [] }).Markdown(), StringComparison.Ordinal);
     }
 }
+
+public sealed class ResultsPlotPanelTests
+{
+    [Fact]
+    public void Every_panel_of_a_multi_panel_plot_is_drawn()
+    {
+        var panels = Enumerable.Range(0, 3).Select(i =>
+        {
+            var plot = new ScottPlot.Plot();
+            plot.Add.Scatter(new double[] { 50, 100 }, new double[] { i, i + 1 });
+            plot.Title($"panel {i}");
+            return ($"panel {i}", plot);
+        }).ToList();
+        var path = Path.Combine(Path.GetTempPath(), $"panels-{Guid.NewGuid():N}.png");
+        try
+        {
+            ResultsPlot.Save(panels, path, 600, 400);
+            using var bitmap = SkiaSharp.SKBitmap.Decode(path);
+            Assert.Equal((600, 400), (bitmap.Width, bitmap.Height));
+
+            // 2 × 2 grid: panels 0 and 1 on top, 2 bottom-left, the bottom-right cell empty.
+            int Inked(int x0, int y0) => Enumerable.Range(0, 300 * 200).Count(k =>
+                bitmap.GetPixel(x0 + k % 300, y0 + k / 300) is var c && (c.Red < 200 || c.Green < 200 || c.Blue < 200));
+            Assert.True(Inked(0, 0) > 1000, "panel 0 was erased");
+            Assert.True(Inked(300, 0) > 1000, "panel 1 was erased");
+            Assert.True(Inked(0, 200) > 1000, "panel 2 is missing");
+            Assert.Equal(0, Inked(300, 200));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

@@ -118,7 +118,18 @@ internal static class ResultsPlot
         {
             var left = i % columns * cellWidth;
             var top = i / columns * cellHeight;
-            panels[i].Plot.Render(canvas, new PixelRect(left, left + cellWidth, top + cellHeight, top));
+            if (panels.Count == 1)
+            {
+                panels[i].Plot.Render(canvas, new PixelRect(left, left + cellWidth, top + cellHeight, top));
+                continue;
+            }
+
+            // Each panel on its own surface: rendering into a sub-rectangle of a shared canvas clears the whole canvas,
+            // which erased the panels drawn before it.
+            using var surface = SKSurface.Create(new SKImageInfo((int)Math.Ceiling(cellWidth), (int)Math.Ceiling(cellHeight)));
+            panels[i].Plot.Render(surface.Canvas, new PixelRect(0, cellWidth, cellHeight, 0));
+            using var image = surface.Snapshot();
+            canvas.DrawImage(image, left, top);
         }
     }
 }
