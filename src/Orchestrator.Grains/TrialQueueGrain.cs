@@ -83,9 +83,8 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
             {
                 var cell = cells[i];
                 var keep = needed.Contains(c.CellKey);
-                var packGroup = cell is null || cell.Dependencies.Count > 0 ? null : cell.PackGroup;
                 return (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
-                    sweep.RequiredDevice, packGroup, cell?.Needs, keep), c.Attempts, c.LastError);
+                    sweep.RequiredDevice, cell?.QueuePackGroup, cell?.Needs, keep), c.Attempts, c.LastError);
             })
             .ToList();
         return _queue.Load(sweep.SweepId, sweep.CellCount, work, resetFailed);

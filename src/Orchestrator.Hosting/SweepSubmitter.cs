@@ -27,10 +27,8 @@ public static class SweepSubmitter
                     _ => needed.Contains(c.Key),
                 };
 
-                // A cell that needs others trains alone, with the trained methods it is given.
-                var packGroup = c.Dependencies.Count > 0 ? null : c.PackGroup;
                 return new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
-                    execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, packGroup, c.Needs, keep);
+                    execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, c.QueuePackGroup, c.Needs, keep);
             })
             .ToList();
         return new SweepSubmission(sweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work,

@@ -28,7 +28,7 @@ internal static class ArtifactCommands
         list.Options.Add(artifactsDir);
         list.SetAction((pr, ct) => SweepCommands.Guard(async () =>
         {
-            await using var store = Open(pr.GetValue(cluster), pr.GetValue(dataDir)!);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
             var files = new ArtifactStore(Directory(pr.GetValue(artifactsDir), pr.GetValue(dataDir)!));
             var needed = await store.GetNeededCellKeysAsync(ct);
             var artifacts = await store.ListArtifactsAsync(ct);
@@ -68,7 +68,7 @@ internal static class ArtifactCommands
                 throw new ArgumentException($"--older-than must be a number of hours >= 0, got {hours}");
             }
 
-            await using var store = Open(pr.GetValue(cluster), pr.GetValue(dataDir)!);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
             var files = new ArtifactStore(Directory(pr.GetValue(artifactsDir), pr.GetValue(dataDir)!));
             var dry = pr.GetValue(dryRun);
             var result = await ArtifactRetention.CollectAsync(store, files, TimeSpan.FromHours(hours), dry, DateTimeOffset.UtcNow, ct);
@@ -84,13 +84,6 @@ internal static class ArtifactCommands
         root.Subcommands.Add(command);
     }
 
-    private static IResultStore Open(string? cluster, string dataDir)
-    {
-        var connection = Session.ClusterConnection(cluster);
-        return connection is null
-            ? ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = dataDir }.ResultsDatabasePath)
-            : ResultStores.Postgres(connection);
-    }
 
     /// <summary>The option's directory, else <c>artifacts</c> under the data directory (the workers' default too).</summary>
     private static string Directory(string? option, string dataDir) =>

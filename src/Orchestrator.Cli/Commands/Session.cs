@@ -31,6 +31,12 @@ internal sealed class Session : IAsyncDisposable
 
     public IResultStore Store => _host.Services.GetRequiredService<IResultStore>();
 
+    /// <summary>The results store alone (no silo): PostgreSQL for a cluster connection, else the embedded SQLite file under <paramref name="dataDir"/>.</summary>
+    public static IResultStore OpenStore(string? clusterOption, string dataDir) =>
+        ClusterConnection(clusterOption) is { } connection
+            ? ResultStores.Postgres(connection)
+            : ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = dataDir }.ResultsDatabasePath);
+
     public static string? ClusterConnection(string? option) =>
         !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER") is { Length: > 0 } env ? env : null;
 

@@ -141,10 +141,7 @@ internal static class SweepCommands
         migrate.Options.Add(dataDir);
         migrate.SetAction((pr, ct) => Guard(async () =>
         {
-            var connection = Session.ClusterConnection(pr.GetValue(cluster));
-            await using var store = connection is null
-                ? ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = pr.GetValue(dataDir)! }.ResultsDatabasePath)
-                : ResultStores.Postgres(connection);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
             var before = await store.GetSchemaVersionAsync(ct);
             await store.EnsureSchemaAsync(ct);
             var after = await store.GetSchemaVersionAsync(ct);

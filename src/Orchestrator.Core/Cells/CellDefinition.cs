@@ -64,6 +64,13 @@ public sealed record CellDefinition(
     [JsonIgnore]
     public string PackGroup => ContentHash.Of(JsonSerializer.Serialize(new { Dataset, Model, Method, MethodOptions }, Json));
 
+    /// <summary>
+    /// The pack group the queue offers this cell under: <see cref="PackGroup"/>, or null for a cell that needs other cells'
+    /// trained methods (it trains alone, with its own inputs).
+    /// </summary>
+    [JsonIgnore]
+    public string? QueuePackGroup => Dependencies.Count > 0 ? null : PackGroup;
+
     /// <summary>A short human-readable label, e.g. <c>finetune n=50 s1 seed0</c> (with its stage for an earlier stage's cell).</summary>
     [JsonIgnore]
     public string Label => $"{ResultsMethod} n={Size} sub{Subsample} seed{Seed}" + (Split == "default" ? "" : $" [{Split}]");
