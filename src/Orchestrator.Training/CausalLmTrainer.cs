@@ -55,7 +55,8 @@ public sealed class CausalLmTrainer
     /// (<see cref="IPeftMethod.Trains"/> false) is prepared and the report has no steps.
     /// <para>
     /// The method's extension points: <see cref="IPeftMethod.OnBeforeTraining"/> once before the first step (model in training
-    /// mode); <see cref="IPeftMethod.TransformGradients"/> at every step between gradient clipping and the optimizer step (under
+    /// mode); <see cref="IPeftMethod.RegularizationLoss"/> added to the loss before backward at every step (not to the reported
+    /// or dev loss); <see cref="IPeftMethod.TransformGradients"/> at every step between gradient clipping and the optimizer step (under
     /// no_grad; with <see cref="IPeftMethod.HandlesWeightDecay"/> the AdamW runs without decay and the method applies it); and
     /// for a <see cref="IPeftMethod.GradientFree"/> method, <see cref="IPeftMethod.GradientFreeStep"/> replaces backward and
     /// AdamW at every step (no optimizer is created; the method may end the run early, which then counts as the last step).
@@ -170,7 +171,19 @@ public sealed class CausalLmTrainer
                         throw new TrainingDivergedException(step, loss);
                     }
 
-                    lossTensor.backward();
+                    using (Tensor? penalty = Method.RegularizationLoss())
+                    {
+                        if (penalty is null)
+                        {
+                            lossTensor.backward();
+                        }
+                        else
+                        {
+                            using var total = lossTensor + penalty;
+                            total.backward();
+                        }
+                    }
+
                     if (options.MaxGradNorm > 0)
                     {
                         double norm = nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);

@@ -159,6 +159,14 @@ public sealed class PackedTrainer
                 throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed: it does not train its own hooks on a frozen base.");
             }
 
+            using (Tensor? penalty = member.Method.RegularizationLoss())
+            {
+                if (penalty is not null)
+                {
+                    throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed: it adds a regularisation term to its loss, which the pack's summed loss does not carry.");
+                }
+            }
+
             if (member.Trainable.Count == 0) throw new InvalidOperationException($"PEFT method '{member.Method.Name}' left no trainable parameters.");
             if (active.Count > 0 && active[0].Method.Hooks!.VirtualTokens != member.Method.Hooks.VirtualTokens)
             {

@@ -96,6 +96,14 @@ public interface IPeftMethod : IDisposable
     }
 
     /// <summary>
+    /// A penalty on the method's own parameters added to the training loss before backward at every step (e.g.
+    /// AdapterFusion's λ·Σ‖I − W_V‖²), or null for none (the default). It shapes the gradients only: the reported training
+    /// loss and the dev loss stay the language-model loss, so they compare across methods. Called inside the step's dispose
+    /// scope; the trainer disposes the returned tensor.
+    /// </summary>
+    Tensor? RegularizationLoss() => null;
+
+    /// <summary>
     /// One step of a <see cref="GradientFree"/> method on the training examples <paramref name="batch"/> (indices into the
     /// training set): evaluates losses through <paramref name="context"/> (under no_grad) and updates the method's parameters.
     /// </summary>

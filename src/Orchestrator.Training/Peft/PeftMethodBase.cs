@@ -50,6 +50,9 @@ public abstract class PeftMethodBase : IPeftMethod
     {
     }
 
+    /// <summary>Default: no penalty beyond the language-model loss.</summary>
+    public virtual Tensor? RegularizationLoss() => null;
+
     /// <summary>Default: not a gradient-free method.</summary>
     public virtual GradientFreeResult GradientFreeStep(PeftTrainingContext context, int step, IReadOnlyList<int> batch) =>
         throw new NotSupportedException($"PEFT method '{Name}' trains with gradients; GradientFreeStep is only for gradient-free methods.");

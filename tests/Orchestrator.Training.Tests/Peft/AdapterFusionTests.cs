@@ -73,6 +73,90 @@ public sealed class AdapterFusionTests(PeftTaskFixture fixture, ITestOutputHelpe
         foreach (var t in baseBefore.Values.Concat(fusionBefore.Values)) t.Dispose();
     }
 
+    /// <summary>Σ over layers of ‖I − W_V‖²_F, computed in double from the stored value weights.</summary>
+    private static double DistanceToIdentity(IPeftMethod method) =>
+        method.StoredTensors().Where(kv => kv.Key.EndsWith(".fusion.value.weight", StringComparison.Ordinal))
+            .Sum(kv =>
+            {
+                using var scope = NewDisposeScope();
+                long d = kv.Value.shape[0];
+                float[] w = kv.Value.detach().cpu().data<float>().ToArray();
+                double sum = 0;
+                for (long i = 0; i < d; i++)
+                {
+                    for (long j = 0; j < d; j++)
+                    {
+                        double x = (i == j ? 1.0 : 0.0) - w[(i * d) + j];
+                        sum += x * x;
+                    }
+                }
+
+                return sum;
+            });
+
+    [Fact]
+    public void The_value_regulariser_is_lambda_times_the_squared_distance_to_the_identity_and_keeps_W_V_near_it()
+    {
+        using (var model = fixture.NewBase())
+        using (var method = Fusion(new() { ["bottleneck"] = "8", ["regularization"] = "0.5" }))
+        {
+            Assert.Equal("0.01", Fusion().Options["regularization"]);
+            method.Prepare(model, Context(fixture.SourceAdapters));
+            var values = method.StoredTensors().Where(kv => kv.Key.EndsWith(".fusion.value.weight", StringComparison.Ordinal)).Select(kv => kv.Value).ToList();
+            Assert.Equal(fixture.Config.Layers, values.Count);
+            using var generator = new Generator(8);
+            using (no_grad())
+            {
+                foreach (var w in values)
+                {
+                    using var delta = empty_like(w).normal_(0, 0.1, generator);
+                    using var identity = eye(w.shape[0]);
+                    w.copy_(identity + delta);
+                }
+            }
+
+            // λ·Σ‖I − W_V‖² against the same sum done element by element in double.
+            double expected = 0.5 * DistanceToIdentity(method);
+            using var penalty = method.RegularizationLoss()!;
+            output.WriteLine($"penalty {penalty.item<float>():F6}, by hand {expected:F6}");
+            Assert.Equal(expected, penalty.item<float>(), expected * 1e-5);
+
+            // Its gradient is 2λ(W_V − I).
+            penalty.backward();
+            foreach (var w in values)
+            {
+                using var identity = eye(w.shape[0]);
+                using var gradient = (w.detach() - identity) * 1.0;
+                Assert.True(w.grad!.allclose(gradient, rtol: 1e-5, atol: 1e-7), "gradient of the penalty");
+            }
+        }
+
+        using (var method = Fusion(new() { ["bottleneck"] = "8", ["regularization"] = "0" }))
+        using (var model = fixture.NewBase())
+        {
+            method.Prepare(model, Context(fixture.SourceAdapters));
+            Assert.Null(method.RegularizationLoss());
+        }
+
+        // Trained the same way, a strong penalty keeps W_V much nearer the identity than none does; the reported losses stay the
+        // language-model loss (the first step, before any update, is the same with and without the penalty).
+        (double Distance, double FirstLoss) TrainWith(string lambda)
+        {
+            using var model = fixture.NewBase();
+            using var method = Fusion(new() { ["bottleneck"] = "8", ["regularization"] = lambda, ["value_init"] = "identity" });
+            var trainer = fixture.Trainer(model, method);
+            method.Prepare(model, Context(fixture.SourceAdapters));
+            var report = trainer.Train(fixture.Task, [], new TrainingOptions(MaxSteps: 30, BatchSize: 12, LearningRate: 1e-2, WarmupSteps: 0, EvalEvery: 0, Seed: 2));
+            return (DistanceToIdentity(method), report.StepLosses[0]);
+        }
+
+        var free = TrainWith("0");
+        var held = TrainWith("10");
+        output.WriteLine($"Σ‖I − W_V‖² after 30 steps: λ = 0 → {free.Distance:F4}, λ = 10 → {held.Distance:F4}; first-step loss {free.FirstLoss:F6} / {held.FirstLoss:F6}");
+        Assert.True(held.Distance < 0.25 * free.Distance, $"λ = 10 left {held.Distance}, λ = 0 {free.Distance}");
+        Assert.Equal(free.FirstLoss, held.FirstLoss, 1e-6);
+    }
+
     /// <summary>o = h + W_up·ReLU(W_down·LN(h) + b_d) + b_u, written out (LayerNorm with the biased variance, as torch).</summary>
     private static Tensor AdapterByHand(IReadOnlyDictionary<string, Tensor> stored, string site, Tensor h, double eps)
     {
@@ -221,13 +305,14 @@ public sealed class AdapterFusionTests(PeftTaskFixture fixture, ITestOutputHelpe
     public void Bad_options_are_reported_with_their_paths()
     {
         var problems = PeftRegistry.Validate(AdapterFusionMethod.MethodName,
-            new Dictionary<string, string> { ["sources"] = "1", ["value_init"] = "eye", ["temperature"] = "0", ["bottlenek"] = "8" });
+            new Dictionary<string, string> { ["sources"] = "1", ["value_init"] = "eye", ["temperature"] = "0", ["regularization"] = "-1", ["bottlenek"] = "8" });
         Assert.Equal(
         [
             "options.sources: expected an integer >= 2, got '1'",
             "options.value_init: expected one of 'identity', 'normal', got 'eye'",
             "options.temperature: expected a positive number, got '0'",
-            "options.bottlenek: unknown option 'bottlenek' for method 'adapter-fusion' (did you mean 'bottleneck'?); allowed: sources, bottleneck, value_init, temperature",
+            "options.regularization: expected a non-negative number, got '-1'",
+            "options.bottlenek: unknown option 'bottlenek' for method 'adapter-fusion' (did you mean 'bottleneck'?); allowed: sources, bottleneck, value_init, temperature, regularization",
         ], problems);
     }
 }

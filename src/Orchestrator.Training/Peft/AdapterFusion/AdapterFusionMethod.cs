@@ -31,8 +31,14 @@ namespace Orchestrator.Training.Peft.AdapterFusion;
 /// <para>
 /// Differences from adapter-transformers (our choices): the keys and values are the adapters' full outputs o_n = h + Δ_n
 /// and no residual is added after the fusion, whereas adapter-transformers attends over the deltas Δ_n and adds h after
-/// W_V; there is no dropout on the scores and no (I − W_V)² regularisation. b_K shifts every score of a position by the same
-/// q·b_K, so it has no effect (kept for the paper's parameter layout).
+/// W_V; there is no dropout on the scores. b_K shifts every score of a position by the same q·b_K, so it has no effect
+/// (kept for the paper's parameter layout).
+/// </para>
+/// <para>
+/// Regularisation (the paper's §3.2 and adapter-transformers' dynamic fusion config): λ·Σ_layers ‖I − W_V‖²_F is added to
+/// the training loss (<see cref="RegularizationLoss"/>), which keeps the value projections near the identity, i.e. the
+/// output near a mixture of the adapters' outputs. λ is the option <c>regularization</c> (default 0.01, adapter-transformers'
+/// weight; 0 turns it off). The reported and dev losses exclude it.
 /// </para>
 /// <para>
 /// Parameters: trainable 3·(d² + d) per layer (75,571,200 on gpt2-medium, 21% of the base); stored the same plus the
@@ -40,7 +46,8 @@ namespace Orchestrator.Training.Peft.AdapterFusion;
 /// method without the dependency folders. Stored names: <c>h.{i}.fusion.{query,key,value}.{weight,bias}</c> and
 /// <c>source.{n}.h.{i}.adapter.{ln,down,up}.{weight,bias}</c> (n in the order of the dependencies). Options:
 /// <c>sources</c> (N, default 2) and <c>bottleneck</c> (b, default 6) must match the dependencies (they fix the stored
-/// count before any weight is read); <c>value_init</c>, <c>temperature</c>. Not packable (its hook is not row by row).
+/// count before any weight is read); <c>value_init</c>, <c>temperature</c>, <c>regularization</c>. Not packable (its hook is
+/// not row by row).
 /// </para>
 /// </summary>
 public sealed class AdapterFusionMethod : PeftMethodBase
@@ -63,6 +70,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         ValueInit = options.Choice("value_init", "identity", "initialisation of W_V (identity: diagonal 1, 1e-6 elsewhere; normal: N(0, 0.02))",
             "identity", "normal");
         Temperature = options.Double("temperature", 1.0, "the scores q·k_n are divided by it before the softmax", min: 0, minExclusive: true);
+        Regularization = options.Double("regularization", 0.01, "weight λ of λ·Σ‖I − W_V‖² added to the training loss (0: off)", min: 0);
         _hooks = new FusionHooks(this);
     }
 
@@ -77,6 +85,9 @@ public sealed class AdapterFusionMethod : PeftMethodBase
 
     /// <summary>Softmax temperature τ.</summary>
     public double Temperature { get; }
+
+    /// <summary>Weight λ of the (I − W_V)² penalty.</summary>
+    public double Regularization { get; }
 
     public static AdapterFusionMethod Create(PeftOptionReader options) => new(options);
 
@@ -156,6 +167,23 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         }
 
         return stored;
+    }
+
+    /// <summary>λ·Σ_layers ‖I − W_V‖²_F over the trainable value projections (null when λ = 0 or not prepared for training).</summary>
+    public override Tensor? RegularizationLoss()
+    {
+        if (Regularization == 0 || Loaded || _layers.Length == 0) return null;
+        using var scope = NewDisposeScope();
+        Tensor? sum = null;
+        foreach (PeftLinear[] layer in _layers)
+        {
+            Tensor weight = layer[2].Weight;
+            Tensor identity = eye(weight.shape[0], dtype: weight.dtype, device: weight.device);
+            Tensor term = (identity - weight).pow(2).sum();
+            sum = sum is null ? term : sum + term;
+        }
+
+        return (sum! * Regularization).MoveToOuterDisposeScope();
     }
 
     private static string SourcePrefix(int n) => $"source.{n.ToString(CultureInfo.InvariantCulture)}.";
