@@ -12,9 +12,15 @@ namespace Orchestrator.Hosting;
 /// <param name="Metrics">Per metric: the stored value and the rerun's value.</param>
 /// <param name="OutputsCompared">Decoded outputs compared; <paramref name="OutputsDiffering"/> of them differ.</param>
 /// <param name="WasPacked">The stored result was trained in a pack (the rerun trains alone: equal to float tolerance only).</param>
+/// <param name="StoredDevice">The device the stored result ran on, as its worker described it (e.g. "cpu, 1 thread, torch 2.10").</param>
+/// <param name="Threads">The torch threads of the rerun.</param>
 public sealed record Reproduction(string CellKey, string Label, IReadOnlyList<(string Metric, double Stored, double Rerun)> Metrics,
     int OutputsCompared, int OutputsDiffering, bool WasPacked, double Seconds)
 {
+    public string StoredDevice { get; init; } = "";
+
+    public int Threads { get; init; }
+
     /// <summary>Every metric bit-for-bit equal and every output identical.</summary>
     public bool Exact => OutputsDiffering == 0 && Metrics.All(m => m.Stored.Equals(m.Rerun));
 }
@@ -28,12 +34,16 @@ public static class CellReproducer
     /// <param name="cellKey">The cell's key or a unique prefix of it (at least 6 characters).</param>
     /// <exception cref="ArgumentException">No such cell in the sweep, an ambiguous prefix, or no successful result to compare with.</exception>
     /// <param name="metrics">The sweep's metrics (spec names such as <c>bleu</c>, <c>rouge</c>).</param>
+    /// <param name="threads">
+    /// Torch threads for the rerun. Null: the stored result's own count (from its device description), since on CPU the
+    /// thread count changes the order of floating-point sums and so the exact numbers; else the process default.
+    /// </param>
     /// <param name="artifactDirectory">
     /// The artifact store, for a cell of a later stage (or one reusing another split's training): the trained methods it needs
     /// are taken from there, checked against their hashes. Null: <c>.orchestrator/artifacts</c>.
     /// </param>
     public static async Task<Reproduction> ReproduceAsync(IResultStore store, string sweepId, string cellKey, IReadOnlyList<string> metrics,
-        CancellationToken ct = default, string? artifactDirectory = null)
+        CancellationToken ct = default, string? artifactDirectory = null, int? threads = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
@@ -76,6 +86,8 @@ public static class CellReproducer
             artifacts = new TrialArtifacts(cell.Dependencies.Select(k => new PeftDependency(k, files.Open(index[k]))).ToList());
         }
 
+        TorchRuntime.EnsureAvailable(threads ?? TorchRuntime.ThreadsOf(stored.Device));
+        int used = TorchRuntime.Threads;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var runner = new CellRunner();
         var outcome = await Task.Factory.StartNew(() => runner.Run(cell, metrics, "reproduce", stored.Attempt, null, ct, artifacts),
@@ -85,6 +97,10 @@ public static class CellReproducer
         int n = Math.Min(stored.Outputs.Count, outcome.Outputs.Count);
         int differing = Enumerable.Range(0, n).Count(i => stored.Outputs[i] != outcome.Outputs[i]) + Math.Abs(stored.Outputs.Count - outcome.Outputs.Count);
         return new Reproduction(descriptor.CellKey, cell.Label, compared, Math.Max(stored.Outputs.Count, outcome.Outputs.Count), differing,
-            PackingProvenance.Read(stored.ProvenanceJson).LargestPack > 1, clock.Elapsed.TotalSeconds);
+            PackingProvenance.Read(stored.ProvenanceJson).LargestPack > 1, clock.Elapsed.TotalSeconds)
+        {
+            StoredDevice = stored.Device,
+            Threads = used,
+        };
     }
 }

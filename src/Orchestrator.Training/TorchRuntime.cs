@@ -82,6 +82,20 @@ public static class TorchRuntime
         return string.Create(CultureInfo.InvariantCulture, $"cpu, {n} thread{(n == 1 ? "" : "s")}, torch {shortVersion}");
     }
 
+    /// <summary>
+    /// The thread count in a CPU description written by <see cref="Describe"/> ("cpu, 1 thread, torch 2.10" → 1); null for
+    /// anything else (another device, or an older description without it).
+    /// </summary>
+    public static int? ThreadsOf(string? description)
+    {
+        if (description is null || !description.StartsWith("cpu, ", StringComparison.Ordinal)) return null;
+        string[] words = description[5..].Split(' ', 2);
+        return words.Length == 2 && words[1].StartsWith("thread", StringComparison.Ordinal) &&
+               int.TryParse(words[0], NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0
+            ? n
+            : null;
+    }
+
     /// <summary>The current number of torch intra-op threads (loads the backend if needed).</summary>
     public static int Threads
     {

@@ -4,6 +4,7 @@ using Orchestrator.Cli;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
+using Orchestrator.Training;
 using Orchestrator.Worker;
 
 namespace Orchestrator.IntegrationTests;
@@ -60,7 +61,28 @@ public sealed class ReproduceTests : IDisposable
         }
 
         var key = plan.Cells[1].Key;
-        var (exit, output, error) = await CliAsync("reproduce", "repro", key[..10]);
+        string device;
+        await using (var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath))
+        {
+            device = (await store.GetSweepCellsAsync(plan.SweepId)).Single(c => c.Cell.CellKey == key).Result!.Device;
+        }
+
+        // The rerun takes the stored result's thread count (the order of float sums depends on it), whatever this process
+        // was set to: here one thread more than the worker had.
+        int storedThreads = TorchRuntime.ThreadsOf(device) ?? throw new InvalidOperationException($"no thread count in '{device}'");
+        int processThreads = TorchRuntime.Threads;
+        TorchRuntime.EnsureAvailable(storedThreads + 1);
+        (int exit, string output, string error) = (0, "", "");
+        try
+        {
+            (exit, output, error) = await CliAsync("reproduce", "repro", key[..10]);
+        }
+        finally
+        {
+            TorchRuntime.EnsureAvailable(processThreads);
+        }
+
+        Assert.Contains($"on {storedThreads} thread{(storedThreads == 1 ? "" : "s")} (stored on: {device})", output, StringComparison.Ordinal);
         Assert.True(exit == 0, output + error);
         Assert.Contains("reproduced exactly", output, StringComparison.Ordinal);
         Assert.Contains("bleu", output, StringComparison.Ordinal);
@@ -80,6 +102,10 @@ public sealed class ReproduceTests : IDisposable
         Assert.Equal(1, changedExit);
         Assert.Contains("DIFFERENT", changedOut, StringComparison.Ordinal);
         Assert.StartsWith("error: not reproduced exactly", changedErr, StringComparison.Ordinal);
+
+        var (zeroExit, _, zeroErr) = await CliAsync("reproduce", "repro", key[..10], "--threads", "0");
+        Assert.Equal(1, zeroExit); // a parse error, as for every option validator
+        Assert.Contains("--threads must be a positive integer", zeroErr, StringComparison.Ordinal);
 
         var (badExit, _, badErr) = await CliAsync("reproduce", "repro", "ffffffffff");
         Assert.Equal(CliApp.ExitInvalidInput, badExit);

@@ -66,6 +66,18 @@ public sealed class RuntimeTests
     }
 
     [Fact]
+    public void The_thread_count_is_read_back_from_a_device_description()
+    {
+        Assert.Equal(TorchRuntime.Threads, TorchRuntime.ThreadsOf(TorchRuntime.Describe()));
+        Assert.Equal(1, TorchRuntime.ThreadsOf("cpu, 1 thread, torch 2.10"));
+        Assert.Equal(16, TorchRuntime.ThreadsOf("cpu, 16 threads, torch 2.10"));
+        Assert.Null(TorchRuntime.ThreadsOf("cuda:0, NVIDIA H100"));
+        Assert.Null(TorchRuntime.ThreadsOf("cpu"));
+        Assert.Null(TorchRuntime.ThreadsOf("cpu, 0 threads, torch 2.10"));
+        Assert.Null(TorchRuntime.ThreadsOf(null));
+    }
+
+    [Fact]
     public void Thread_environment_variable_must_be_a_positive_integer()
     {
         Assert.Null(TorchRuntime.ParseThreads(null));

@@ -143,15 +143,24 @@ internal static class ResultsCommands
         // ------------------------------------------------------------ reproduce
         var reproduceSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
         var reproduceCell = new Argument<string>("CELL") { Description = "The cell's key, or a unique prefix of it (at least 6 characters; `export` lists keys)" };
+        var reproduceThreads = new Option<int?>("--threads")
+        {
+            Description = "Torch threads for the rerun (default: the stored result's own, read from its device, e.g. 'cpu, 1 thread')",
+        };
+        reproduceThreads.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is <= 0) r.AddError("--threads must be a positive integer");
+        });
         Make("reproduce", "Rerun one stored cell from its definition, alone, on this machine, and compare its metrics and outputs with the stored result (writes nothing).",
-                reproduceSweep, reproduceCell)
+                reproduceSweep, reproduceCell, reproduceThreads)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(reproduceSweep)!, ct);
                 var r = await CellReproducer.ReproduceAsync(session.Store, sweep.SweepId, pr.GetValue(reproduceCell)!, sweep.Metrics, ct,
-                    new EmbeddedOptions { DataDirectory = pr.GetValue(dataDir)! }.ArtifactDirectory);
-                Console.WriteLine($"{r.Label} ({r.CellKey[..12]}), rerun in {r.Seconds:F1} s:");
+                    new EmbeddedOptions { DataDirectory = pr.GetValue(dataDir)! }.ArtifactDirectory, pr.GetValue(reproduceThreads));
+                Console.WriteLine($"{r.Label} ({r.CellKey[..12]}), rerun in {r.Seconds:F1} s on {r.Threads} thread{(r.Threads == 1 ? "" : "s")} " +
+                                  $"(stored on: {r.StoredDevice}):");
                 foreach (var (name, stored, rerun) in r.Metrics)
                 {
                     Console.WriteLine(FormattableString.Invariant($"  {name,-16} stored {stored,12:R}  rerun {rerun,12:R}  {(stored.Equals(rerun) ? "equal" : "DIFFERENT")}"));
