@@ -80,7 +80,11 @@ public sealed record CellState(
     [property: Id(4)] string? WorkerId,
     [property: Id(5)] string? LastError);
 
-/// <summary>A sweep to start: the planned cells (already validated), the spec text and its hash.</summary>
+/// <summary>
+/// A sweep to start: the planned cells (already validated), the spec text and its hash, and its run-time policy
+/// (<see cref="ArtifactRetention"/>: the spec's <c>execution.artifacts</c>, kept with the sweep so that a rebuilt queue keeps the
+/// same trained methods).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("orch.sweep-submission")]
 public sealed record SweepSubmission(
     [property: Id(0)] string SweepId,
@@ -91,7 +95,8 @@ public sealed record SweepSubmission(
     [property: Id(5)] int MaxAttempts,
     [property: Id(6)] int LeaseSeconds,
     [property: Id(7)] IReadOnlyList<string> Metrics,
-    [property: Id(8)] string? RequiredDevice);
+    [property: Id(8)] string? RequiredDevice,
+    [property: Id(9)] string ArtifactRetention = "needed");
 
 /// <summary>What submitting did: how many cells were queued and how many were already done.</summary>
 [GenerateSerializer, Immutable, Alias("orch.submit-result")]

@@ -82,6 +82,7 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
                 LeaseSeconds = submission.LeaseSeconds,
                 Metrics = submission.Metrics,
                 RequiredDevice = submission.RequiredDevice,
+                ArtifactRetention = submission.ArtifactRetention,
             },
             descriptors);
 

@@ -76,13 +76,14 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
         var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, ct);
         var cells = unfinished.Select(c => Parse(c.CellJson)).ToList();
 
-        // The unfinished cells that unfinished cells of a later stage need must keep their trained methods.
+        // The sweep's retention policy decides again which trained methods are kept: with `needed`, those that unfinished
+        // cells of a later stage need.
         var needed = cells.SelectMany(c => c?.Dependencies ?? []).ToHashSet(StringComparer.Ordinal);
         var work = unfinished
             .Select((c, i) =>
             {
                 var cell = cells[i];
-                var keep = needed.Contains(c.CellKey);
+                var keep = Orchestrator.Core.Specs.ExecutionSpec.KeepsArtifact(sweep.ArtifactRetention, needed.Contains(c.CellKey));
                 return (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
                     sweep.RequiredDevice, cell?.QueuePackGroup, cell?.Needs, keep), c.Attempts, c.LastError);
             })

@@ -20,19 +20,13 @@ public static class SweepSubmitter
         var work = plan.Cells
             .Select(c =>
             {
-                var keep = execution.Artifacts switch
-                {
-                    Core.Specs.ExecutionSpec.ArtifactsAll => true,
-                    Core.Specs.ExecutionSpec.ArtifactsNone => false,
-                    _ => needed.Contains(c.Key),
-                };
-
+                var keep = Core.Specs.ExecutionSpec.KeepsArtifact(execution.Artifacts, needed.Contains(c.Key));
                 return new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts,
                     execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, c.QueuePackGroup, c.Needs, keep);
             })
             .ToList();
         return new SweepSubmission(sweepId, plan.Spec.Name, plan.SpecYaml, plan.SpecHash, work,
-            execution.MaxAttempts, execution.LeaseSeconds, plan.Spec.Metrics, execution.Device);
+            execution.MaxAttempts, execution.LeaseSeconds, plan.Spec.Metrics, execution.Device, execution.Artifacts);
     }
 
     /// <summary>Polls the sweep's progress until it is complete (done or failed for every cell).</summary>

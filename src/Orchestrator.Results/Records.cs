@@ -24,12 +24,15 @@ public sealed record SweepRecord(
     /// <summary>Device kind a worker must have to run this sweep's cells (null: any).</summary>
     public string? RequiredDevice { get; init; }
 
+    /// <summary>The spec's <c>execution.artifacts</c>: <c>needed</c>, <c>all</c> or <c>none</c> (which trained methods are kept).</summary>
+    public string ArtifactRetention { get; init; } = Orchestrator.Core.Specs.ExecutionSpec.ArtifactsNeeded;
+
     /// <summary>Value equality, including the metric list's elements.</summary>
     public bool Equals(SweepRecord? other) =>
         other is not null && SweepId == other.SweepId && Name == other.Name && SpecYaml == other.SpecYaml &&
         SpecHash == other.SpecHash && SubmittedAt == other.SubmittedAt && CellCount == other.CellCount &&
         Status == other.Status && MaxAttempts == other.MaxAttempts && LeaseSeconds == other.LeaseSeconds &&
-        RequiredDevice == other.RequiredDevice && Metrics.SequenceEqual(other.Metrics);
+        RequiredDevice == other.RequiredDevice && ArtifactRetention == other.ArtifactRetention && Metrics.SequenceEqual(other.Metrics);
 
     public override int GetHashCode() => HashCode.Combine(SweepId, SpecHash, SubmittedAt, Status);
 }

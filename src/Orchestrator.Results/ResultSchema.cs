@@ -180,6 +180,9 @@ internal static class ResultSchema
         new(5, "artifact index: the trained method each cell stored in the content-addressed artifact store",
             SqliteSql: ArtifactsTable,
             PostgresSql: ArtifactsTable.Replace("INTEGER", "bigint", StringComparison.Ordinal)),
+        new(6, "the sweep's artifact retention (execution.artifacts), so that a rebuilt queue keeps the same trained methods",
+            SqliteSql: "ALTER TABLE sweeps ADD COLUMN artifacts TEXT NOT NULL DEFAULT 'needed';",
+            PostgresSql: "ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS artifacts text NOT NULL DEFAULT 'needed';"),
     ];
 
     /// <summary>Migration 5: one row per cell with a stored artifact (its content hash, size and kind); the files live in the artifact store.</summary>

@@ -169,20 +169,21 @@ internal sealed partial class ResultStore : IResultStore
         {
             await ExecuteAsync(connection, tx, """
                 INSERT INTO sweeps (sweep_id, name, spec_yaml, spec_hash, submitted_at, cell_count,
-                                    status, max_attempts, lease_seconds, metrics_json, required_device)
+                                    status, max_attempts, lease_seconds, metrics_json, required_device, artifacts)
                 VALUES (@sweep_id, @name, @spec_yaml, @spec_hash, @submitted_at, @cell_count,
-                        @status, @max_attempts, @lease_seconds, @metrics_json, @required_device)
+                        @status, @max_attempts, @lease_seconds, @metrics_json, @required_device, @artifacts)
                 ON CONFLICT (sweep_id) DO UPDATE SET
                     name = excluded.name, spec_yaml = excluded.spec_yaml, spec_hash = excluded.spec_hash,
                     submitted_at = excluded.submitted_at, cell_count = excluded.cell_count, status = excluded.status,
                     max_attempts = excluded.max_attempts, lease_seconds = excluded.lease_seconds,
-                    metrics_json = excluded.metrics_json, required_device = excluded.required_device
+                    metrics_json = excluded.metrics_json, required_device = excluded.required_device,
+                    artifacts = excluded.artifacts
                 """, token,
                 ("sweep_id", sweep.SweepId), ("name", sweep.Name), ("spec_yaml", sweep.SpecYaml),
                 ("spec_hash", sweep.SpecHash), ("submitted_at", Timestamp(sweep.SubmittedAt)),
                 ("cell_count", sweep.CellCount), ("status", sweep.Status), ("max_attempts", sweep.MaxAttempts),
                 ("lease_seconds", sweep.LeaseSeconds), ("metrics_json", JsonSerializer.Serialize(sweep.Metrics, Json)),
-                ("required_device", sweep.RequiredDevice)).ConfigureAwait(false);
+                ("required_device", sweep.RequiredDevice), ("artifacts", sweep.ArtifactRetention)).ConfigureAwait(false);
 
             // A cell key is a content hash: an existing descriptor is identical, keep it.
             await InsertRowsAsync(connection, tx,
@@ -511,6 +512,7 @@ internal sealed partial class ResultStore : IResultStore
             LeaseSeconds = s.LeaseSeconds,
             Metrics = JsonSerializer.Deserialize<List<string>>(s.MetricsJson, Json) ?? [],
             RequiredDevice = s.RequiredDevice,
+            ArtifactRetention = s.Artifacts,
         };
 
     private static CellDescriptor ToRecord(CellRow c) =>

@@ -15,6 +15,7 @@ internal sealed class SweepRow
     public int LeaseSeconds { get; set; }
     public required string MetricsJson { get; set; }
     public string? RequiredDevice { get; set; }
+    public required string Artifacts { get; set; }
 }
 
 internal sealed class CellRow
@@ -92,6 +93,7 @@ internal sealed class ResultsDbContext(DbContextOptions<ResultsDbContext> option
             e.Property(x => x.LeaseSeconds).HasColumnName("lease_seconds");
             e.Property(x => x.MetricsJson).HasColumnName("metrics_json");
             e.Property(x => x.RequiredDevice).HasColumnName("required_device");
+            e.Property(x => x.Artifacts).HasColumnName("artifacts");
         });
 
         b.Entity<CellRow>(e =>

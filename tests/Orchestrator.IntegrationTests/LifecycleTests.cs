@@ -83,6 +83,41 @@ public sealed class LifecycleTests : IDisposable
     }
 
     [Fact]
+    public async Task A_rebuilt_queue_keeps_the_sweeps_artifact_retention()
+    {
+        // Two sweeps without stages, one keeping every trained method; both are left unfinished by a process that does not train.
+        var all = Plan(Spec.Replace("name: life", "name: keep-all").Replace("lease_seconds: 30", "lease_seconds: 30\n  artifacts: all"));
+        var needed = Plan(Spec.Replace("name: life", "name: keep-needed").Replace("seed: 3}", "seed: 5}"));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using (var host = Host(train: false))
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            await SweepSubmitter.SubmitAsync(grains, all);
+            await SweepSubmitter.SubmitAsync(grains, needed);
+            var store = host.Services.GetRequiredService<IResultStore>();
+            Assert.Equal("all", (await store.FindSweepAsync(all.SweepId, cts.Token))!.ArtifactRetention);
+            Assert.Equal("needed", (await store.FindSweepAsync(needed.SweepId, cts.Token))!.ArtifactRetention);
+            await host.StopAsync(CancellationToken.None);
+        }
+
+        // A new coordinator rebuilds the queue from the database: the leased cell of the `all` sweep still keeps its method.
+        using (var host = Host(train: false))
+        {
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            Assert.Equal(1, await grains.GetGrain<ISweepGrain>(all.SweepId).ResumeAsync());
+            Assert.Equal(1, await grains.GetGrain<ISweepGrain>(needed.SweepId).ResumeAsync());
+            var queue = grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
+            var worker = new WorkerCapabilities("w", "cpu", 1, 1L << 30, 2);
+            var leases = new[] { await queue.LeaseAsync(worker), await queue.LeaseAsync(worker) }.Select(l => l!.Work).ToDictionary(w => w.SweepId);
+            Assert.True(leases[all.SweepId].KeepArtifact);
+            Assert.False(leases[needed.SweepId].KeepArtifact);
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public async Task In_embedded_mode_running_one_sweep_does_not_train_an_interrupted_other_until_it_is_run_again()
     {
         var interrupted = Plan(Spec.Replace("name: life", "name: left-over"));

@@ -305,9 +305,14 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
     [Fact]
     public async Task Sweep_settings_and_status_round_trip_and_filter()
     {
-        var sweep = Sweep("s", "n", T0, 1) with { MaxAttempts = 7, LeaseSeconds = 42, Metrics = ["bleu", "rouge"], RequiredDevice = "cuda" };
+        Assert.Equal("needed", Sweep("d", "n", T0, 1).ArtifactRetention);
+        var sweep = Sweep("s", "n", T0, 1) with
+        {
+            MaxAttempts = 7, LeaseSeconds = 42, Metrics = ["bleu", "rouge"], RequiredDevice = "cuda", ArtifactRetention = "all",
+        };
         await Store.SaveSweepAsync(sweep, [Cell("c")]);
         Assert.Equal(sweep, await Store.FindSweepAsync(K("s")));
+        Assert.NotEqual(sweep, (await Store.FindSweepAsync(K("s")))! with { ArtifactRetention = "none" });
         Assert.Contains(await Store.GetSweepsAsync(SweepStatus.Active), s => s.SweepId == K("s"));
 
         await Store.SetSweepStatusAsync(K("s"), SweepStatus.Cancelled);

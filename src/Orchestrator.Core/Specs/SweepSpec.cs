@@ -118,4 +118,16 @@ public sealed record ExecutionSpec(int MaxAttempts, int LeaseSeconds, string? De
     public const string ArtifactsNeeded = "needed";
     public const string ArtifactsAll = "all";
     public const string ArtifactsNone = "none";
+
+    /// <summary>
+    /// Whether a cell's trained method goes to the artifact store under the retention policy <paramref name="artifacts"/>:
+    /// always with <c>all</c>, never with <c>none</c>, and with <c>needed</c> (or an unknown value) when
+    /// <paramref name="needed"/>, i.e. a cell of the sweep depends on it. Used at submit and when a queue is rebuilt.
+    /// </summary>
+    public static bool KeepsArtifact(string? artifacts, bool needed) => artifacts switch
+    {
+        ArtifactsAll => true,
+        ArtifactsNone => false,
+        _ => needed,
+    };
 }
