@@ -18,8 +18,8 @@ for method in prefix lora adapter; do
   o results e2e-lowdata --metric bleu --compare "$method" finetune --format markdown >"$out/e2e-bleu-$method-vs-finetune.md"
   o results e2e-lowdata --metric rougeL --compare "$method" finetune --format markdown >"$out/e2e-rougeL-$method-vs-finetune.md"
 done
-o plot e2e-lowdata --metric bleu --out docs/img/study-e2e-bleu.png
-o plot e2e-lowdata --metric rougeL --out docs/img/study-e2e-rougeL.png
+o plot e2e-lowdata --metric bleu --x-scale log --out docs/img/study-e2e-bleu.png
+o plot e2e-lowdata --metric rougeL --x-scale log --out docs/img/study-e2e-rougeL.png
 o results e2e-lowdata --compute --format markdown >"$out/e2e-compute.md"
 o export e2e-lowdata --format csv --out "$out/e2e-lowdata-cells.csv"
 
@@ -30,7 +30,7 @@ done
 for method in prefix lora adapter; do
   o results webnlg-seen-unseen --metric bleu --compare "$method" finetune --format markdown >"$out/webnlg-bleu-$method-vs-finetune.md"
 done
-o plot webnlg-seen-unseen --metric bleu --out docs/img/study-webnlg-bleu.png
+o plot webnlg-seen-unseen --metric bleu --x-scale log --out docs/img/study-webnlg-bleu.png
 o results webnlg-seen-unseen --compute --format markdown >"$out/webnlg-compute.md"
 o export webnlg-seen-unseen --format csv --out "$out/webnlg-seen-unseen-cells.csv"
 echo "written to $out and docs/img"

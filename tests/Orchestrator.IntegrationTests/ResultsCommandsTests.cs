@@ -215,6 +215,25 @@ public sealed class ResultsCommandsTests : IDisposable
         var (badExit, _, badErr) = await CliAsync("plot", "res", "--out", Path.Combine(_dir.FullName, "fig.gif"));
         Assert.Equal(CliApp.ExitInvalidInput, badExit);
         Assert.Contains(".png or .svg", badErr);
+
+        // On a log scale the points sit at log10(size), ticked with the sizes themselves.
+        (exit, _, err) = await CliAsync("plot", "res", "--out", png, "--x-scale", "log");
+        Assert.True(exit == 0, err);
+        var logPlot = Assert.Single(ResultsPlot.Build(PointAggregation.Summarize(sums, PointKeys.All, "bleu"), "bleu", showDataset: false, ResultsPlot.LogScale)).Plot;
+        var logLines = logPlot.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().ToList();
+        var linearXs = lines[1].Data.GetScatterPoints().Select(p => p.X).ToList();
+        Assert.Equal(linearXs.Select(Math.Log10), logLines[1].Data.GetScatterPoints().Select(p => p.X));
+        Assert.Equal(22.5, logLines[1].Data.GetScatterPoints()[1].Y, 9);
+        using (logPlot.GetImage(400, 300))
+        {
+        } // ticks are generated when the plot is laid out
+
+        var ticks = logPlot.Axes.Bottom.TickGenerator.Ticks;
+        Assert.Equal(linearXs.Select(Math.Log10), ticks.Select(t => t.Position));
+        Assert.Equal(linearXs.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture)), ticks.Select(t => t.Label));
+        var (scaleExit, _, scaleErr) = await CliAsync("plot", "res", "--out", png, "--x-scale", "sqrt");
+        Assert.NotEqual(0, scaleExit);
+        Assert.Contains("sqrt", scaleErr);
     }
 
     [Fact]

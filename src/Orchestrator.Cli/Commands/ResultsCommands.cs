@@ -74,8 +74,14 @@ internal static class ResultsCommands
         var plotOut = new Option<string>("--out") { Description = "Output file: .png or .svg", Required = true };
         var width = new Option<int>("--width") { Description = "Image width in pixels", DefaultValueFactory = _ => 1000 };
         var height = new Option<int>("--height") { Description = "Image height in pixels", DefaultValueFactory = _ => 650 };
+        var xScale = new Option<string>("--x-scale")
+        {
+            Description = "Size axis: linear, or log (sizes such as 50/100/200/500 evenly spread)",
+            DefaultValueFactory = _ => ResultsPlot.LinearScale,
+        };
+        xScale.AcceptOnlyFromAmong(ResultsPlot.LinearScale, ResultsPlot.LogScale);
         Make("plot", "Metric against training-set size: one line per method with its shaded 95% CI, one panel per dataset/split (PNG or SVG).",
-                plotSweep, plotMetric, plotOut, width, height)
+                plotSweep, plotMetric, plotOut, width, height, xScale)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
                 await using var session = await Open(pr, ct);
@@ -88,7 +94,7 @@ internal static class ResultsCommands
                     throw new ArgumentException($"sweep {sweep.Name} has no metric '{chosen}'");
                 }
 
-                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1);
+                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1, pr.GetValue(xScale)!);
                 var path = pr.GetValue(plotOut)!;
                 ResultsPlot.Save(panels, path, pr.GetValue(width), pr.GetValue(height));
                 Console.WriteLine($"wrote {path} ({panels.Count} panel(s), {chosen})");

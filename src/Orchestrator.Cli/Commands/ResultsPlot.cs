@@ -8,12 +8,26 @@ namespace Orchestrator.Cli.Commands;
 /// <summary>
 /// The Figure-3-style chart: a metric against training-set size, one line per method with its 95% CI as a shaded band
 /// (no band where n = 1), one panel per dataset/split, panels side by side in a grid. Rendered with ScottPlot (SkiaSharp).
+/// The x axis is linear in the size, or logarithmic (<see cref="LogScale"/>: sizes such as 50/100/200/500 or 100/500/2000
+/// spread evenly), ticked at the sizes either way.
 /// </summary>
 internal static class ResultsPlot
 {
+    public const string LinearScale = "linear";
+    public const string LogScale = "log";
+
+    /// <summary>The x position of a size on the chosen scale (log10 of the size on <see cref="LogScale"/>).</summary>
+    public static double X(int size, string scale) => scale == LogScale ? Math.Log10(size) : size;
+
     /// <summary>One ScottPlot <see cref="Plot"/> per (dataset, split), with one <see cref="ScottPlot.Plottables.Scatter"/> per method (legend text = method).</summary>
-    public static IReadOnlyList<(string Title, Plot Plot)> Build(IReadOnlyList<PointSummary> points, string metric, bool showDataset)
+    public static IReadOnlyList<(string Title, Plot Plot)> Build(IReadOnlyList<PointSummary> points, string metric, bool showDataset,
+        string xScale = LinearScale)
     {
+        if (xScale is not (LinearScale or LogScale))
+        {
+            throw new ArgumentException($"unknown x scale '{xScale}': use {LinearScale} or {LogScale}");
+        }
+
         var panels = new List<(string, Plot)>();
         foreach (var panel in points.Where(p => p.Metric == metric)
                      .GroupBy(p => (p.Dataset, p.Split))
@@ -32,7 +46,7 @@ internal static class ResultsPlot
                     continue;
                 }
 
-                var xs = finished.Select(p => (double)p.Size!.Value).ToArray();
+                var xs = finished.Select(p => X(p.Size!.Value, xScale)).ToArray();
                 var means = finished.Select(p => p.Statistics.Mean).ToArray();
                 var low = finished.Select(p => double.IsNaN(p.Statistics.CiLow) ? p.Statistics.Mean : p.Statistics.CiLow).ToArray();
                 var high = finished.Select(p => double.IsNaN(p.Statistics.CiHigh) ? p.Statistics.Mean : p.Statistics.CiHigh).ToArray();
@@ -51,13 +65,13 @@ internal static class ResultsPlot
 
             if (sizes.Count > 0)
             {
-                plot.Axes.Bottom.SetTicks(sizes.Select(s => (double)s).ToArray(), sizes.Select(s => s.ToString(CultureInfo.InvariantCulture)).ToArray());
+                plot.Axes.Bottom.SetTicks(sizes.Select(s => X(s, xScale)).ToArray(), sizes.Select(s => s.ToString(CultureInfo.InvariantCulture)).ToArray());
             }
 
             var split = panel.Key.Split ?? "";
             var title = split == "default" ? panel.Key.Dataset ?? "" : showDataset ? $"{panel.Key.Dataset} / {split}" : split;
             plot.Title(title);
-            plot.XLabel("training examples");
+            plot.XLabel(xScale == LogScale ? "training examples (log scale)" : "training examples");
             plot.YLabel(metric.ToUpperInvariant());
             plot.ShowLegend(Alignment.LowerRight);
             panels.Add((title, plot));
