@@ -101,6 +101,8 @@ public sealed class AdapterFusionTests(PeftTaskFixture fixture, ITestOutputHelpe
         using (var method = Fusion(new() { ["bottleneck"] = "8", ["regularization"] = "0.5" }))
         {
             Assert.Equal("0.01", Fusion().Options["regularization"]);
+            Assert.Equal("0", Fusion(new() { ["value_init"] = "normal" }).Options["regularization"]);
+            Assert.Equal("0.5", Fusion(new() { ["value_init"] = "normal", ["regularization"] = "0.5" }).Options["regularization"]);
             method.Prepare(model, Context(fixture.SourceAdapters));
             var values = method.StoredTensors().Where(kv => kv.Key.EndsWith(".fusion.value.weight", StringComparison.Ordinal)).Select(kv => kv.Value).ToList();
             Assert.Equal(fixture.Config.Layers, values.Count);

@@ -37,8 +37,9 @@ namespace Orchestrator.Training.Peft.AdapterFusion;
 /// <para>
 /// Regularisation (the paper's §3.2 and adapter-transformers' dynamic fusion config): λ·Σ_layers ‖I − W_V‖²_F is added to
 /// the training loss (<see cref="RegularizationLoss"/>), which keeps the value projections near the identity, i.e. the
-/// output near a mixture of the adapters' outputs. λ is the option <c>regularization</c> (default 0.01, adapter-transformers'
-/// weight; 0 turns it off). The reported and dev losses exclude it.
+/// output near a mixture of the adapters' outputs. λ is the option <c>regularization</c>: default 0.01 (adapter-transformers'
+/// weight) with <c>value_init=identity</c> and 0 with <c>normal</c>, as adapter-transformers' dynamic and static fusion
+/// configurations pair them; 0 turns it off. The reported and dev losses exclude it.
 /// </para>
 /// <para>
 /// Parameters: trainable 3·(d² + d) per layer (75,571,200 on gpt2-medium, 21% of the base); stored the same plus the
@@ -70,7 +71,10 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         ValueInit = options.Choice("value_init", "identity", "initialisation of W_V (identity: diagonal 1, 1e-6 elsewhere; normal: N(0, 0.02))",
             "identity", "normal");
         Temperature = options.Double("temperature", 1.0, "the scores q·k_n are divided by it before the softmax", min: 0, minExclusive: true);
-        Regularization = options.Double("regularization", 0.01, "weight λ of λ·Σ‖I − W_V‖² added to the training loss (0: off)", min: 0);
+        // adapter-transformers pairs the identity start with the penalty (its "dynamic" fusion) and the random start without
+        // it ("static"): the default follows value_init.
+        Regularization = options.Double("regularization", ValueInit == "identity" ? 0.01 : 0,
+            "weight λ of λ·Σ‖I − W_V‖² added to the training loss (0: off; default 0.01 with value_init=identity, else 0)", min: 0);
         _hooks = new FusionHooks(this);
     }
 
