@@ -33,4 +33,10 @@ done
 o plot webnlg-seen-unseen --metric bleu --x-scale log --out docs/img/study-webnlg-bleu.png
 o results webnlg-seen-unseen --compute --format markdown >"$out/webnlg-compute.md"
 o export webnlg-seen-unseen --format csv --out "$out/webnlg-seen-unseen-cells.csv"
+# The pilot on the base (sweeps/webnlg-base-pilot.yaml): the same cells on a base pretrained for 1,000 steps.
+for metric in bleu meteor; do
+  o results webnlg-base-pilot --metric "$metric" --format markdown >"$out/pilot-$metric.md"
+done
+o results webnlg-base-pilot --metric bleu --compare prefix finetune --format markdown >"$out/pilot-bleu-prefix-vs-finetune.md"
+o export webnlg-base-pilot --format csv --out "$out/webnlg-base-pilot-cells.csv"
 echo "written to $out and docs/img"
