@@ -216,10 +216,11 @@ public static class CliApp
             }
 
             var (cells, packed, largest) = perMethod.GetValueOrDefault(cell.Method);
-            if (PackingProvenance.Read(result.ProvenanceJson) is (true, var size and > 1))
+            var packing = PackingProvenance.Read(result.ProvenanceJson);
+            if (packing.WithOthers)
             {
                 packed++;
-                largest = Math.Max(largest, size);
+                largest = Math.Max(largest, packing.LargestPack);
             }
 
             perMethod[cell.Method] = (cells + 1, packed, largest);

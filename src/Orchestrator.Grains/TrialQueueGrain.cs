@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
+using Orchestrator.Core.Specs;
 using Orchestrator.Results;
 
 namespace Orchestrator.Grains;
@@ -83,7 +84,7 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
             .Select((c, i) =>
             {
                 var cell = cells[i];
-                var keep = Orchestrator.Core.Specs.ExecutionSpec.KeepsArtifact(sweep.ArtifactRetention, needed.Contains(c.CellKey));
+                var keep = ExecutionSpec.KeepsArtifact(sweep.ArtifactRetention, needed.Contains(c.CellKey));
                 return (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
                     sweep.RequiredDevice, cell?.QueuePackGroup, cell?.Needs, keep), c.Attempts, c.LastError);
             })

@@ -97,7 +97,7 @@ public static class CellReproducer
         int n = Math.Min(stored.Outputs.Count, outcome.Outputs.Count);
         int differing = Enumerable.Range(0, n).Count(i => stored.Outputs[i] != outcome.Outputs[i]) + Math.Abs(stored.Outputs.Count - outcome.Outputs.Count);
         return new Reproduction(descriptor.CellKey, cell.Label, compared, Math.Max(stored.Outputs.Count, outcome.Outputs.Count), differing,
-            PackingProvenance.Read(stored.ProvenanceJson).LargestPack > 1, clock.Elapsed.TotalSeconds)
+            PackingProvenance.Read(stored.ProvenanceJson).WithOthers, clock.Elapsed.TotalSeconds)
         {
             StoredDevice = stored.Device,
             Threads = used,

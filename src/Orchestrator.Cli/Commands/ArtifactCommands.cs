@@ -84,7 +84,6 @@ internal static class ArtifactCommands
         root.Subcommands.Add(command);
     }
 
-
     /// <summary>The option's directory, else <c>artifacts</c> under the data directory (the workers' default too).</summary>
     private static string Directory(string? option, string dataDir) =>
         option ?? new EmbeddedOptions { DataDirectory = dataDir }.ArtifactDirectory;

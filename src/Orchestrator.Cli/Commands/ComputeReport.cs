@@ -8,9 +8,9 @@ namespace Orchestrator.Cli.Commands;
 
 /// <summary>
 /// What a sweep cost (<c>results SWEEP --compute</c>), from its stored results: per method the finished cells, how many
-/// trained in a pack with other cells (a calibrated pack of 1 counts as alone) or reused another split's training, the summed cell wall time (cells of one pack overlap, so their sum
-/// exceeds the time the machine spent) and the mean per cell; for the sweep the elapsed time from the first cell's start to
-/// the last cell's finish and the cells finished per hour over it.
+/// trained in a pack with other cells (<see cref="Packing.WithOthers"/>) or reused another split's training, the summed
+/// cell wall time (cells of one pack overlap, so their sum exceeds the time the machine spent) and the mean per cell; for
+/// the sweep the elapsed time from the first cell's start to the last cell's finish and the cells finished per hour over it.
 /// </summary>
 internal static class ComputeReport
 {
@@ -25,7 +25,7 @@ internal static class ComputeReport
         var perMethod = done.GroupBy(r => r.Cell.Method, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => new Row(
             g.Key,
             g.Count(),
-            g.Count(r => PackingProvenance.Read(r.Result!.ProvenanceJson).LargestPack > 1),
+            g.Count(r => PackingProvenance.Read(r.Result!.ProvenanceJson).WithOthers),
             g.Count(r => ReusedTraining(r.Result!.ProvenanceJson)),
             g.Sum(r => r.Result!.WallSeconds))).ToList();
         var elapsed = done.Count == 0

@@ -151,13 +151,18 @@ internal sealed record ResultsReport(
 
     private static string Int(int? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "";
 
+    /// <summary>"mean ± half-width" (LaTeX: <c>$\pm$</c>); the mean alone without a half-width; "–" without a mean.</summary>
+    private static string PlusMinus(double mean, double half, bool latex = false) =>
+        double.IsNaN(mean) ? "–" : double.IsNaN(half) ? F(mean) : latex ? $"{F(mean)} $\\pm$ {F(half)}" : $"{F(mean)} ± {F(half)}";
+
+    private const string GapTitle = "generalization gap: seen − unseen (mean ± 95% CI over shared subsample and seed)";
+
     // ---------------------------------------------------------------- human tables (table, markdown, latex)
 
     /// <summary>Header and rows for people: key columns that vary, n/expected, mean ± CI half-width, sd, min, max.</summary>
     private (IReadOnlyList<string> Header, IReadOnlyList<string[]> Rows, string Title) Human(bool latex)
     {
-        string Pm(double mean, double half) =>
-            double.IsNaN(mean) ? "–" : double.IsNaN(half) ? F(mean) : latex ? $"{F(mean)} $\\pm$ {F(half)}" : $"{F(mean)} ± {F(half)}";
+        string Pm(double mean, double half) => PlusMinus(mean, half, latex);
 
         if (Compared is not null)
         {
@@ -216,13 +221,13 @@ internal sealed record ResultsReport(
         AnsiConsole.Write(table);
         if (Compared is null && Gap.Count > 0)
         {
-            var gap = new Table().Title("generalization gap: seen − unseen (mean ± 95% CI over shared subsample and seed)")
+            var gap = new Table().Title(GapTitle)
                 .AddColumn("method").AddColumn(new TableColumn("size").RightAligned()).AddColumn(new TableColumn("pairs").RightAligned())
                 .AddColumn(new TableColumn("gap").RightAligned());
             foreach (var g in Gap)
             {
                 gap.AddRow(Markup.Escape(g.Method ?? ""), Int(g.Size), Int(g.Difference.N),
-                    Markup.Escape(double.IsNaN(g.Difference.HalfWidth) ? F(g.Difference.Mean) : $"{F(g.Difference.Mean)} ± {F(g.Difference.HalfWidth)}"));
+                    Markup.Escape(PlusMinus(g.Difference.Mean, g.Difference.HalfWidth)));
             }
 
             AnsiConsole.Write(gap);
@@ -243,12 +248,11 @@ internal sealed record ResultsReport(
 
         if (Compared is null && Gap.Count > 0)
         {
-            text.AppendLine().AppendLine("**generalization gap: seen − unseen (mean ± 95% CI over shared subsample and seed)**").AppendLine();
+            text.AppendLine().AppendLine($"**{GapTitle}**").AppendLine();
             text.AppendLine("| method | size | pairs | gap | sd |").AppendLine("|---|---:|---:|---:|---:|");
             foreach (var g in Gap)
             {
-                var gap = double.IsNaN(g.Difference.HalfWidth) ? F(g.Difference.Mean) : $"{F(g.Difference.Mean)} ± {F(g.Difference.HalfWidth)}";
-                text.AppendLine($"| {g.Method} | {Int(g.Size)} | {Int(g.Difference.N)} | {gap} | {F(g.Difference.StdDev)} |");
+                text.AppendLine($"| {g.Method} | {Int(g.Size)} | {Int(g.Difference.N)} | {PlusMinus(g.Difference.Mean, g.Difference.HalfWidth)} | {F(g.Difference.StdDev)} |");
             }
         }
 

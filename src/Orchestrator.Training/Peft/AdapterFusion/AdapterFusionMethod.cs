@@ -63,6 +63,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
     private readonly FusionHooks _hooks;
     private readonly List<AdapterMethod> _sources = [];
     private PeftLinear[][] _layers = [];
+    private Tensor? _identity;
 
     private AdapterFusionMethod(PeftOptionReader options) : base(options)
     {
@@ -177,13 +178,14 @@ public sealed class AdapterFusionMethod : PeftMethodBase
     public override Tensor? RegularizationLoss()
     {
         if (Regularization == 0 || Loaded || _layers.Length == 0) return null;
+        Tensor first = _layers[0][2].Weight;
+        // Built once (not every step) and kept out of the caller's dispose scope: the method owns it.
+        _identity ??= Own(eye(first.shape[0], dtype: first.dtype, device: first.device).DetachFromDisposeScope());
         using var scope = NewDisposeScope();
         Tensor? sum = null;
         foreach (PeftLinear[] layer in _layers)
         {
-            Tensor weight = layer[2].Weight;
-            Tensor identity = eye(weight.shape[0], dtype: weight.dtype, device: weight.device);
-            Tensor term = (identity - weight).pow(2).sum();
+            Tensor term = (_identity - layer[2].Weight).pow(2).sum();
             sum = sum is null ? term : sum + term;
         }
 
