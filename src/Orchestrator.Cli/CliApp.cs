@@ -92,6 +92,7 @@ public static class CliApp
         Commands.ArtifactCommands.Register(root, dataDir);
         Commands.PretrainCommand.Register(root, dataDir);
         ResultsCommands.Register(root, dataDir, verbose);
+        CurveCommands.Register(root, dataDir, verbose);
         return await root.Parse(args).InvokeAsync();
     }
 

@@ -32,6 +32,9 @@ public interface IResultStore : IAsyncDisposable
     /// <summary>The sweep's cells with their results (null where none yet); empty when the sweep does not exist.</summary>
     Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(string sweepId, CancellationToken ct = default);
 
+    /// <summary>The training curve stored with the cell's current result (<see cref="CellResultRecord.CurveJson"/>), or null.</summary>
+    Task<string?> GetCurveAsync(string cellKey, CancellationToken ct = default);
+
     /// <summary>The highest applied schema migration (0 when the database has no schema yet).</summary>
     Task<int> GetSchemaVersionAsync(CancellationToken ct = default);
 

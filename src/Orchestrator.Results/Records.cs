@@ -76,7 +76,11 @@ public sealed record CellResultRecord(
     long PeakMemoryBytes,
     string ProvenanceJson,
     IReadOnlyList<string> Outputs,
-    DateTimeOffset FinishedAt);
+    DateTimeOffset FinishedAt)
+{
+    /// <summary>The training curve (<c>Orchestrator.Core.Curves.TrainingCurve</c> JSON); null when the cell trained nothing recordable or failed.</summary>
+    public string? CurveJson { get; init; }
+}
 
 /// <summary>The values of <see cref="CellResultRecord.Status"/>.</summary>
 public static class CellStatus

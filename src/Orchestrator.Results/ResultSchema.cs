@@ -183,7 +183,18 @@ internal static class ResultSchema
         new(6, "the sweep's artifact retention (execution.artifacts), so that a rebuilt queue keeps the same trained methods",
             SqliteSql: "ALTER TABLE sweeps ADD COLUMN artifacts TEXT NOT NULL DEFAULT 'needed';",
             PostgresSql: "ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS artifacts text NOT NULL DEFAULT 'needed';"),
+        new(7, "training curves: per cell the subsampled training loss, the dev losses and the kept step (TrainingCurve JSON)",
+            SqliteSql: CurvesTable,
+            PostgresSql: CurvesTable),
     ];
+
+    /// <summary>Migration 7: one row per result that has a training curve, replaced with the result and deleted with it.</summary>
+    private const string CurvesTable = """
+        CREATE TABLE IF NOT EXISTS cell_curves (
+            cell_key   TEXT NOT NULL PRIMARY KEY REFERENCES cell_results (cell_key) ON DELETE CASCADE,
+            curve_json TEXT NOT NULL
+        );
+        """;
 
     /// <summary>Migration 5: one row per cell with a stored artifact (its content hash, size and kind); the files live in the artifact store.</summary>
     private const string ArtifactsTable = """

@@ -255,6 +255,22 @@ internal sealed partial class ResultStore : IResultStore
                 ON CONFLICT (cell_key) DO UPDATE SET outputs_json = excluded.outputs_json
                 """, token,
                 ("cell_key", result.CellKey), ("outputs_json", outputsJson)).ConfigureAwait(false);
+
+            // The curve belongs to the attempt just written: an attempt without one must not show an older attempt's.
+            if (result.CurveJson is null)
+            {
+                await ExecuteAsync(connection, tx, "DELETE FROM cell_curves WHERE cell_key = @cell_key", token,
+                    ("cell_key", result.CellKey)).ConfigureAwait(false);
+            }
+            else
+            {
+                await ExecuteAsync(connection, tx, """
+                    INSERT INTO cell_curves (cell_key, curve_json) VALUES (@cell_key, @curve_json)
+                    ON CONFLICT (cell_key) DO UPDATE SET curve_json = excluded.curve_json
+                    """, token,
+                    ("cell_key", result.CellKey), ("curve_json", result.CurveJson)).ConfigureAwait(false);
+            }
+
             return true;
         }, ct);
     }
@@ -342,6 +358,16 @@ internal sealed partial class ResultStore : IResultStore
                     : null))
                 .ToList();
             return list;
+        }, ct);
+    }
+
+    public Task<string?> GetCurveAsync(string cellKey, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
+        return InTransactionAsync(write: false, async (connection, tx, _, token) =>
+        {
+            await using var command = Command(connection, tx, "SELECT curve_json FROM cell_curves WHERE cell_key = @cell_key", ("cell_key", cellKey));
+            return await command.ExecuteScalarAsync(token).ConfigureAwait(false) as string;
         }, ct);
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orchestrator.Core.Cells;
+using Orchestrator.Core.Curves;
 using Orchestrator.Training;
 
 namespace Orchestrator.Worker;
@@ -10,7 +11,11 @@ public sealed record CellOutcome(
     IReadOnlyList<string> Outputs,
     string ProvenanceJson,
     double WallSeconds,
-    long PeakMemoryBytes);
+    long PeakMemoryBytes)
+{
+    /// <summary>The training curve stored with the result (null: the runner trained nothing to show).</summary>
+    public TrainingCurve? Curve { get; init; }
+}
 
 /// <summary>
 /// The worker's cell runner: <see cref="TrialRunner"/> (Orchestrator.Training) scoring with the worker's
@@ -43,5 +48,8 @@ public sealed class CellRunner
         _runner.RunPack(capacity, next, (request, outcome, error) => done(request, outcome is null ? null : ToCellOutcome(outcome), error), ct);
 
     private static CellOutcome ToCellOutcome(TrialOutcome outcome) =>
-        new(outcome.Metrics, outcome.Outputs, outcome.ProvenanceJson, outcome.WallSeconds, outcome.PeakMemoryBytes);
+        new(outcome.Metrics, outcome.Outputs, outcome.ProvenanceJson, outcome.WallSeconds, outcome.PeakMemoryBytes)
+        {
+            Curve = TrainingCurve.From(outcome.Training.StepLosses, outcome.Training.DevLosses, outcome.Training.BestStep, outcome.Training.Steps),
+        };
 }

@@ -408,7 +408,8 @@ public sealed class PullWorker(
 
     private CellResultRecord Succeeded(CellLease lease, CellOutcome outcome) =>
         new(lease.Work.CellKey, lease.Attempt, CellStatus.Succeeded, outcome.Metrics, null, _options.WorkerId,
-            Device(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow);
+            Device(), outcome.WallSeconds, outcome.PeakMemoryBytes, outcome.ProvenanceJson, outcome.Outputs, DateTimeOffset.UtcNow)
+        { CurveJson = outcome.Curve?.ToJson() };
 
     private CellResultRecord Failed(CellLease lease, Exception ex)
     {
