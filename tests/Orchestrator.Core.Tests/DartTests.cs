@@ -16,25 +16,24 @@ public sealed class DartTests
     }
 
     [Fact]
-    public void Real_dart_dev_file_loads_with_every_annotation_as_a_reference()
+    public void The_dart_excerpt_loads_with_every_annotation_as_a_reference()
     {
-        // Independent count with Python's json module: 2,768 entries, 6,980 annotations. Split by the protocol's rule
-        // (sha256 of the linearised input, first 8 hex digits mod 100 < 80 → pool): 2,190 pool inputs with 5,591
-        // annotations; the rest, inputs with identical text merged (47 sources repeat), is 562 evaluation inputs with
-        // 1,389 references.
-        var path = SharedDataPaths.Get("dart/dart-v1.1.1-full-dev.json");
+        // tests/data/dart: the first 40 entries of the DART v1.1.1 dev file, one annotation each. Independent count
+        // with Python's json module and the protocol's split rule (sha256 of the linearised input, first 8 hex digits
+        // mod 100 < 80 → pool): 32 pool inputs, 8 evaluation inputs.
+        var path = TestData.Get("dart/dart-v1.1.1-dev-excerpt.json");
         var entries = DartFormat.Read(path, "dev");
-        Assert.Equal(2768, entries.Count);
-        Assert.Equal(6980, entries.Sum(e => e.References.Count));
+        Assert.Equal(40, entries.Count);
+        Assert.Equal(40, entries.Sum(e => e.References.Count));
         Assert.Equal("dev/00000", entries[0].Id);
         Assert.Equal("Mars Hill College : joined : 1973 | Mars Hill College : location : Mars Hill, North Carolina", entries[0].Source);
         Assert.Equal(["A school from Mars Hill, North Carolina, joined in 1973."], entries[0].References);
 
         var data = DatasetCatalog.Load(DatasetCatalog.Resolve(new DatasetSpec("dart", path, ["default"], null, new Dictionary<string, string>()), "/"));
-        Assert.Equal(2190, data.TrainPool.Count);
-        Assert.Equal(5591, data.TrainingExamples.Count);
-        Assert.Equal(562, data.Eval.Count);
-        Assert.Equal(1389, data.Eval.Sum(e => e.References.Count));
+        Assert.Equal(32, data.TrainPool.Count);
+        Assert.Equal(32, data.TrainingExamples.Count);
+        Assert.Equal(8, data.Eval.Count);
+        Assert.Equal(8, data.Eval.Sum(e => e.References.Count));
     }
 
     [Theory]

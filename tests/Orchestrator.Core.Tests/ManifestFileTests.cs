@@ -9,19 +9,19 @@ namespace Orchestrator.Core.Tests;
 
 public sealed class ManifestFileTests
 {
-    private static LoadedDataset RealE2e()
+    private static LoadedDataset E2eExcerpt()
     {
-        var spec = new DatasetSpec("e2e", SharedDataPaths.Get("e2e/devset.csv"), ["default"], null, new Dictionary<string, string>());
+        var spec = new DatasetSpec("e2e", TestData.Get("e2e/devset-excerpt.csv"), ["default"], null, new Dictionary<string, string>());
         return DatasetCatalog.Load(DatasetCatalog.Resolve(spec, "/"));
     }
 
     [Fact]
-    public void Manifests_of_the_real_e2e_file_are_pure_functions_of_their_inputs()
+    public void Manifests_of_the_e2e_excerpt_are_pure_functions_of_their_inputs()
     {
-        var a = RealE2e();
-        var b = RealE2e();
-        // The devset's published SHA-256 (shared/data/MANIFEST.tsv) is the dataset hash.
-        Assert.Equal("fc26b78cdb849c80545f513b223d1e051138b43882eeb79e3eb153e689c864f9", a.ContentHash);
+        var a = E2eExcerpt();
+        var b = E2eExcerpt();
+        // The file's SHA-256 (tests/data/e2e/README.md) is the dataset hash.
+        Assert.Equal("17c274aaec0aa1a120886f373e39592858bf222f4fe33931655f8bf9780a82ab", a.ContentHash);
         var ids = a.TrainingExamples.Select(e => e.Id).ToList();
         var m1 = SubsampleManifest.Create(a.ContentHash, "train", ids, 50, 0, 0, nested: false);
         var m2 = SubsampleManifest.Create(b.ContentHash, "train", b.TrainingExamples.Select(e => e.Id).Reverse().ToList(), 50, 0, 0, nested: false);
@@ -41,11 +41,11 @@ public sealed class ManifestFileTests
     }
 
     [Fact]
-    public void Nested_manifests_of_the_real_e2e_file_grow_by_prefix()
+    public void Nested_manifests_of_the_e2e_excerpt_grow_by_prefix()
     {
-        var data = RealE2e();
+        var data = E2eExcerpt();
         var ids = data.TrainingExamples.Select(e => e.Id).ToList();
-        var sizes = new[] { 50, 100, 200, 500 };
+        var sizes = new[] { 10, 20, 40, 80 };
         var manifests = sizes.Select(n => SubsampleManifest.Create(data.ContentHash, "train", ids, n, 3, 7, nested: true)).ToList();
         for (var i = 1; i < manifests.Count; i++)
         {

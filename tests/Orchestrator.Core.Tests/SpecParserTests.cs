@@ -195,5 +195,5 @@ public sealed class SpecParserTests
         Assert.Contains(ex.Errors, e => e.Path == "name");
     }
 
-    internal static string RepoRoot() => SharedDataPaths.RepoRoot();
+    internal static string RepoRoot() => TestData.RepoRoot();
 }

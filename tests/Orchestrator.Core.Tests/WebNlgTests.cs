@@ -85,22 +85,22 @@ public sealed class WebNlgTests
     }
 
     [Fact]
-    public void Real_webnlg_2017_folder_has_the_published_counts()
+    public void The_webnlg_2017_excerpt_reads_with_the_counts_of_an_independent_reader()
     {
-        // Counts from the data's README (1,862 test inputs = 971 seen + 891 unseen) and from reading the XML
-        // independently (Python ElementTree): 6,940 training entries, 5 of which have only comment="toFix"
-        // lexicalisations, leaving 6,935 with 18,025 "good" ones (77 "toFix" are dropped);
-        // 4,928 test references = 2,495 seen + 2,433 unseen.
+        // tests/data/webnlg: the first 20, 30 and 15 entries of three training files, 10 of a dev file and 3 test
+        // entries per category (tests/data/make-excerpts.py). Counts from reading the XML independently (Python
+        // ElementTree): 65 training entries, one of which (2triples University Id26) has only comment="toFix"
+        // lexicalisations, leaving 64 with 166 "good" ones; 45 test inputs = 30 seen (81 references) + 15 unseen (35).
         var identity = DatasetCatalog.Resolve(
-            new DatasetSpec("webnlg", SharedDataPaths.Get("webnlg"), ["seen", "unseen", "all"], null, new Dictionary<string, string>()), "/");
+            new DatasetSpec("webnlg", TestData.Get("webnlg"), ["seen", "unseen", "all"], null, new Dictionary<string, string>()), "/");
         var data = DatasetCatalog.Load(identity);
-        Assert.Equal(6935, data.TrainPool.Count);
-        Assert.Equal(18025, data.TrainingExamples.Count);
-        Assert.Equal(971, data.EvalFor("seen").Count);
-        Assert.Equal(2495, data.EvalFor("seen").Sum(e => e.References.Count));
-        Assert.Equal(891, data.EvalFor("unseen").Count);
-        Assert.Equal(2433, data.EvalFor("unseen").Sum(e => e.References.Count));
-        Assert.Equal(1862, data.EvalFor("all").Count);
+        Assert.Equal(64, data.TrainPool.Count);
+        Assert.Equal(166, data.TrainingExamples.Count);
+        Assert.Equal(30, data.EvalFor("seen").Count);
+        Assert.Equal(81, data.EvalFor("seen").Sum(e => e.References.Count));
+        Assert.Equal(15, data.EvalFor("unseen").Count);
+        Assert.Equal(35, data.EvalFor("unseen").Sum(e => e.References.Count));
+        Assert.Equal(45, data.EvalFor("all").Count);
         Assert.All(data.EvalFor("unseen"), e => Assert.Contains(e.Category!, WebNlgFormat.UnseenCategories));
         Assert.All(data.TrainPool, e => Assert.Contains(e.Category!, WebNlgFormat.SeenCategories));
 
@@ -111,22 +111,21 @@ public sealed class WebNlgTests
     }
 
     [Fact]
-    public void Stats_count_parts_categories_and_splits_of_the_real_data()
+    public void Stats_count_parts_categories_and_splits_of_the_excerpt()
     {
-        var identity = DatasetCatalog.Resolve(new DatasetSpec("webnlg", SharedDataPaths.Get("webnlg"), ["default"], null, new Dictionary<string, string>()), "/");
+        var identity = DatasetCatalog.Resolve(new DatasetSpec("webnlg", TestData.Get("webnlg"), ["default"], null, new Dictionary<string, string>()), "/");
         var stats = DatasetStatistics.Compute(identity);
-        Assert.Equal(6935, stats.Parts.Single(p => p.Part == "train").Entries);
-        Assert.Equal(18025, stats.Parts.Single(p => p.Part == "train").References);
-        Assert.Equal(871, stats.Parts.Single(p => p.Part == "dev").Entries); // read for statistics only
-        Assert.Equal(2258, stats.Parts.Single(p => p.Part == "dev").References);
-        Assert.Contains("train/1triples/1triple_allSolutions_Building_train_challenge: 2 entries have no comment=\"good\" lexicalisation and are not used", stats.Notes);
+        Assert.Equal(64, stats.Parts.Single(p => p.Part == "train").Entries);
+        Assert.Equal(166, stats.Parts.Single(p => p.Part == "train").References);
+        Assert.Equal(10, stats.Parts.Single(p => p.Part == "dev").Entries); // read for statistics only
+        Assert.Equal(21, stats.Parts.Single(p => p.Part == "dev").References);
+        Assert.Contains("train/2triples/2triples_University_train_challenge: 1 entry has no comment=\"good\" lexicalisation and is not used", stats.Notes);
         var artist = stats.Categories.Single(c => c.Part == "test" && c.Category == "Artist");
-        Assert.Equal(("unseen", 213), (artist.Group, artist.Entries));
-        var food = stats.Categories.Single(c => c.Part == "train" && c.Category == "Food");
-        Assert.Equal(("seen", 1424), (food.Group, food.Entries));
-        Assert.Equal(891, stats.Splits.Single(s => s.Split == "unseen").EvalEntries);
-        // Ten test inputs also occur among the training inputs in the distributed data (checked with Python).
-        Assert.Contains(stats.Notes, n => n.StartsWith("10 test input(s) also occur", StringComparison.Ordinal));
+        Assert.Equal(("unseen", 3), (artist.Group, artist.Entries));
+        var university = stats.Categories.Single(c => c.Part == "train" && c.Category == "University");
+        Assert.Equal(("seen", 29), (university.Group, university.Entries));
+        Assert.Equal(15, stats.Splits.Single(s => s.Split == "unseen").EvalEntries);
+        Assert.DoesNotContain(stats.Notes, n => n.Contains("test input(s) also occur", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -183,7 +182,7 @@ public sealed class WebNlgTests
     public void A_sweep_over_seen_unseen_and_all_expands_one_cell_set_per_split()
     {
         var vocabulary = TestVocabulary.Value with { DatasetKinds = DatasetCatalog.Kinds };
-        var yaml = TestVocabulary.MinimalSpec.Replace("  kind: synthetic-e2e", $"  kind: webnlg\n  path: {SharedDataPaths.Get("webnlg")}\n  splits: [seen, unseen, all]");
+        var yaml = TestVocabulary.MinimalSpec.Replace("  kind: synthetic-e2e", $"  kind: webnlg\n  path: {TestData.Get("webnlg")}\n  splits: [seen, unseen, all]");
         var plan = SweepPlanner.PlanText(yaml, vocabulary, Path.GetTempPath());
         Assert.Equal(3 * 2 * 2 * 2, plan.Cells.Count);
         Assert.Equal(["all", "seen", "unseen"], plan.Cells.Select(c => c.Split).Distinct().Order());

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Orchestrator.TestKit;
 
 namespace Orchestrator.Evaluation.Tests;
 
@@ -38,18 +39,18 @@ internal sealed class E2eDev200Vectors
 
     private static E2eDev200Vectors Load()
     {
-        var dir = SharedData.VectorDirectory("e2e_dev200");
-        var expected = JsonDocument.Parse(SharedData.ReadText(dir, "expected.json")).RootElement.Clone();
+        var dir = TestData.Get("vectors/e2e_dev200");
+        var expected = JsonDocument.Parse(TestData.ReadText(dir, "expected.json")).RootElement.Clone();
         var nSegments = expected.GetProperty("n_segments").GetInt32();
         var nRefFiles = expected.GetProperty("n_ref_files").GetInt32();
 
-        var hypotheses = SharedData.ReadLines(dir, "hyp.txt");
+        var hypotheses = TestData.ReadLines(dir, "hyp.txt");
         Assert.True(hypotheses.Count == nSegments, $"hyp.txt has {hypotheses.Count} lines, expected.json says {nSegments}.");
 
         var streams = new List<List<string>>();
         for (var k = 0; k < nRefFiles; k++)
         {
-            var stream = SharedData.ReadLines(dir, $"ref{k}.txt");
+            var stream = TestData.ReadLines(dir, $"ref{k}.txt");
             Assert.True(stream.Count == nSegments, $"ref{k}.txt has {stream.Count} lines, expected {nSegments}.");
             streams.Add(stream);
         }

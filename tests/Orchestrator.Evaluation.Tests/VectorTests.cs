@@ -1,10 +1,11 @@
 using System.Text.Json;
+using Orchestrator.TestKit;
 
 namespace Orchestrator.Evaluation.Tests;
 
 /// <summary>
 /// Compares with the numbers the reference implementations produced on the e2e_dev200 vectors
-/// (<c>shared/data/vectors/e2e_dev200/expected.json</c>).
+/// (<c>tests/data/vectors/e2e_dev200/expected.json</c>).
 /// </summary>
 public sealed class VectorTests
 {
@@ -77,7 +78,7 @@ public sealed class VectorTests
     {
         // measure_scores.py's multi-reference format: one reference per line, segments separated by blank lines.
         var groups = new List<List<string>> { new() };
-        foreach (var line in SharedData.ReadLines(V.Directory, "refs_e2e_metrics_format.txt").Select(l => l.Trim()))
+        foreach (var line in TestData.ReadLines(V.Directory, "refs_e2e_metrics_format.txt").Select(l => l.Trim()))
         {
             if (line.Length == 0)
             {

@@ -6,7 +6,7 @@ using Orchestrator.TestKit;
 
 namespace Orchestrator.IntegrationTests;
 
-/// <summary><c>orchestrator data corpus</c> on the real WebNLG and DART files of ../shared/data.</summary>
+/// <summary><c>orchestrator data corpus</c> on the WebNLG and DART excerpts committed under tests/data.</summary>
 public sealed class DataCorpusTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("orch-corpus-");
@@ -18,8 +18,8 @@ public sealed class DataCorpusTests : IDisposable
     [Fact]
     public async Task The_corpus_holds_one_line_per_training_reference_and_combines_datasets()
     {
-        var webnlg = SharedDataPaths.Get("webnlg");
-        var dart = SharedDataPaths.Get("dart/dart-v1.1.1-full-dev.json");
+        var webnlg = TestData.Get("webnlg");
+        var dart = TestData.Get("dart/dart-v1.1.1-dev-excerpt.json");
         var file = Path.Combine(_dir.FullName, "corpus", "text.txt");
 
         var (exit, output, error) = await CliAsync("data", "corpus", "--dataset", "webnlg", "--path", webnlg, "--out", file);

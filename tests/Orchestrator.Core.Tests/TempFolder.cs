@@ -1,4 +1,4 @@
-global using SharedDataPaths = Orchestrator.TestKit.SharedDataPaths;
+global using TestData = Orchestrator.TestKit.TestData;
 
 namespace Orchestrator.Core.Tests;
 
