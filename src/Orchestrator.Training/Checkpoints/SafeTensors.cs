@@ -130,28 +130,7 @@ public static class SafeTensors
         {
             foreach (SafeTensorInfo info in header.Tensors)
             {
-                var (type, _) = DTypes[info.DType];
-                Tensor t = empty(info.Shape, type);
-                if (info.ByteLength > 0)
-                {
-                    if (info.ByteLength > int.MaxValue)
-                    {
-                        throw new NotSupportedException($"{path}: tensor '{info.Name}' is larger than 2 GiB.");
-                    }
-
-                    byte[] buffer = ArrayPool<byte>.Shared.Rent((int)info.ByteLength);
-                    try
-                    {
-                        stream.Position = header.DataOffset + info.Begin;
-                        stream.ReadExactly(buffer, 0, (int)info.ByteLength);
-                        t.bytes = buffer.AsSpan(0, (int)info.ByteLength);
-                    }
-                    finally
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
-                }
-
+                Tensor t = ReadTensor(stream, header, info, path);
                 if (device is not null && device.type != TorchSharp.DeviceType.CPU)
                 {
                     Tensor moved = t.to(device);
@@ -171,7 +150,47 @@ public static class SafeTensors
         return result;
     }
 
-    private static SafeTensorsHeader ReadHeader(Stream stream, string path)
+    /// <summary>
+    /// Reads one tensor of an open file (CPU, in its stored dtype), so that a large checkpoint can be converted tensor by
+    /// tensor without holding all of it twice.
+    /// </summary>
+    public static Tensor ReadTensor(Stream stream, SafeTensorsHeader header, SafeTensorInfo info, string path)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(header);
+        ArgumentNullException.ThrowIfNull(info);
+        EnsureLittleEndian();
+        var (type, _) = DTypes[info.DType];
+        Tensor t = empty(info.Shape, type);
+        if (info.ByteLength == 0) return t;
+        if (info.ByteLength > int.MaxValue)
+        {
+            t.Dispose();
+            throw new NotSupportedException($"{path}: tensor '{info.Name}' is larger than 2 GiB.");
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)info.ByteLength);
+        try
+        {
+            stream.Position = header.DataOffset + info.Begin;
+            stream.ReadExactly(buffer, 0, (int)info.ByteLength);
+            t.bytes = buffer.AsSpan(0, (int)info.ByteLength);
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return t;
+    }
+
+    /// <summary>Reads and validates the header of an open file (its position is left after the header).</summary>
+    public static SafeTensorsHeader ReadHeader(Stream stream, string path)
     {
         Span<byte> lengthBytes = stackalloc byte[8];
         if (stream.ReadAtLeast(lengthBytes, 8, throwOnEndOfStream: false) != 8)

@@ -273,7 +273,7 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
     /// The causal part is tril(P): query i sees all P past entries and current positions ≤ i (the built-in causal flag
     /// would align the triangle wrongly when P > 0).
     /// </summary>
-    private static Tensor? BuildMask(long b, long t, long pastLength, Tensor? attentionMask, Device device)
+    internal static Tensor? BuildMask(long b, long t, long pastLength, Tensor? attentionMask, Device device)
     {
         if (attentionMask is null && pastLength == 0)
         {

@@ -240,7 +240,7 @@ internal sealed class HfGpt2Fixture
         return y;
     }
 
-    private static double Round(double v, string dtype) => dtype switch
+    internal static double Round(double v, string dtype) => dtype switch
     {
         "F32" => (float)v,
         "F16" => (double)(float)(Half)(float)v,
@@ -255,7 +255,7 @@ internal sealed class HfGpt2Fixture
         return (ushort)((u + rounding) >> 16);
     }
 
-    private static byte[] Encode(double[] values, string dtype)
+    internal static byte[] Encode(double[] values, string dtype)
     {
         int size = dtype == "F32" ? 4 : 2;
         var bytes = new byte[values.Length * size];
