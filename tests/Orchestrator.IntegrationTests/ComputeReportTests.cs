@@ -1,4 +1,5 @@
 using Orchestrator.Cli.Commands;
+using Orchestrator.Hosting;
 using Orchestrator.Results;
 
 namespace Orchestrator.IntegrationTests;

@@ -186,48 +186,9 @@ internal static class ResultsCommands
             }));
     }
 
-    /// <summary>The report for <c>results</c> and the tables of <c>demo</c>/<c>run</c>, from the sweep's results grain.</summary>
-    internal static async Task<ResultsReport> BuildReportAsync(IGrainFactory grains, SweepRecord sweep, string? metric, PointKeys by,
-        (string A, string B)? compare)
-    {
-        var grain = grains.GetGrain<IResultsGrain>(sweep.SweepId);
-        var results = await grain.GetAsync();
-        var sums = results.Points.Select(p => p.ToSums()).ToList();
-        if (metric is not null && sums.Count > 0 && sums.All(p => p.Metric != metric))
-        {
-            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}' (it has: {string.Join(", ", sums.Select(p => p.Metric).Distinct())})");
-        }
+    /// <summary>The report for <c>results</c> and the tables of <c>demo</c>/<c>run</c> (<see cref="ResultsReport.BuildAsync"/>).</summary>
+    internal static Task<ResultsReport> BuildReportAsync(IGrainFactory grains, SweepRecord sweep, string? metric, PointKeys by,
+        (string A, string B)? compare) => ResultsReport.BuildAsync(grains, sweep, metric, by, compare);
 
-        var points = PointAggregation.Summarize(sums, by, metric);
-        var primary = metric ?? PrimaryMetric(sweep, results);
-
-        ResultsReport.Comparison? comparison = null;
-        if (compare is { } c)
-        {
-            var methods = sums.Select(p => p.Method).ToHashSet(StringComparer.Ordinal);
-            foreach (var m in new[] { c.A, c.B }.Where(m => !methods.Contains(m)))
-            {
-                throw new ArgumentException($"sweep {sweep.Name} has no method '{m}' (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
-            }
-
-            var pairs = await grain.GetPairsAsync(primary, "method", c.A, c.B);
-            comparison = new ResultsReport.Comparison(primary, c.A, c.B, PairedComparison.CompareMethods(pairs.Pairs.Select(p => p.ToObservation())));
-        }
-
-        IReadOnlyList<PairedSummary> gap = [];
-        var splits = sums.Select(p => p.Split).ToHashSet(StringComparer.Ordinal);
-        if (splits.Contains(PairedComparison.Seen) && splits.Contains(PairedComparison.Unseen))
-        {
-            var pairs = await grain.GetPairsAsync(primary, "split", PairedComparison.Seen, PairedComparison.Unseen);
-            gap = PairedComparison.GeneralizationGap(pairs.Pairs.Select(p => p.ToObservation()));
-        }
-
-        return new ResultsReport(sweep.SweepId, sweep.Name, metric, by, points, comparison, gap);
-    }
-
-    private static string PrimaryMetric(SweepRecord sweep, SweepResults results)
-    {
-        var present = results.Points.Select(p => p.Metric).Distinct(StringComparer.Ordinal).ToList();
-        return sweep.Metrics.FirstOrDefault(present.Contains) ?? present.FirstOrDefault() ?? sweep.Metrics.FirstOrDefault() ?? "bleu";
-    }
+    private static string PrimaryMetric(SweepRecord sweep, SweepResults results) => ResultsReport.PrimaryMetric(sweep, results);
 }

@@ -89,7 +89,7 @@ internal static class SweepCommands
                     await CliApp.WatchAsync(session.Grains, session.Store, sweep.SweepId, ct);
                 }
 
-                var report = await StatusReport.BuildAsync(session, sweep, ct);
+                var report = await StatusReport.BuildAsync(session.Grains, session.Store, sweep, ct);
                 if (pr.GetValue(format) == "json")
                 {
                     Console.WriteLine(JsonSerializer.Serialize(report, Json));

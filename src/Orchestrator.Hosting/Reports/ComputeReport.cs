@@ -1,10 +1,9 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Orchestrator.Hosting;
 using Orchestrator.Results;
 
-namespace Orchestrator.Cli.Commands;
+namespace Orchestrator.Hosting;
 
 /// <summary>
 /// What a sweep cost (<c>results SWEEP --compute</c>), from its stored results: per method the finished cells, how many
@@ -12,9 +11,9 @@ namespace Orchestrator.Cli.Commands;
 /// cell wall time (cells of one pack overlap, so their sum exceeds the time the machine spent) and the mean per cell; for
 /// the sweep the elapsed time from the first cell's start to the last cell's finish and the cells finished per hour over it.
 /// </summary>
-internal static class ComputeReport
+public static class ComputeReport
 {
-    internal sealed record Row(string Method, int Cells, int Packed, int ReusedTraining, double WallSeconds)
+    public sealed record Row(string Method, int Cells, int Packed, int ReusedTraining, double WallSeconds)
     {
         public double MeanSeconds => Cells == 0 ? double.NaN : WallSeconds / Cells;
     }

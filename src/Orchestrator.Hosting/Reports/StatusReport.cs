@@ -3,10 +3,10 @@ using Orchestrator.Abstractions;
 using Orchestrator.Results;
 using Spectre.Console;
 
-namespace Orchestrator.Cli.Commands;
+namespace Orchestrator.Hosting;
 
 /// <summary>A sweep's state for <c>status</c>: counts from the queue, each cell from the database with the queue's view on top.</summary>
-internal sealed record StatusReport(
+public sealed record StatusReport(
     [property: JsonPropertyName("sweep_id")] string SweepId,
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("status")] string Status,
@@ -49,11 +49,11 @@ internal sealed record StatusReport(
         [property: JsonPropertyName("worker")] string? Worker,
         [property: JsonPropertyName("error")] string? Error);
 
-    public static async Task<StatusReport> BuildAsync(Session session, SweepRecord sweep, CancellationToken ct)
+    public static async Task<StatusReport> BuildAsync(IGrainFactory grains, IResultStore store, SweepRecord sweep, CancellationToken ct)
     {
-        var grain = session.Grains.GetGrain<ISweepGrain>(sweep.SweepId);
+        var grain = grains.GetGrain<ISweepGrain>(sweep.SweepId);
         var queued = (await grain.GetCellsAsync()).ToDictionary(c => c.CellKey, StringComparer.Ordinal);
-        var stored = await session.Store.GetSweepCellsAsync(sweep.SweepId, ct);
+        var stored = await store.GetSweepCellsAsync(sweep.SweepId, ct);
         var definitions = stored.ToDictionary(c => c.Cell.CellKey, c => TryParse(c.Cell.CellJson), StringComparer.Ordinal);
         var cells = stored.Select(c =>
         {

@@ -2,16 +2,19 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Orchestrator.Abstractions;
 using Orchestrator.Core.Aggregation;
+using Orchestrator.Grains;
+using Orchestrator.Results;
 using Spectre.Console;
 
-namespace Orchestrator.Cli.Commands;
+namespace Orchestrator.Hosting;
 
 /// <summary>
 /// What <c>orchestrator results</c> prints: the points (mean ± 95% CI with n/expected), optionally a paired comparison of two
 /// methods and the generalization gap (seen − unseen), in table, markdown, csv, json or latex form.
 /// </summary>
-internal sealed record ResultsReport(
+public sealed record ResultsReport(
     string SweepId,
     string Name,
     string? Metric,
@@ -21,6 +24,52 @@ internal sealed record ResultsReport(
     IReadOnlyList<PairedSummary> Gap)
 {
     public static readonly string[] Formats = ["table", "markdown", "csv", "json", "latex"];
+
+    /// <summary>The report for <c>results</c> (and the web page), from the sweep's results grain: one code path for the numbers.</summary>
+    public static async Task<ResultsReport> BuildAsync(IGrainFactory grains, SweepRecord sweep, string? metric, PointKeys by,
+        (string A, string B)? compare)
+    {
+        var grain = grains.GetGrain<IResultsGrain>(sweep.SweepId);
+        var results = await grain.GetAsync();
+        var sums = results.Points.Select(p => p.ToSums()).ToList();
+        if (metric is not null && sums.Count > 0 && sums.All(p => p.Metric != metric))
+        {
+            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}' (it has: {string.Join(", ", sums.Select(p => p.Metric).Distinct())})");
+        }
+
+        var points = PointAggregation.Summarize(sums, by, metric);
+        var primary = metric ?? PrimaryMetric(sweep, results);
+
+        ResultsReport.Comparison? comparison = null;
+        if (compare is { } c)
+        {
+            var methods = sums.Select(p => p.Method).ToHashSet(StringComparer.Ordinal);
+            foreach (var m in new[] { c.A, c.B }.Where(m => !methods.Contains(m)))
+            {
+                throw new ArgumentException($"sweep {sweep.Name} has no method '{m}' (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
+            }
+
+            var pairs = await grain.GetPairsAsync(primary, "method", c.A, c.B);
+            comparison = new ResultsReport.Comparison(primary, c.A, c.B, PairedComparison.CompareMethods(pairs.Pairs.Select(p => p.ToObservation())));
+        }
+
+        IReadOnlyList<PairedSummary> gap = [];
+        var splits = sums.Select(p => p.Split).ToHashSet(StringComparer.Ordinal);
+        if (splits.Contains(PairedComparison.Seen) && splits.Contains(PairedComparison.Unseen))
+        {
+            var pairs = await grain.GetPairsAsync(primary, "split", PairedComparison.Seen, PairedComparison.Unseen);
+            gap = PairedComparison.GeneralizationGap(pairs.Pairs.Select(p => p.ToObservation()));
+        }
+
+        return new ResultsReport(sweep.SweepId, sweep.Name, metric, by, points, comparison, gap);
+    }
+
+    /// <summary>The spec's first metric that has values, else any metric with values, else the spec's first.</summary>
+    public static string PrimaryMetric(SweepRecord sweep, SweepResults results)
+    {
+        var present = results.Points.Select(p => p.Metric).Distinct(StringComparer.Ordinal).ToList();
+        return sweep.Metrics.FirstOrDefault(present.Contains) ?? present.FirstOrDefault() ?? sweep.Metrics.FirstOrDefault() ?? "bleu";
+    }
 
     /// <summary>Method A − method B per (dataset, split, size).</summary>
     public sealed record Comparison(string Metric, string A, string B, IReadOnlyList<PairedSummary> Rows);
@@ -135,19 +184,19 @@ internal sealed record ResultsReport(
         return text.ToString();
     }
 
-    internal static void CsvRow(StringBuilder text, params string?[] fields)
+    public static void CsvRow(StringBuilder text, params string?[] fields)
     {
         text.AppendLine(string.Join(',', fields.Select(CsvField)));
     }
 
-    internal static string CsvField(string? value)
+    public static string CsvField(string? value)
     {
         value ??= "";
         return value.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
     }
 
     /// <summary>Round-trip precision, invariant culture; empty when undefined.</summary>
-    internal static string R(double value) => double.IsNaN(value) ? "" : value.ToString("R", CultureInfo.InvariantCulture);
+    public static string R(double value) => double.IsNaN(value) ? "" : value.ToString("R", CultureInfo.InvariantCulture);
 
     private static string Int(int? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "";
 
@@ -279,7 +328,7 @@ internal sealed record ResultsReport(
         return text.ToString();
     }
 
-    internal static string TeX(string value)
+    public static string TeX(string value)
     {
         var text = new StringBuilder();
         foreach (var c in value)
