@@ -42,7 +42,11 @@ public interface ITrialQueueGrain : IGrainWithStringKey
     [Alias("enqueue")]
     Task<int> EnqueueAsync(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone);
 
-    /// <summary>Leases the next pending cell for the cell's own lease time (its spec's <c>execution.lease_seconds</c>), or null.</summary>
+    /// <summary>
+    /// Leases the next pending cell for the cell's own lease time (its spec's <c>execution.lease_seconds</c>), or null. The
+    /// attempt is counted in the database before the lease is returned. A request repeated with the same
+    /// <see cref="WorkerCapabilities.RequestId"/> returns the same lease.
+    /// </summary>
     [Alias("lease")]
     Task<CellLease?> LeaseAsync(WorkerCapabilities worker);
 
@@ -50,8 +54,23 @@ public interface ITrialQueueGrain : IGrainWithStringKey
     [Alias("renew")]
     Task<bool> RenewAsync(string leaseId);
 
+    /// <summary>
+    /// Ends a lease with what the database now holds for the cell (<see cref="CellCompletion"/>). A success is accepted
+    /// even from a lease that expired; a failure from a lease that is no longer current is ignored.
+    /// </summary>
     [Alias("complete")]
     Task<bool> CompleteAsync(CellCompletion completion);
+
+    /// <summary>
+    /// Gives a lease back without charging its attempt (a worker stopping gracefully): the cell goes back to the front of the
+    /// queue, and its attempt limit rises by one in the database before this returns. False when the lease was not current.
+    /// </summary>
+    [Alias("release")]
+    Task<bool> ReleaseAsync(string leaseId);
+
+    /// <summary><see cref="ReleaseAsync"/> for several leases (a worker's at shutdown); returns how many were current.</summary>
+    [Alias("release-many")]
+    Task<int> ReleaseManyAsync(IReadOnlyList<string> leaseIds);
 
     [Alias("sweep-progress")]
     Task<SweepProgress> GetProgressAsync(string sweepId);

@@ -25,7 +25,10 @@ public sealed record CellWork(
     public TimeSpan LeaseTime => TimeSpan.FromSeconds(LeaseSeconds);
 }
 
-/// <summary>What a worker offers when it asks for work.</summary>
+/// <summary>
+/// What a worker offers when it asks for work. <see cref="RequestId"/>: the same for every retry of one request, so a retry
+/// gets the lease the first try was given (whose reply may have been lost) instead of a second one nobody holds.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("orch.worker-capabilities")]
 public sealed record WorkerCapabilities(
     [property: Id(0)] string WorkerId,
@@ -33,7 +36,8 @@ public sealed record WorkerCapabilities(
     [property: Id(2)] int DeviceCount,
     [property: Id(3)] long MemoryBytes,
     [property: Id(4)] int FreeSlots,
-    [property: Id(5)] string? PackGroup = null);
+    [property: Id(5)] string? PackGroup = null,
+    [property: Id(6)] string? RequestId = null);
 
 /// <summary>A time-limited claim on a cell. Only the holder of the current lease may complete it.</summary>
 [GenerateSerializer, Immutable, Alias("orch.cell-lease")]
@@ -43,12 +47,18 @@ public sealed record CellLease(
     [property: Id(2)] int Attempt,
     [property: Id(3)] DateTimeOffset ExpiresAt);
 
-/// <summary>How a leased cell ended.</summary>
+/// <summary>
+/// How a leased cell ended: what the database holds for the cell after the worker offered its result (a success stored by
+/// any attempt is <see cref="Succeeded"/>, even when this attempt failed). <see cref="CellKey"/> lets the queue accept a
+/// success whose lease has expired meanwhile.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("orch.cell-completion")]
 public sealed record CellCompletion(
     [property: Id(0)] string LeaseId,
     [property: Id(1)] bool Succeeded,
-    [property: Id(2)] string? Error);
+    [property: Id(2)] string? Error,
+    [property: Id(3)] string? CellKey = null,
+    [property: Id(4)] int StoredAttempt = 0);
 
 /// <summary>
 /// Counts of a sweep's cells by state. <see cref="Waiting"/>: cells of a later stage whose dependencies have not all finished;

@@ -1,15 +1,21 @@
 using Orchestrator.Abstractions;
+using Orchestrator.Results;
 
 namespace Orchestrator.Grains;
 
 /// <summary>
 /// The lease state machine of the pull queue, free of Orleans so it can be tested directly. A cell is
-/// Pending → Leased (attempt n) → Done, or back to Pending with attempt n + 1 when its lease expires or its
-/// attempt fails, until the spec's attempt limit makes it Failed (with the last reason). A cell of a later stage starts
-/// Waiting and becomes Pending when every cell it needs is Done, or Blocked (with the reason) when one of them failed;
-/// a blocked cell waits until <c>rerun-failed</c> gives its dependency new attempts. Attempt counts are
-/// reported through <see cref="TakeChangedAttempts"/> so the grain can persist them; after a restart the queue is
-/// rebuilt from the database with <see cref="Load"/>.
+/// Pending → Leased (attempt n) → Done, or back to Pending when its lease expires or its attempt fails, until its attempt
+/// limit makes it Failed (with the last reason). A cell of a later stage starts Waiting and becomes Pending when every cell
+/// it needs is Done, or Blocked (with the reason) when one of them failed; a blocked cell waits until <c>rerun-failed</c>
+/// gives its dependency new attempts.
+/// <para>
+/// Attempt numbers only grow over a cell's whole life; a budget (<see cref="Entry.Limit"/>) bounds them, and reruns raise the
+/// limit instead of resetting the count. Leasing has two steps so that the count can be made durable in between:
+/// <see cref="Claim"/> reserves a cell (nobody else can lease it; it cannot expire), <see cref="Grant"/> hands it out with the
+/// attempt number the database returned, <see cref="Abandon"/> gives it back when that write failed. <see cref="Lease"/> does
+/// both at once with the in-memory count. Deadlines use the clock's monotonic timestamp, never wall time.
+/// </para>
 /// </summary>
 public sealed class TrialQueue(TimeProvider clock)
 {
@@ -24,28 +30,55 @@ public sealed class TrialQueue(TimeProvider clock)
         public CellWork Work { get; } = work;
         public HashSet<string> Sweeps { get; } = new(StringComparer.Ordinal);
         public QueueState State { get; set; } = QueueState.Pending;
+
+        /// <summary>Attempts started over the cell's life (the last lease's attempt number).</summary>
         public int Attempts { get; set; }
+
+        /// <summary>The highest attempt number the cell may be leased with.</summary>
+        public int Limit { get; set; }
+
         public string? LeaseId { get; set; }
+
+        /// <summary>False while the lease is only claimed (its attempt not yet durable, not yet handed out).</summary>
+        public bool Granted { get; set; }
+
         public string? WorkerId { get; set; }
-        public DateTimeOffset ExpiresAt { get; set; }
+
+        /// <summary>The lease's deadline as a <see cref="TimeProvider.GetTimestamp"/> value.</summary>
+        public long Deadline { get; set; }
+
         public string? LastError { get; set; }
     }
+
+    /// <summary>A cell reserved by <see cref="Claim"/>: make <see cref="NextAttempt"/> durable, then <see cref="Grant"/> or <see cref="Abandon"/>.</summary>
+    public sealed record LeaseClaim(string LeaseId, string CellKey, int NextAttempt, int Limit);
+
+    /// <summary>A lease given back without charging its attempt: the cell's new limit, to persist.</summary>
+    public sealed record Release(string CellKey, int Limit);
 
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly LinkedList<string> _pending = new();
     private readonly Dictionary<string, (int Total, int Reused)> _sweeps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _leases = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _changedAttempts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<string>> _dependants = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<string, Entry> Entries => _entries;
 
     public bool HasSweep(string sweepId) => _sweeps.ContainsKey(sweepId);
 
-    /// <summary>Adds cells (ignoring ones already queued, running or done); returns how many were newly queued.</summary>
-    public int Enqueue(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone)
+    /// <summary>
+    /// Adds cells (ignoring ones already queued, running or done; a failed one is queued again when its budget allows);
+    /// returns how many were newly queued. <paramref name="budgets"/>: each cell's attempt count and limit from the database;
+    /// without one, a cell gets its spec's max_attempts on top of the attempts it has had.
+    /// </summary>
+    public int Enqueue(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone, IReadOnlyDictionary<string, AttemptBudget>? budgets = null)
     {
-        var queued = cells.Count(work => Add(sweepId, work, attempts: 0, lastError: null, resetFailed: true));
+        var queued = cells.Count(work =>
+        {
+            var attempts = _entries.TryGetValue(work.CellKey, out var existing) ? existing.Attempts : 0;
+            var budget = budgets?.GetValueOrDefault(work.CellKey) ?? new AttemptBudget(attempts, attempts + work.MaxAttempts);
+            return Add(sweepId, work, budget, lastError: null);
+        });
         _sweeps[sweepId] = (cells.Count + alreadyDone, alreadyDone);
         SettleDependencies();
         return queued;
@@ -53,14 +86,15 @@ public sealed class TrialQueue(TimeProvider clock)
 
     /// <summary>
     /// Rebuilds a sweep from the database: <paramref name="unfinished"/> are its cells without a successful result
-    /// (with their recorded attempts and last failure); the others count as done. A cell whose attempts are used
-    /// up stays Failed unless <paramref name="resetFailed"/>. Returns how many cells are pending afterwards.
+    /// (with their recorded attempts, limit and last failure); the others count as done. A cell whose attempts have reached
+    /// its limit is Failed; one already in the queue takes the higher count and limit (a Failed one whose limit was raised
+    /// is queued again). Returns how many of the sweep's cells are pending or waiting afterwards.
     /// </summary>
-    public int Load(string sweepId, int total, IReadOnlyList<(CellWork Work, int Attempts, string? LastError)> unfinished, bool resetFailed)
+    public int Load(string sweepId, int total, IReadOnlyList<(CellWork Work, AttemptBudget Budget, string? LastError)> unfinished)
     {
-        foreach (var (work, attempts, lastError) in unfinished)
+        foreach (var (work, budget, lastError) in unfinished)
         {
-            Add(sweepId, work, attempts, lastError, resetFailed);
+            Add(sweepId, work, budget, lastError);
         }
 
         _sweeps[sweepId] = (total, total - unfinished.Count);
@@ -68,20 +102,23 @@ public sealed class TrialQueue(TimeProvider clock)
         return _entries.Values.Count(e => e.State is QueueState.Pending or QueueState.Waiting && e.Sweeps.Contains(sweepId));
     }
 
-    private bool Add(string sweepId, CellWork work, int attempts, string? lastError, bool resetFailed)
+    private static int LimitOf(CellWork work, AttemptBudget budget) => budget.Limit > 0 ? budget.Limit : budget.Attempts + work.MaxAttempts;
+
+    private bool Add(string sweepId, CellWork work, AttemptBudget budget, string? lastError)
     {
         if (work.SweepId != sweepId)
         {
             throw new ArgumentException($"cell {work.CellKey} belongs to sweep {work.SweepId}, not {sweepId}");
         }
 
+        var limit = LimitOf(work, budget);
         if (_entries.TryGetValue(work.CellKey, out var existing))
         {
             existing.Sweeps.Add(sweepId);
-            if (existing.State == QueueState.Failed && resetFailed)
+            existing.Attempts = Math.Max(existing.Attempts, budget.Attempts);
+            existing.Limit = Math.Max(existing.Limit, limit);
+            if (existing.State == QueueState.Failed && existing.Attempts < existing.Limit)
             {
-                existing.Attempts = 0;
-                _changedAttempts.Add(work.CellKey);
                 MakeRunnable(existing);
                 return true;
             }
@@ -89,7 +126,7 @@ public sealed class TrialQueue(TimeProvider clock)
             return false;
         }
 
-        var entry = new Entry(work) { Attempts = resetFailed ? 0 : attempts, LastError = lastError };
+        var entry = new Entry(work) { Attempts = budget.Attempts, Limit = limit, LastError = lastError };
         entry.Sweeps.Add(sweepId);
         _entries[work.CellKey] = entry;
         foreach (var dependency in work.Dependencies)
@@ -102,15 +139,10 @@ public sealed class TrialQueue(TimeProvider clock)
             list.Add(work.CellKey);
         }
 
-        if (resetFailed && attempts > 0)
-        {
-            _changedAttempts.Add(work.CellKey);
-        }
-
-        if (entry.Attempts >= work.MaxAttempts)
+        if (entry.Attempts >= entry.Limit)
         {
             entry.State = QueueState.Failed;
-            entry.LastError ??= $"all {work.MaxAttempts} attempts used (the last lease expired)";
+            entry.LastError ??= $"all {entry.Limit} attempts used (the last lease expired)";
             return false;
         }
 
@@ -212,10 +244,18 @@ public sealed class TrialQueue(TimeProvider clock)
     }
 
     /// <summary>
-    /// Leases the first pending cell this worker can run (device requirement; with <see cref="WorkerCapabilities.PackGroup"/>,
-    /// only a cell of that pack group, for a worker filling a pack), or null.
+    /// Leases the first pending cell this worker can run with the next in-memory attempt number (<see cref="Claim"/> and
+    /// <see cref="Grant"/> at once), or null.
     /// </summary>
-    public CellLease? Lease(WorkerCapabilities worker)
+    public CellLease? Lease(WorkerCapabilities worker) =>
+        Claim(worker) is { } claim ? Grant(claim.LeaseId, claim.NextAttempt) : null;
+
+    /// <summary>
+    /// Reserves the first pending cell this worker can run (device requirement; with <see cref="WorkerCapabilities.PackGroup"/>,
+    /// only a cell of that pack group, for a worker filling a pack), or null. The cell counts as leased; its lease neither
+    /// expires nor can be renewed or completed until <see cref="Grant"/>.
+    /// </summary>
+    public LeaseClaim? Claim(WorkerCapabilities worker)
     {
         ExpireLeases();
         var node = _pending.First;
@@ -231,19 +271,54 @@ public sealed class TrialQueue(TimeProvider clock)
             {
                 _pending.Remove(node);
                 entry.State = QueueState.Leased;
-                entry.Attempts++;
-                _changedAttempts.Add(entry.Work.CellKey);
+                entry.Granted = false;
                 entry.LeaseId = Guid.NewGuid().ToString("N");
                 entry.WorkerId = worker.WorkerId;
-                entry.ExpiresAt = clock.GetUtcNow() + entry.Work.LeaseTime;
                 _leases[entry.LeaseId] = entry.Work.CellKey;
-                return new CellLease(entry.LeaseId, entry.Work, entry.Attempts, entry.ExpiresAt);
+                return new LeaseClaim(entry.LeaseId, entry.Work.CellKey, entry.Attempts + 1, entry.Limit);
             }
 
             node = next;
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Hands out a claimed lease as attempt <paramref name="attempt"/> (the durable count), or null when the claim is no
+    /// longer current (its sweep was cancelled meanwhile) or the attempt is over the cell's limit (then the cell fails).
+    /// </summary>
+    public CellLease? Grant(string leaseId, int attempt)
+    {
+        if (!_leases.TryGetValue(leaseId, out var key) || !_entries.TryGetValue(key, out var entry) || entry.LeaseId != leaseId || entry.Granted)
+        {
+            return null;
+        }
+
+        entry.Attempts = Math.Max(entry.Attempts, attempt);
+        if (entry.Attempts > entry.Limit)
+        {
+            EndLease(entry);
+            entry.State = QueueState.Failed;
+            entry.LastError = $"all {entry.Limit} attempts used";
+            SettleDependants(key);
+            return null;
+        }
+
+        entry.Granted = true;
+        entry.Deadline = clock.GetTimestamp() + Ticks(entry.Work.LeaseTime);
+        return new CellLease(leaseId, entry.Work, entry.Attempts, clock.GetUtcNow() + entry.Work.LeaseTime);
+    }
+
+    /// <summary>Returns a claimed, not granted cell to the front of the queue without counting an attempt (its durable write failed).</summary>
+    public void Abandon(string leaseId)
+    {
+        if (_leases.TryGetValue(leaseId, out var key) && _entries.TryGetValue(key, out var entry) && entry.LeaseId == leaseId && !entry.Granted)
+        {
+            EndLease(entry);
+            entry.State = QueueState.Pending;
+            _pending.AddFirst(key);
+        }
     }
 
     public bool Renew(string leaseId)
@@ -254,21 +329,24 @@ public sealed class TrialQueue(TimeProvider clock)
             return false;
         }
 
-        entry.ExpiresAt = clock.GetUtcNow() + entry.Work.LeaseTime;
+        entry.Deadline = clock.GetTimestamp() + Ticks(entry.Work.LeaseTime);
         return true;
     }
 
-    /// <summary>Ends a lease. A completion for a lease that is no longer current (expired, re-leased, cancelled) is ignored.</summary>
+    /// <summary>
+    /// Ends a lease with what the database holds for the cell. For a lease that is no longer current (expired, re-leased):
+    /// a success is still accepted (the database has it) and the cell becomes Done, the newer holder being told to stop at its
+    /// next renewal; a failure is ignored. Returns whether the queue changed.
+    /// </summary>
     public bool Complete(CellCompletion completion)
     {
         ExpireLeases();
         if (!TryGetLeased(completion.LeaseId, out var entry))
         {
-            return false;
+            return completion.Succeeded && AcceptLateSuccess(completion);
         }
 
-        _leases.Remove(completion.LeaseId);
-        entry.LeaseId = null;
+        EndLease(entry);
         if (completion.Succeeded)
         {
             entry.State = QueueState.Done;
@@ -282,6 +360,56 @@ public sealed class TrialQueue(TimeProvider clock)
         SettleDependants(entry.Work.CellKey);
         return true;
     }
+
+    private bool AcceptLateSuccess(CellCompletion completion)
+    {
+        if (completion.CellKey is not { } key || !_entries.TryGetValue(key, out var entry) || entry.State == QueueState.Done)
+        {
+            return false;
+        }
+
+        if (entry.LeaseId is not null)
+        {
+            EndLease(entry); // its holder learns at its next renewal that the lease is gone
+        }
+
+        entry.State = QueueState.Done;
+        entry.LastError = null;
+        SettleDependants(key);
+        return true;
+    }
+
+    /// <summary>
+    /// Gives a current lease back without charging its attempt (a worker stopping gracefully): the cell goes to the front of
+    /// the queue and its limit rises by one. Null when the lease is not current. Persist the returned limit.
+    /// </summary>
+    public Release? ReleaseLease(string leaseId)
+    {
+        ExpireLeases();
+        if (!TryGetLeased(leaseId, out var entry))
+        {
+            return null;
+        }
+
+        EndLease(entry);
+        entry.Limit++;
+        entry.State = QueueState.Pending;
+        _pending.AddFirst(entry.Work.CellKey);
+        return new Release(entry.Work.CellKey, entry.Limit);
+    }
+
+    private void EndLease(Entry entry)
+    {
+        if (entry.LeaseId is not null)
+        {
+            _leases.Remove(entry.LeaseId);
+        }
+
+        entry.LeaseId = null;
+        entry.Granted = false;
+    }
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * clock.TimestampFrequency);
 
     /// <summary>Removes a sweep: its pending cells leave the queue and its leased cells lose their lease.</summary>
     public void Cancel(string sweepId)
@@ -344,33 +472,21 @@ public sealed class TrialQueue(TimeProvider clock)
             .ToList();
     }
 
-    /// <summary>Attempt counts changed since the last call (to persist), and forgets them.</summary>
-    public IReadOnlyList<KeyValuePair<string, int>> TakeChangedAttempts()
-    {
-        var changed = _changedAttempts
-            .Select(k => new KeyValuePair<string, int>(k, _entries.TryGetValue(k, out var e) ? e.Attempts : 0))
-            .ToList();
-        _changedAttempts.Clear();
-        return changed;
-    }
-
-    public void MarkAttemptsChanged(string cellKey) => _changedAttempts.Add(cellKey);
-
     private bool TryGetLeased(string leaseId, out Entry entry)
     {
         entry = null!;
         return _leases.TryGetValue(leaseId, out var key) && _entries.TryGetValue(key, out entry!) &&
-               entry.State == QueueState.Leased && entry.LeaseId == leaseId;
+               entry.State == QueueState.Leased && entry.LeaseId == leaseId && entry.Granted;
     }
 
     /// <summary>Returns expired leases' cells to the queue; looks only at leased cells (at most the cluster's slots).</summary>
     private void ExpireLeases()
     {
-        var now = clock.GetUtcNow();
+        var now = clock.GetTimestamp();
         List<Entry>? expired = null;
         foreach (var key in _leases.Values)
         {
-            if (_entries.TryGetValue(key, out var e) && e.State == QueueState.Leased && e.ExpiresAt <= now)
+            if (_entries.TryGetValue(key, out var e) && e.State == QueueState.Leased && e.Granted && e.Deadline <= now)
             {
                 (expired ??= []).Add(e);
             }
@@ -378,8 +494,7 @@ public sealed class TrialQueue(TimeProvider clock)
 
         foreach (var entry in expired ?? [])
         {
-            _leases.Remove(entry.LeaseId!);
-            entry.LeaseId = null;
+            EndLease(entry);
             Retry(entry, $"lease expired (worker {entry.WorkerId} stopped renewing it)");
             SettleDependants(entry.Work.CellKey);
         }
@@ -388,7 +503,7 @@ public sealed class TrialQueue(TimeProvider clock)
     private void Retry(Entry entry, string reason)
     {
         entry.LastError = reason;
-        if (entry.Attempts >= entry.Work.MaxAttempts)
+        if (entry.Attempts >= entry.Limit)
         {
             entry.State = QueueState.Failed;
         }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
+using Orleans.Concurrency;
 using Orchestrator.Core.Specs;
 using Orchestrator.Results;
 
@@ -18,15 +19,26 @@ public sealed record QueueRestore(bool ActiveSweeps)
 }
 
 /// <summary>
-/// Orleans face of <see cref="TrialQueue"/>. Its state is a cache of the database: on activation (first use, or
-/// after the coordinator restarted) it rebuilds every active sweep from the cells that have no successful result,
-/// and it writes attempt counts behind (about once a second) so that retry limits survive restarts.
+/// Orleans face of <see cref="TrialQueue"/>. Its state is a cache of the database: on activation (first use, or after the
+/// coordinator restarted) it rebuilds every active sweep from the cells that have no successful result. Every lease's
+/// attempt is counted in the database before the lease is handed out, and every budget change (a rerun, a resubmission, a
+/// released lease) is written before the call returns, so nothing the queue decides is lost with it.
+/// <para>
+/// Reentrant: a call waiting on the database (a lease's count, a reload's reads) does not hold up renewals and completions.
+/// Each <see cref="TrialQueue"/> step runs without an await inside it, and steps that span an await re-check their state
+/// afterwards (a claimed cell cannot be leased twice or expire; a cancelled claim is not granted).
+/// </para>
 /// </summary>
+[Reentrant]
 public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILogger<TrialQueueGrain> logger, IServiceProvider services) : Grain, ITrialQueueGrain
 {
+    /// <summary>How many recent lease request ids are remembered (a retry comes within a few call timeouts).</summary>
+    private const int RememberedRequests = 4096;
+
     private readonly QueueRestore _restore = (QueueRestore?)services.GetService(typeof(QueueRestore)) ?? QueueRestore.Restore;
-    private static readonly TimeSpan FlushPeriod = TimeSpan.FromSeconds(1);
     private readonly TrialQueue _queue = new(clock);
+    private readonly Dictionary<string, Task<CellLease?>> _requests = new(StringComparer.Ordinal);
+    private readonly Queue<string> _requestOrder = new();
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -34,25 +46,115 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
         var pending = 0;
         foreach (var sweep in sweeps)
         {
-            pending += await LoadAsync(sweep, resetFailed: false, cancellationToken);
+            var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, cancellationToken);
+            pending += Load(sweep, unfinished, budgets: null);
         }
 
         logger.LogInformation("Queue {Queue} activated: {Sweeps} active sweep(s), {Pending} cell(s) pending", this.GetPrimaryKeyString(), sweeps.Count, pending);
-        this.RegisterGrainTimer(FlushAttemptsAsync, new GrainTimerCreationOptions(FlushPeriod, FlushPeriod) { Interleave = true });
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        await FlushAttemptsAsync(cancellationToken);
+    public async Task<int> EnqueueAsync(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone)
+    {
+        // Every cell gets a fresh budget on top of the attempts it has had (in this or any earlier sweep).
+        var budgets = new Dictionary<string, AttemptBudget>(StringComparer.Ordinal);
+        foreach (var group in cells.GroupBy(c => c.MaxAttempts))
+        {
+            foreach (var (key, budget) in await store.GrantAttemptsAsync(group.Select(c => c.CellKey).ToList(), group.Key, includeExhausted: true))
+            {
+                budgets[key] = budget;
+            }
+        }
 
-    public Task<int> EnqueueAsync(string sweepId, IReadOnlyList<CellWork> cells, int alreadyDone) =>
-        Task.FromResult(_queue.Enqueue(sweepId, cells, alreadyDone));
+        return _queue.Enqueue(sweepId, cells, alreadyDone, budgets);
+    }
 
-    public Task<CellLease?> LeaseAsync(WorkerCapabilities worker) =>
-        Task.FromResult(worker.FreeSlots > 0 ? _queue.Lease(worker) : null);
+    public Task<CellLease?> LeaseAsync(WorkerCapabilities worker)
+    {
+        if (worker.FreeSlots <= 0)
+        {
+            return Task.FromResult<CellLease?>(null);
+        }
+
+        if (worker.RequestId is not { } id)
+        {
+            return LeaseOnceAsync(worker);
+        }
+
+        if (_requests.TryGetValue(id, out var earlier) && !earlier.IsFaulted && !earlier.IsCanceled)
+        {
+            return earlier; // a retry: the same lease (or the same "nothing to do"), never a second one
+        }
+
+        var task = LeaseOnceAsync(worker);
+        if (_requests.TryAdd(id, task))
+        {
+            _requestOrder.Enqueue(id);
+            while (_requestOrder.Count > RememberedRequests)
+            {
+                _requests.Remove(_requestOrder.Dequeue());
+            }
+        }
+        else
+        {
+            _requests[id] = task;
+        }
+
+        return task;
+    }
+
+    private async Task<CellLease?> LeaseOnceAsync(WorkerCapabilities worker)
+    {
+        while (_queue.Claim(worker) is { } claim)
+        {
+            int attempt;
+            try
+            {
+                attempt = await store.BeginAttemptAsync(claim.CellKey, claim.Limit);
+            }
+            catch
+            {
+                _queue.Abandon(claim.LeaseId);
+                throw;
+            }
+
+            if (_queue.Grant(claim.LeaseId, attempt) is { } lease)
+            {
+                return lease;
+            }
+
+            // Cancelled meanwhile, or over its limit (now failed): try the next cell.
+        }
+
+        return null;
+    }
 
     public Task<bool> RenewAsync(string leaseId) => Task.FromResult(_queue.Renew(leaseId));
 
     public Task<bool> CompleteAsync(CellCompletion completion) => Task.FromResult(_queue.Complete(completion));
+
+    public async Task<bool> ReleaseAsync(string leaseId)
+    {
+        if (_queue.ReleaseLease(leaseId) is not { } released)
+        {
+            return false;
+        }
+
+        // The next lease of the cell also writes this limit (BeginAttemptAsync keeps the higher one), should this write fail.
+        await store.RaiseAttemptLimitAsync(released.CellKey, released.Limit);
+        logger.LogInformation("Lease {Lease} of cell {Cell} released; its attempt is given back (limit {Limit})", leaseId, released.CellKey[..Math.Min(12, released.CellKey.Length)], released.Limit);
+        return true;
+    }
+
+    public async Task<int> ReleaseManyAsync(IReadOnlyList<string> leaseIds)
+    {
+        var released = 0;
+        foreach (var id in leaseIds)
+        {
+            released += await ReleaseAsync(id) ? 1 : 0;
+        }
+
+        return released;
+    }
 
     public Task<SweepProgress> GetProgressAsync(string sweepId) => Task.FromResult(_queue.Progress(sweepId));
 
@@ -64,17 +166,21 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// <c>resume</c> (<paramref name="resetFailed"/> false) and <c>rerun-failed</c> (true): the sweep's unfinished cells get a
+    /// fresh budget on top of their counts (with <c>resume</c>, only those that have not used theirs up), then the queue
+    /// takes them. The database is read and written before the queue changes, in one step.
+    /// </summary>
     public async Task<int> ReloadSweepAsync(string sweepId, bool resetFailed)
     {
         var sweep = await store.FindSweepAsync(sweepId) ?? throw new ArgumentException($"no sweep '{sweepId}'");
-        var pending = await LoadAsync(sweep, resetFailed, CancellationToken.None);
-        await FlushAttemptsAsync(CancellationToken.None);
-        return pending;
+        var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId);
+        var budgets = await store.GrantAttemptsAsync(unfinished.Select(c => c.CellKey).ToList(), sweep.MaxAttempts, includeExhausted: resetFailed);
+        return Load(sweep, unfinished, budgets);
     }
 
-    private async Task<int> LoadAsync(SweepRecord sweep, bool resetFailed, CancellationToken ct)
+    private int Load(SweepRecord sweep, IReadOnlyList<UnfinishedCell> unfinished, IReadOnlyDictionary<string, AttemptBudget>? budgets)
     {
-        var unfinished = await store.GetUnfinishedCellsAsync(sweep.SweepId, ct);
         var cells = unfinished.Select(c => Parse(c.CellJson)).ToList();
 
         // The sweep's retention policy decides again which trained methods are kept: with `needed`, those that unfinished
@@ -85,11 +191,14 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
             {
                 var cell = cells[i];
                 var keep = ExecutionSpec.KeepsArtifact(sweep.ArtifactRetention, needed.Contains(c.CellKey));
+                var budget = budgets?.GetValueOrDefault(c.CellKey) is { } granted
+                    ? granted with { Attempts = Math.Max(granted.Attempts, c.Attempts) }
+                    : new AttemptBudget(c.Attempts, c.AttemptLimit);
                 return (new CellWork(sweep.SweepId, c.CellKey, c.CellJson, c.Label, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
-                    sweep.RequiredDevice, cell?.QueuePackGroup, cell?.Needs, keep), c.Attempts, c.LastError);
+                    sweep.RequiredDevice, cell?.QueuePackGroup, cell?.Needs, keep), budget, c.LastError);
             })
             .ToList();
-        return _queue.Load(sweep.SweepId, sweep.CellCount, work, resetFailed);
+        return _queue.Load(sweep.SweepId, sweep.CellCount, work);
     }
 
     private static Orchestrator.Core.Cells.CellDefinition? Parse(string cellJson)
@@ -101,29 +210,6 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
         catch (Exception e) when (e is FormatException or System.Text.Json.JsonException)
         {
             return null; // an unreadable cell fails on the worker with its own message
-        }
-    }
-
-    private async Task FlushAttemptsAsync(CancellationToken ct)
-    {
-        var changed = _queue.TakeChangedAttempts();
-        if (changed.Count == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            await store.RecordAttemptsAsync(changed, ct);
-        }
-        catch (Exception ex)
-        {
-            // Attempt counts are advisory (they bound retries); the next flush writes the newer values.
-            logger.LogWarning(ex, "Could not record attempt counts for {Count} cell(s); will retry", changed.Count);
-            foreach (var (key, _) in changed)
-            {
-                _queue.MarkAttemptsChanged(key);
-            }
         }
     }
 }

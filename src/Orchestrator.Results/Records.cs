@@ -45,9 +45,23 @@ public static class SweepStatus
 }
 
 /// <summary>A cell that has no successful result yet, with what the queue needs to (re)build its state.</summary>
-/// <param name="Attempts">Attempts started so far (leases granted), as last recorded.</param>
+/// <param name="Attempts">Attempts started so far (leases granted over the cell's whole life).</param>
 /// <param name="LastError">The reason of the last recorded failure, if the stored result is a failure.</param>
-public sealed record UnfinishedCell(string CellKey, string CellJson, string Label, int Attempts, string? LastError);
+/// <param name="AttemptLimit">The highest attempt number the cell may be leased with (0: none recorded; the sweep's max_attempts applies).</param>
+public sealed record UnfinishedCell(string CellKey, string CellJson, string Label, int Attempts, string? LastError, int AttemptLimit = 0);
+
+/// <summary>
+/// A cell's attempt count and limit. The count only grows (one per lease handed out); a rerun, a resubmission or a released
+/// lease raises the limit instead of resetting the count, so attempt numbers are never reused.
+/// </summary>
+public sealed record AttemptBudget(int Attempts, int Limit);
+
+/// <summary>What the database holds for a cell after a result was offered (<see cref="IResultWriter.WriteResultAsync"/>).</summary>
+/// <param name="Written">Whether the offered result was stored (false: the stored one wins, see the upsert rules).</param>
+public sealed record StoredResult(bool Written, string Status, int Attempt, string? Error)
+{
+    public bool Succeeded => Status == CellStatus.Succeeded;
+}
 
 /// <summary>One cell (= one trained model), identified by its content-hash <see cref="CellKey"/>.</summary>
 public sealed record CellDescriptor(

@@ -186,6 +186,9 @@ internal static class ResultSchema
         new(7, "training curves: per cell the subsampled training loss, the dev losses and the kept step (TrainingCurve JSON)",
             SqliteSql: CurvesTable,
             PostgresSql: CurvesTable),
+        new(8, "each cell's attempt limit (its budget: attempts stay monotonic, a rerun raises the limit instead of resetting the count)",
+            SqliteSql: "ALTER TABLE cell_attempts ADD COLUMN attempt_limit INTEGER NOT NULL DEFAULT 0;\n" + LegacyAttemptLimits,
+            PostgresSql: "ALTER TABLE cell_attempts ADD COLUMN IF NOT EXISTS attempt_limit integer NOT NULL DEFAULT 0;\n" + LegacyAttemptLimits),
     ];
 
     /// <summary>Migration 7: one row per result that has a training curve, replaced with the result and deleted with it.</summary>
@@ -194,6 +197,13 @@ internal static class ResultSchema
             cell_key   TEXT NOT NULL PRIMARY KEY REFERENCES cell_results (cell_key) ON DELETE CASCADE,
             curve_json TEXT NOT NULL
         );
+        """;
+
+    /// <summary>Migration 8: counts recorded before limits existed were checked against their sweeps' max_attempts.</summary>
+    private const string LegacyAttemptLimits = """
+        UPDATE cell_attempts SET attempt_limit = coalesce(
+            (SELECT max(s.max_attempts) FROM sweep_cells sc JOIN sweeps s ON s.sweep_id = sc.sweep_id WHERE sc.cell_key = cell_attempts.cell_key), 3)
+        WHERE attempt_limit = 0;
         """;
 
     /// <summary>Migration 5: one row per cell with a stored artifact (its content hash, size and kind); the files live in the artifact store.</summary>

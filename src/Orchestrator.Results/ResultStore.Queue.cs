@@ -49,7 +49,7 @@ internal sealed partial class ResultStore
         {
             await using var command = Command(connection, tx, """
                 SELECT c.cell_key, c.cell_json, c.method, c.size, c.subsample, c.seed, c.split,
-                       coalesce(a.attempts, 0), r.status, r.error, r.attempt
+                       coalesce(a.attempts, 0), r.status, r.error, r.attempt, coalesce(a.attempt_limit, 0)
                 FROM sweep_cells sc
                 JOIN cells c ON c.cell_key = sc.cell_key
                 LEFT JOIN cell_attempts a ON a.cell_key = sc.cell_key
@@ -67,29 +67,124 @@ internal sealed partial class ResultStore
                 var attempts = Convert.ToInt32(reader.GetValue(7), CultureInfo.InvariantCulture);
                 var failed = !reader.IsDBNull(8);
                 var resultAttempt = reader.IsDBNull(10) ? 0 : Convert.ToInt32(reader.GetValue(10), CultureInfo.InvariantCulture);
+                var limit = Convert.ToInt32(reader.GetValue(11), CultureInfo.InvariantCulture);
                 list.Add(new UnfinishedCell(reader.GetString(0), reader.GetString(1), label, Math.Max(attempts, resultAttempt),
-                    failed && !reader.IsDBNull(9) ? reader.GetString(9) : null));
+                    failed && !reader.IsDBNull(9) ? reader.GetString(9) : null, limit));
             }
 
             IReadOnlyList<UnfinishedCell> result = list;
             return result;
         }, ct);
 
-    public Task RecordAttemptsAsync(IReadOnlyCollection<KeyValuePair<string, int>> attempts, CancellationToken ct = default)
+    public Task<int> BeginAttemptAsync(string cellKey, int limit, CancellationToken ct = default)
     {
-        if (attempts.Count == 0)
+        ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
+        var now = Timestamp(DateTimeOffset.UtcNow);
+
+        // One statement: the count read back is the count written, whatever other writers do. A result row may record a
+        // higher attempt than the counter (databases from before the counter was written first): the count never goes below it.
+        return InTransactionAsync(write: true, async (connection, tx, _, token) =>
         {
-            return Task.CompletedTask;
+            await using var command = Command(connection, tx, """
+                INSERT INTO cell_attempts (cell_key, attempts, attempt_limit, updated_at)
+                VALUES (@cell_key, 1 + coalesce((SELECT attempt FROM cell_results WHERE cell_key = @cell_key), 0), @limit, @now)
+                ON CONFLICT (cell_key) DO UPDATE SET
+                    attempts = max_of_two,
+                    attempt_limit = CASE WHEN cell_attempts.attempt_limit > excluded.attempt_limit
+                                         THEN cell_attempts.attempt_limit ELSE excluded.attempt_limit END,
+                    updated_at = excluded.updated_at
+                RETURNING attempts
+                """.Replace("max_of_two", """
+                    CASE WHEN cell_attempts.attempts + 1 > excluded.attempts THEN cell_attempts.attempts + 1 ELSE excluded.attempts END
+                    """.Trim(), StringComparison.Ordinal),
+                ("cell_key", cellKey), ("limit", limit), ("now", now));
+            return Convert.ToInt32(await command.ExecuteScalarAsync(token).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        }, ct);
+    }
+
+    public async Task<IReadOnlyDictionary<string, AttemptBudget>> GrantAttemptsAsync(
+        IReadOnlyCollection<string> cellKeys, int attempts, bool includeExhausted, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(cellKeys);
+        ArgumentOutOfRangeException.ThrowIfNegative(attempts);
+        var keys = cellKeys.Distinct(StringComparer.Ordinal).ToList();
+        var budgets = new Dictionary<string, AttemptBudget>(StringComparer.Ordinal);
+        if (keys.Count == 0)
+        {
+            return budgets;
         }
 
         var now = Timestamp(DateTimeOffset.UtcNow);
-        return InTransactionAsync(write: true, async (connection, tx, _, token) =>
+        return await InTransactionAsync(write: true, async (connection, tx, _, token) =>
         {
-            await InsertRowsAsync(connection, tx,
-                "INSERT INTO cell_attempts (cell_key, attempts, updated_at) VALUES ",
-                " ON CONFLICT (cell_key) DO UPDATE SET attempts = excluded.attempts, updated_at = excluded.updated_at",
-                attempts.Select(a => new object?[] { a.Key, a.Value, now }), columns: 3, token).ConfigureAwait(false);
-            return true;
-        }, ct);
+            budgets.Clear(); // a retried transaction starts over
+            foreach (var chunk in keys.Chunk(KeysPerQuery))
+            {
+                await InsertRowsAsync(connection, tx,
+                    "INSERT INTO cell_attempts (cell_key, attempts, attempt_limit, updated_at) VALUES ",
+                    " ON CONFLICT (cell_key) DO NOTHING",
+                    chunk.Select(k => new object?[] { k, 0, 0, now }), columns: 4, token).ConfigureAwait(false);
+                var inList = string.Join(", ", chunk.Select((_, i) => $"@k{i}"));
+
+                // A count below the attempt recorded on the cell's result row (databases from before counts were written
+                // first) is raised to it, so that no attempt number is issued twice.
+                await using (var raise = Command(connection, tx, $"""
+                    UPDATE cell_attempts
+                    SET attempts = (SELECT r.attempt FROM cell_results r WHERE r.cell_key = cell_attempts.cell_key)
+                    WHERE cell_key IN ({inList})
+                      AND attempts < coalesce((SELECT r.attempt FROM cell_results r WHERE r.cell_key = cell_attempts.cell_key), 0)
+                    """))
+                {
+                    for (var i = 0; i < chunk.Length; i++)
+                    {
+                        AddParameter(raise, $"k{i}", chunk[i]);
+                    }
+
+                    await raise.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                }
+
+                await using (var update = Command(connection, tx, $"""
+                    UPDATE cell_attempts
+                    SET attempt_limit = attempts + @grant, updated_at = @now
+                    WHERE cell_key IN ({inList}) AND attempt_limit < attempts + @grant
+                      AND (@all OR attempt_limit = 0 OR attempts < attempt_limit)
+                    """, ("grant", attempts), ("now", now), ("all", includeExhausted)))
+                {
+                    for (var i = 0; i < chunk.Length; i++)
+                    {
+                        AddParameter(update, $"k{i}", chunk[i]);
+                    }
+
+                    await update.ExecuteNonQueryAsync(token).ConfigureAwait(false);
+                }
+
+                await using var select = Command(connection, tx, $"SELECT cell_key, attempts, attempt_limit FROM cell_attempts WHERE cell_key IN ({inList})");
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    AddParameter(select, $"k{i}", chunk[i]);
+                }
+
+                await using var reader = await select.ExecuteReaderAsync(token).ConfigureAwait(false);
+                while (await reader.ReadAsync(token).ConfigureAwait(false))
+                {
+                    budgets[reader.GetString(0)] = new AttemptBudget(
+                        Convert.ToInt32(reader.GetValue(1), CultureInfo.InvariantCulture), Convert.ToInt32(reader.GetValue(2), CultureInfo.InvariantCulture));
+                }
+            }
+
+            return (IReadOnlyDictionary<string, AttemptBudget>)budgets;
+        }, ct).ConfigureAwait(false);
+    }
+
+    public Task RaiseAttemptLimitAsync(string cellKey, int limit, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
+        var now = Timestamp(DateTimeOffset.UtcNow);
+        return InTransactionAsync(write: true, async (connection, tx, _, token) =>
+            await ExecuteAsync(connection, tx, """
+                INSERT INTO cell_attempts (cell_key, attempts, attempt_limit, updated_at) VALUES (@cell_key, 0, @limit, @now)
+                ON CONFLICT (cell_key) DO UPDATE SET attempt_limit = excluded.attempt_limit, updated_at = excluded.updated_at
+                WHERE cell_attempts.attempt_limit < excluded.attempt_limit
+                """, token, ("cell_key", cellKey), ("limit", limit), ("now", now)).ConfigureAwait(false), ct);
     }
 }

@@ -205,7 +205,10 @@ internal sealed partial class ResultStore : IResultStore
         }, ct);
     }
 
-    public Task<bool> UpsertResultAsync(CellResultRecord result, CancellationToken ct = default)
+    public async Task<bool> UpsertResultAsync(CellResultRecord result, CancellationToken ct = default) =>
+        (await WriteResultAsync(result, ct).ConfigureAwait(false)).Written;
+
+    public Task<StoredResult> WriteResultAsync(CellResultRecord result, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentException.ThrowIfNullOrWhiteSpace(result.CellKey);
@@ -232,8 +235,8 @@ internal sealed partial class ResultStore : IResultStore
                     worker_id = excluded.worker_id, device = excluded.device, wall_seconds = excluded.wall_seconds,
                     peak_memory_bytes = excluded.peak_memory_bytes, provenance_json = excluded.provenance_json,
                     finished_at = excluded.finished_at
-                WHERE cell_results.attempt <= excluded.attempt
-                  AND NOT (cell_results.status = 'succeeded' AND excluded.status = 'failed')
+                WHERE cell_results.status = 'failed'
+                  AND (excluded.status = 'succeeded' OR cell_results.attempt <= excluded.attempt)
                 """, token,
                 ("cell_key", result.CellKey), ("attempt", result.Attempt), ("status", result.Status),
                 ("error", result.Error), ("worker_id", result.WorkerId), ("device", result.Device),
@@ -241,7 +244,17 @@ internal sealed partial class ResultStore : IResultStore
                 ("provenance_json", result.ProvenanceJson), ("finished_at", Timestamp(result.FinishedAt))).ConfigureAwait(false);
             if (written == 0)
             {
-                return false; // stale attempt, or a failure after a success: leave metrics and outputs alone
+                // A success is stored (the first one is kept), or a failure of a later attempt: leave metrics and outputs alone.
+                await using var read = Command(connection, tx, "SELECT status, attempt, error FROM cell_results WHERE cell_key = @cell_key",
+                    ("cell_key", result.CellKey));
+                await using var reader = await read.ExecuteReaderAsync(token).ConfigureAwait(false);
+                if (!await reader.ReadAsync(token).ConfigureAwait(false))
+                {
+                    throw new InvalidOperationException($"the result of cell {result.CellKey} was neither written nor found");
+                }
+
+                return new StoredResult(false, reader.GetString(0), Convert.ToInt32(reader.GetValue(1), CultureInfo.InvariantCulture),
+                    reader.IsDBNull(2) ? null : reader.GetString(2));
             }
 
             await ExecuteAsync(connection, tx, "DELETE FROM cell_metrics WHERE cell_key = @cell_key", token,
@@ -271,7 +284,7 @@ internal sealed partial class ResultStore : IResultStore
                     ("cell_key", result.CellKey), ("curve_json", result.CurveJson)).ConfigureAwait(false);
             }
 
-            return true;
+            return new StoredResult(true, result.Status, result.Attempt, result.Error);
         }, ct);
     }
 

@@ -193,7 +193,8 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
             CellLease? lease;
             try
             {
-                lease = await parts.Calls.CallAsync(() => queue.LeaseAsync(capabilities with { MemoryBytes = Environment.WorkingSet }), ct);
+                var request = capabilities with { MemoryBytes = Environment.WorkingSet, RequestId = Guid.NewGuid().ToString("N") }; // one id for every retry
+                lease = await parts.Calls.CallAsync(() => queue.LeaseAsync(request), ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

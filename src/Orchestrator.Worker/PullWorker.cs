@@ -95,7 +95,8 @@ public sealed class PullWorker : BackgroundService
                 // coordinator has joined; until then GetGrain throws and the slot waits.
                 queue ??= _grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
                 var free = _options.Slots - Volatile.Read(ref _busy);
-                var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, Math.Max(1, free));
+                var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, Math.Max(1, free),
+                    RequestId: Guid.NewGuid().ToString("N")); // one id for every retry of this request
                 lease = await _parts.Calls.CallAsync(() => queue.LeaseAsync(capabilities), stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

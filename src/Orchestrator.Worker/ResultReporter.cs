@@ -32,21 +32,26 @@ internal sealed class ResultReporter(IResultStore store, QueueCalls calls, strin
 
     /// <summary>
     /// Stores <paramref name="result"/> (never cancelled: a computed result is not thrown away) while <paramref name="held"/>
-    /// keeps renewing, then stops renewing and completes the lease. A null result: the cell was already done.
+    /// keeps renewing, then stops renewing and completes the lease with what the database then holds for the cell (a success
+    /// stored by another attempt counts), so that the queue follows the database. A null result: the cell was already done.
     /// </summary>
     public async Task FinishAsync(ITrialQueueGrain queue, HeldLease? held, CellLease lease, CellResultRecord? result, CancellationToken stoppingToken)
     {
         var work = lease.Work;
-        var written = result is not null && await store.UpsertResultAsync(result, CancellationToken.None);
+        var stored = result is not null
+            ? await store.WriteResultAsync(result, CancellationToken.None)
+            : new StoredResult(false, CellStatus.Succeeded, lease.Attempt, null);
         if (held is not null)
         {
             await held.StopRenewingAsync();
         }
 
-        var succeeded = result is null || result.Status == CellStatus.Succeeded;
-        var accepted = await calls.CallAsync(() => queue.CompleteAsync(new CellCompletion(lease.LeaseId, succeeded, result?.Error)), stoppingToken);
+        var succeeded = stored.Succeeded;
+        var completion = new CellCompletion(lease.LeaseId, succeeded, succeeded ? null : stored.Error ?? result?.Error, work.CellKey, stored.Attempt);
+        var accepted = await calls.CallAsync(() => queue.CompleteAsync(completion), stoppingToken);
         logger.LogInformation("Cell {Label} ({Key}) attempt {Attempt}: {Status}{Written}{Accepted}", work.Label, work.CellKey[..12], lease.Attempt,
-            result?.Status ?? "already done", result is null || written ? "" : " (a newer result exists; not written)",
+            result?.Status ?? "already done",
+            result is null || stored.Written ? "" : $" (not written: the database holds {stored.Status} attempt {stored.Attempt})",
             accepted ? "" : " (lease no longer current)");
         CellFinished?.Invoke(lease, succeeded);
     }

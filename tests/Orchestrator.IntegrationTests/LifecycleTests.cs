@@ -199,8 +199,10 @@ public sealed class LifecycleTests : IDisposable
         var second = await SweepSubmitter.WaitAsync(grains, sweepId, null, TimeSpan.FromMilliseconds(100), cts.Token);
         Assert.Equal(1, second.Failed);
         var cell = (await sweep.GetCellsAsync()).Single();
-        Assert.Equal(2, cell.Attempts);   // two fresh attempts, both failed again (the data still does not match)
+        Assert.Equal(4, cell.Attempts);   // two fresh attempts on top of the first two, both failed again (the data still does not match)
         Assert.Contains("changed since the sweep was submitted", cell.LastError);
+        var (_, row) = Assert.Single(await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(sweepId, cts.Token));
+        Assert.Equal((CellStatus.Failed, 4), (row!.Status, row.Attempt));
         await host.StopAsync(CancellationToken.None);
     }
 }

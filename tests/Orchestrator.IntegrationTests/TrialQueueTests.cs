@@ -1,15 +1,34 @@
 using Orchestrator.Abstractions;
 using Orchestrator.Grains;
+using Orchestrator.Results;
 
 namespace Orchestrator.IntegrationTests;
 
 public sealed class TrialQueueTests
 {
+    /// <summary>Time moves when <see cref="Now"/> is advanced; <see cref="JumpWallClock"/> moves the wall clock alone (NTP, a VM resumed).</summary>
     private sealed class ManualClock : TimeProvider
     {
-        public DateTimeOffset Now { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        private long _elapsed;
 
-        public override DateTimeOffset GetUtcNow() => Now;
+        public DateTimeOffset Now
+        {
+            get => _now;
+            set
+            {
+                _elapsed += (value - _now).Ticks;
+                _now = value;
+            }
+        }
+
+        public void JumpWallClock(TimeSpan by) => _now += by;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public override long GetTimestamp() => _elapsed;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
     }
 
     private static readonly WorkerCapabilities Worker = new("w1", "cpu", 0, 0, 1);
@@ -98,9 +117,9 @@ public sealed class TrialQueueTests
         Assert.True(p.IsComplete);
         Assert.Equal("NaN loss at step 4", queue.Entries["a"].LastError);
 
-        // Resubmitting gives a failed cell a fresh set of attempts.
+        // Resubmitting gives a failed cell a fresh set of attempts on top of those it had: numbers are never reused.
         Assert.Equal(1, queue.Enqueue("s", [Work("a", maxAttempts: 2)], 0));
-        Assert.Equal(1, queue.Lease(Worker)!.Attempt);
+        Assert.Equal(3, queue.Lease(Worker)!.Attempt);
     }
 
     [Fact]
@@ -123,9 +142,9 @@ public sealed class TrialQueueTests
         var queue = new TrialQueue(new ManualClock());
         var pending = queue.Load("s", total: 5,
         [
-            (Work("a", maxAttempts: 3), 1, null),
-            (Work("b", maxAttempts: 3), 3, "NaN loss at step 7"),
-        ], resetFailed: false);
+            (Work("a", maxAttempts: 3), new AttemptBudget(1, 3), null),
+            (Work("b", maxAttempts: 3), new AttemptBudget(3, 3), "NaN loss at step 7"),
+        ]);
         Assert.Equal(1, pending);
         var lease = queue.Lease(Worker)!;
         Assert.Equal(("a", 2), (lease.Work.CellKey, lease.Attempt));
@@ -134,19 +153,95 @@ public sealed class TrialQueueTests
         Assert.Equal((5, 3, 1, 1), (p.Total, p.Done, p.Failed, p.Leased));
         Assert.Equal("NaN loss at step 7", queue.Cells("s").Single(c => c.CellKey == "b").LastError);
 
-        // rerun-failed: a reload that resets attempts queues the failed cell again from attempt 1.
-        queue.Load("s", total: 5, [(Work("b", maxAttempts: 3), 3, "NaN loss at step 7")], resetFailed: true);
-        Assert.Equal(("b", 1), (queue.Lease(Worker)!.Work.CellKey, 1));
+        // rerun-failed: the database raised the failed cell's limit; it is queued again with its next attempt number.
+        queue.Load("s", total: 5, [(Work("b", maxAttempts: 3), new AttemptBudget(3, 6), "NaN loss at step 7")]);
+        var rerun = queue.Lease(Worker)!;
+        Assert.Equal(("b", 4), (rerun.Work.CellKey, rerun.Attempt));
     }
 
     [Fact]
-    public void Attempt_counts_are_reported_once_for_persistence()
+    public void A_claimed_cell_is_leased_to_nobody_else_never_expires_and_is_granted_with_the_durable_attempt_number()
+    {
+        var clock = new ManualClock();
+        var queue = new TrialQueue(clock);
+        queue.Enqueue("s", [Work("a", maxAttempts: 5), Work("b")], 0);
+        var claim = queue.Claim(Worker)!;
+        Assert.Equal(("a", 1, 5), (claim.CellKey, claim.NextAttempt, claim.Limit));
+        Assert.Equal("b", queue.Lease(Worker)!.Work.CellKey);
+        Assert.Null(queue.Lease(Worker));
+        clock.Now += TimeSpan.FromHours(1);                  // a slow database: the claim does not expire
+        Assert.False(queue.Renew(claim.LeaseId));            // nor can it be used before it is granted
+        var lease = queue.Grant(claim.LeaseId, attempt: 4)!; // the database had counted 3 earlier attempts
+        Assert.Equal(4, lease.Attempt);
+        Assert.Null(queue.Grant(claim.LeaseId, attempt: 5)); // granted once
+        Assert.True(queue.Renew(lease.LeaseId));
+    }
+
+    [Fact]
+    public void An_abandoned_claim_goes_back_first_without_an_attempt_and_a_grant_over_the_limit_fails_the_cell()
     {
         var queue = new TrialQueue(new ManualClock());
-        queue.Enqueue("s", [Work("a"), Work("b")], 0);
-        queue.Lease(Worker);
-        Assert.Equal([new KeyValuePair<string, int>("a", 1)], queue.TakeChangedAttempts());
-        Assert.Empty(queue.TakeChangedAttempts());
+        queue.Enqueue("s", [Work("a", maxAttempts: 2), Work("b")], 0);
+        var claim = queue.Claim(Worker)!;
+        queue.Abandon(claim.LeaseId);                         // the count could not be written
+        var again = queue.Claim(Worker)!;
+        Assert.Equal(("a", 1), (again.CellKey, again.NextAttempt));
+        Assert.Null(queue.Grant(again.LeaseId, attempt: 3));  // another writer had used the budget
+        Assert.Equal("failed", queue.Cells("s").Single(c => c.CellKey == "a").State);
+        Assert.Equal("b", queue.Lease(Worker)!.Work.CellKey);
+    }
+
+    [Fact]
+    public void A_released_lease_returns_its_cell_first_without_charging_its_attempt()
+    {
+        var queue = new TrialQueue(new ManualClock());
+        queue.Enqueue("s", [Work("a", maxAttempts: 1), Work("b")], 0);
+        var lease = queue.Lease(Worker)!;
+        var released = queue.ReleaseLease(lease.LeaseId)!;
+        Assert.Equal(("a", 2), (released.CellKey, released.Limit));
+        Assert.Null(queue.ReleaseLease(lease.LeaseId));
+        Assert.False(queue.Renew(lease.LeaseId));
+        var next = queue.Lease(Worker)!;
+        Assert.Equal(("a", 2), (next.Work.CellKey, next.Attempt)); // a new number, within the raised budget
+        Assert.True(queue.Complete(new CellCompletion(next.LeaseId, true, null)));
+        Assert.Equal(1, queue.Progress("s").Done);
+    }
+
+    [Fact]
+    public void A_late_success_from_an_expired_lease_is_accepted_and_the_newer_holder_is_told_to_stop()
+    {
+        var clock = new ManualClock();
+        var queue = new TrialQueue(clock);
+        queue.Enqueue("s", [Work("src", maxAttempts: 3), Needing("dep", "src")], 0);
+        var old = queue.Lease(Worker)!;
+        clock.Now += TimeSpan.FromSeconds(61);
+        var newer = queue.Lease(Worker)!;
+        Assert.Equal(2, newer.Attempt);
+
+        // A late failure of the old lease changes nothing.
+        Assert.False(queue.Complete(new CellCompletion(old.LeaseId, false, "boom", "src", 1)));
+        Assert.Equal("leased", StateOf(queue, "src"));
+
+        // The old holder's success is in the database: the cell is done, its dependant ready, the newer holder stops.
+        Assert.True(queue.Complete(new CellCompletion(old.LeaseId, true, null, "src", 1)));
+        Assert.Equal(("done", "pending"), (StateOf(queue, "src"), StateOf(queue, "dep")));
+        Assert.False(queue.Renew(newer.LeaseId));
+        Assert.False(queue.Complete(new CellCompletion(newer.LeaseId, false, "stopped", "src", 1)));
+        Assert.Equal("done", StateOf(queue, "src"));
+    }
+
+    [Fact]
+    public void Lease_deadlines_follow_the_monotonic_clock_not_wall_time()
+    {
+        var clock = new ManualClock();
+        var queue = new TrialQueue(clock);
+        queue.Enqueue("s", [Work("a")], 0);
+        var lease = queue.Lease(Worker)!;
+        clock.JumpWallClock(TimeSpan.FromDays(1));            // the wall clock jumps; no time passed
+        Assert.True(queue.Renew(lease.LeaseId));
+        clock.JumpWallClock(TimeSpan.FromDays(-2));
+        clock.Now += TimeSpan.FromSeconds(61);                // time passes without a renewal
+        Assert.False(queue.Renew(lease.LeaseId));
     }
 
     [Fact]
@@ -251,7 +346,7 @@ public sealed class TrialQueueTests
         Assert.Equal("blocked", StateOf(queue, "dep"));
 
         // rerun-failed reloads the sweep's unfinished cells from the database with reset attempts.
-        var pending = queue.Load("s", 2, [(cells[0], 1, "data volume not mounted"), (cells[1], 0, null)], resetFailed: true);
+        var pending = queue.Load("s", 2, [(cells[0], new AttemptBudget(1, 2), "data volume not mounted"), (cells[1], new AttemptBudget(0, 1), null)]);
         Assert.Equal(2, pending);                             // src pending, dep waiting
         Assert.Equal(("pending", "waiting"), (StateOf(queue, "src"), StateOf(queue, "dep")));
         Assert.Null(queue.Cells("s").Single(c => c.CellKey == "dep").LastError);
@@ -265,7 +360,7 @@ public sealed class TrialQueueTests
     {
         var queue = new TrialQueue(new ManualClock());
         // The database lists cells by method name, so a dependant may come first; "old" succeeded before the restart.
-        queue.Load("s", 3, [(Needing("fusion", "src", "old"), 0, null), (Work("src"), 0, null)], resetFailed: false);
+        queue.Load("s", 3, [(Needing("fusion", "src", "old"), new AttemptBudget(0, 0), null), (Work("src"), new AttemptBudget(0, 0), null)]);
         Assert.Equal("waiting", StateOf(queue, "fusion"));
         Finish(queue, "src", true);
         Finish(queue, "fusion", true);

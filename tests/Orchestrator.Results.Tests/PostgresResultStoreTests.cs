@@ -54,8 +54,8 @@ public sealed class PostgresResultStoreTests(PostgresServer server) : ResultStor
         var store = Open(asRuntime);
         await ResultStores.RequireSchemaAsync(store);
         await store.SaveSweepAsync(Sweep("s", "n", DateTimeOffset.UtcNow, 1), [Cell("c")]);
+        Assert.Equal(1, await store.BeginAttemptAsync(K("c"), limit: 1));
         Assert.True(await store.UpsertResultAsync(Result("c", attempt: 1)));
-        await store.RecordAttemptsAsync([new(K("c"), 1)]);
         Assert.Single(await store.GetSweepCellsAsync(K("s")));
 
         // The same role cannot create the schema in an empty database: that is `orchestrator db migrate`'s job.

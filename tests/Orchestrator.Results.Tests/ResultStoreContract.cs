@@ -146,7 +146,7 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
     public async Task Upsert_of_the_same_key_twice_leaves_one_row()
     {
         Assert.True(await Store.UpsertResultAsync(Result("a", 1)));
-        Assert.True(await Store.UpsertResultAsync(Result("a", 1)));
+        Assert.False(await Store.UpsertResultAsync(Result("a", 1))); // the first success is kept
 
         Assert.Equal(1, await CountAsync("SELECT COUNT(*) FROM cell_results WHERE cell_key = @k", K("a")));
         Assert.Equal(2, await CountAsync("SELECT COUNT(*) FROM cell_metrics WHERE cell_key = @k", K("a")));
@@ -154,13 +154,15 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_newer_attempt_replaces_and_a_stale_attempt_is_refused_with_metrics_unchanged()
+    public async Task The_first_success_is_kept_and_a_later_success_is_refused_with_metrics_unchanged()
     {
         await Store.SaveSweepAsync(Sweep("s", "n", T0, 1), [Cell("a")]);
-        Assert.True(await Store.UpsertResultAsync(Result("a", 1, metrics: new() { ["acc"] = 0.5, ["loss"] = 2.0 })));
         Assert.True(await Store.UpsertResultAsync(Result("a", 2, metrics: new() { ["acc"] = 0.9 }, outputs: ["model-2.bin"])));
 
-        Assert.False(await Store.UpsertResultAsync(Result("a", 1, metrics: new() { ["acc"] = 0.1, ["f1"] = 0.1 }, outputs: ["stale"])));
+        // A second success (a late worker, a re-leased cell), with a higher or a lower attempt, changes nothing readers saw.
+        Assert.False(await Store.UpsertResultAsync(Result("a", 3, metrics: new() { ["acc"] = 0.1, ["f1"] = 0.1 }, outputs: ["late"])));
+        var stored = await Store.WriteResultAsync(Result("a", 1, metrics: new() { ["acc"] = 0.2 }, outputs: ["stale"]));
+        Assert.Equal(new StoredResult(false, CellStatus.Succeeded, 2, null), stored);
 
         var (_, result) = Assert.Single(await Store.GetSweepCellsAsync(K("s")));
         Assert.NotNull(result);
@@ -169,6 +171,26 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
         Assert.Equal(["model-2.bin"], result.Outputs);
         Assert.Equal(1, await CountAsync("SELECT COUNT(*) FROM cell_metrics WHERE cell_key = @k", K("a")));
         Assert.Equal(0.9, await ScalarDoubleAsync("SELECT value FROM cell_metrics WHERE cell_key = @k", K("a")));
+    }
+
+    [Fact]
+    public async Task A_later_failure_replaces_an_earlier_one_and_a_stale_failure_is_refused()
+    {
+        Assert.True(await Store.UpsertResultAsync(Result("f", 2, CellStatus.Failed, error: "second")));
+        var stale = await Store.WriteResultAsync(Result("f", 1, CellStatus.Failed, error: "first"));
+        Assert.Equal(new StoredResult(false, CellStatus.Failed, 2, "second"), stale);
+        Assert.Equal(new StoredResult(true, CellStatus.Failed, 3, "third"), await Store.WriteResultAsync(Result("f", 3, CellStatus.Failed, error: "third")));
+    }
+
+    [Fact]
+    public async Task A_success_replaces_a_stored_failure_whatever_the_attempt_numbers()
+    {
+        // rerun-failed: attempt 2 failed and was stored; a success reported as attempt 1 (a late worker) is still the truth.
+        Assert.True(await Store.UpsertResultAsync(Result("r", 2, CellStatus.Failed, error: "data volume not mounted")));
+        Assert.Equal(new StoredResult(true, CellStatus.Succeeded, 1, null), await Store.WriteResultAsync(Result("r", 1)));
+        Assert.Equal(new HashSet<string> { K("r") }, await Store.GetSucceededKeysAsync([K("r")]));
+        Assert.Equal(1, await CountAsync("SELECT attempt FROM cell_results WHERE cell_key = @k", K("r")));
+        Assert.Equal(0, await CountAsync("SELECT COUNT(*) FROM cell_results WHERE cell_key = @k AND error IS NOT NULL", K("r")));
     }
 
     [Fact]
@@ -277,14 +299,58 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Concurrent_upserts_of_one_key_keep_the_highest_attempt_and_its_metrics()
+    public async Task Concurrent_upserts_of_one_key_keep_one_success_with_its_own_metrics()
     {
-        await Task.WhenAll(Enumerable.Range(1, 8).Select(attempt => Task.Run(() =>
-            Store.UpsertResultAsync(Result("hot", attempt, metrics: new() { ["attempt"] = attempt })))));
+        var offered = await Task.WhenAll(Enumerable.Range(1, 8).Select(attempt => Task.Run(() =>
+            Store.WriteResultAsync(attempt % 2 == 0
+                ? Result("hot", attempt, metrics: new() { ["attempt"] = attempt })
+                : Result("hot", attempt, CellStatus.Failed, error: $"attempt {attempt} failed")))));
 
-        Assert.Equal(8, await CountAsync("SELECT attempt FROM cell_results WHERE cell_key = @k", K("hot")));
+        // Whatever the order, a success is stored, it is the only success written, and every writer was told which one.
+        var winner = Assert.Single(offered, o => o.Written && o.Succeeded);
+        Assert.All(offered, o => Assert.True(!o.Written || o == winner || !o.Succeeded));
+        Assert.Equal(winner.Attempt, await CountAsync("SELECT attempt FROM cell_results WHERE cell_key = @k AND status = 'succeeded'", K("hot")));
         Assert.Equal(1, await CountAsync("SELECT COUNT(*) FROM cell_metrics WHERE cell_key = @k", K("hot")));
-        Assert.Equal(8.0, await ScalarDoubleAsync("SELECT value FROM cell_metrics WHERE cell_key = @k", K("hot")));
+        Assert.Equal(winner.Attempt, await ScalarDoubleAsync("SELECT value FROM cell_metrics WHERE cell_key = @k", K("hot")));
+    }
+
+    // ------------------------------------------------------------------ attempts
+
+    [Fact]
+    public async Task Attempts_are_counted_by_one_statement_each_and_concurrent_begins_get_distinct_numbers()
+    {
+        Assert.Equal(1, await Store.BeginAttemptAsync(K("c"), limit: 3));
+        var numbers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => Store.BeginAttemptAsync(K("c"), limit: 3))));
+        Assert.Equal(Enumerable.Range(2, 8), numbers.Order());
+        Assert.Equal(9, await CountAsync("SELECT attempts FROM cell_attempts WHERE cell_key = @k", K("c")));
+        Assert.Equal(3, await CountAsync("SELECT attempt_limit FROM cell_attempts WHERE cell_key = @k", K("c")));
+
+        // A cell whose result row records a later attempt than its counter (an older database) continues after it.
+        Assert.True(await Store.UpsertResultAsync(Result("old", 4, CellStatus.Failed, error: "x")));
+        Assert.Equal(5, await Store.BeginAttemptAsync(K("old"), limit: 6));
+    }
+
+    [Fact]
+    public async Task Granting_attempts_raises_limits_on_top_of_the_counts_and_never_lowers_a_count_or_a_limit()
+    {
+        await Store.BeginAttemptAsync(K("used"), limit: 2);
+        await Store.BeginAttemptAsync(K("used"), limit: 2);   // 2 of 2: exhausted
+        await Store.BeginAttemptAsync(K("half"), limit: 3);   // 1 of 3
+
+        var resume = await Store.GrantAttemptsAsync([K("used"), K("half"), K("new")], 3, includeExhausted: false);
+        Assert.Equal(new AttemptBudget(2, 2), resume[K("used")]);   // resume leaves a used-up budget alone
+        Assert.Equal(new AttemptBudget(1, 4), resume[K("half")]);
+        Assert.Equal(new AttemptBudget(0, 3), resume[K("new")]);
+
+        var rerun = await Store.GrantAttemptsAsync([K("used"), K("half")], 2, includeExhausted: true);
+        Assert.Equal(new AttemptBudget(2, 4), rerun[K("used")]);    // a fresh budget on top of the count
+        Assert.Equal(new AttemptBudget(1, 4), rerun[K("half")]);    // never lowered
+
+        await Store.RaiseAttemptLimitAsync(K("used"), 5);             // a released lease gives its attempt back
+        await Store.RaiseAttemptLimitAsync(K("used"), 3);             // an older write arriving late does not lower it
+        Assert.Equal(5, await CountAsync("SELECT attempt_limit FROM cell_attempts WHERE cell_key = @k", K("used")));
+        Assert.Equal(3, await Store.BeginAttemptAsync(K("used"), limit: 4));
+        Assert.Equal(5, await CountAsync("SELECT attempt_limit FROM cell_attempts WHERE cell_key = @k", K("used")));
     }
 
     // ------------------------------------------------------------------ helpers
@@ -326,15 +392,16 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
     public async Task Unfinished_cells_carry_recorded_attempts_and_the_last_failure()
     {
         await Store.SaveSweepAsync(Sweep("s", "n", T0, 3), [Cell("done"), Cell("failed"), Cell("fresh")]);
+        await Store.BeginAttemptAsync(K("fresh"), limit: 3);
+        await Store.BeginAttemptAsync(K("fresh"), limit: 3);
+        await Store.BeginAttemptAsync(K("failed"), limit: 3);
         await Store.UpsertResultAsync(Result("done", attempt: 1));
         await Store.UpsertResultAsync(Result("failed", attempt: 2) with { Status = CellStatus.Failed, Error = "NaN loss at step 3" });
-        await Store.RecordAttemptsAsync([new(K("fresh"), 1), new(K("failed"), 2)]);
-        await Store.RecordAttemptsAsync([new(K("fresh"), 2)]);
 
         var unfinished = (await Store.GetUnfinishedCellsAsync(K("s"))).ToDictionary(c => c.CellKey);
         Assert.Equal([K("failed"), K("fresh")], unfinished.Keys.Order());
         Assert.Equal((2, "NaN loss at step 3"), (unfinished[K("failed")].Attempts, unfinished[K("failed")].LastError));
-        Assert.Equal((2, (string?)null), (unfinished[K("fresh")].Attempts, unfinished[K("fresh")].LastError));
+        Assert.Equal((2, (string?)null, 3), (unfinished[K("fresh")].Attempts, unfinished[K("fresh")].LastError, unfinished[K("fresh")].AttemptLimit));
         Assert.False(string.IsNullOrEmpty(unfinished[K("fresh")].CellJson));
     }
 
