@@ -20,17 +20,21 @@ public abstract partial class ResultStoreContract
         Assert.Equal((1000, 3.0 / 1000), (parsed.Train[^1].Step, parsed.Train[^1].Loss));
         Assert.Equal([500, 1000], parsed.Dev.Select(p => p.Step));
 
-        // A stale attempt leaves the stored curve alone; a newer one replaces it.
-        Assert.False(await Store.UpsertResultAsync(Result("c", 0) with { CurveJson = CurveJson(9.0) }));
+        // A result that is not written (a second success: the first is kept) leaves the stored curve alone.
+        Assert.False(await Store.UpsertResultAsync(Result("c", 2) with { CurveJson = CurveJson(9.0) }));
         Assert.Equal(first, await Store.GetCurveAsync(K("c")));
-        var second = CurveJson(5.0);
-        Assert.True(await Store.UpsertResultAsync(Result("c", 2) with { CurveJson = second }));
-        Assert.Equal(second, await Store.GetCurveAsync(K("c")));
-        Assert.Equal(1, await CountAsync("SELECT COUNT(*) FROM cell_curves WHERE cell_key = @k", K("c")));
 
-        // A newer attempt without a curve (a rerun that recorded none) must not show the older attempt's.
-        Assert.True(await Store.UpsertResultAsync(Result("c", 3)));
-        Assert.Null(await Store.GetCurveAsync(K("c")));
+        // A success replacing a failure brings its own curve.
+        Assert.True(await Store.UpsertResultAsync(Result("d", 1, CellStatus.Failed, error: "NaN") with { CurveJson = CurveJson(9.0) }));
+        var second = CurveJson(5.0);
+        Assert.True(await Store.UpsertResultAsync(Result("d", 2) with { CurveJson = second }));
+        Assert.Equal(second, await Store.GetCurveAsync(K("d")));
+        Assert.Equal(1, await CountAsync("SELECT COUNT(*) FROM cell_curves WHERE cell_key = @k", K("d")));
+
+        // A newer failure without a curve (a rerun that recorded none) must not show the older attempt's.
+        Assert.True(await Store.UpsertResultAsync(Result("e", 1, CellStatus.Failed, error: "NaN") with { CurveJson = CurveJson(7.0) }));
+        Assert.True(await Store.UpsertResultAsync(Result("e", 2, CellStatus.Failed, error: "OOM")));
+        Assert.Null(await Store.GetCurveAsync(K("e")));
         Assert.Null(await Store.GetCurveAsync(K("never-ran")));
     }
 }
