@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Orchestrator.Abstractions;
 using Orchestrator.Cli.Commands;
 using Orchestrator.Core.Aggregation;
+using Orchestrator.Core.Paths;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
@@ -27,7 +28,11 @@ public static class CliApp
     {
         var root = new RootCommand("Orchestrator: low-data and generalization sweeps of parameter-efficient fine-tuning methods.");
 
-        var dataDir = new Option<string>("--data-dir") { Description = "Folder for the embedded results database", DefaultValueFactory = _ => ".orchestrator" };
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Data directory (embedded results database, artifacts, cached bases, datasets). Default: $ORCHESTRATOR_HOME, " +
+                          "else the nearest .orchestrator/ at or above the working directory, else ~/.local/share/orchestrator",
+        };
         var slots = new Option<int>("--slots") { Description = "Cells trained at once in this process", DefaultValueFactory = _ => 1 };
         var pack = new Option<int>("--pack")
         {
@@ -127,7 +132,7 @@ public static class CliApp
         }
     }
 
-    private static async Task<int> RunSweepAsync(string specPath, string dataDir, int slots, int pack, bool verbose, int? dashboardPort, CancellationToken ct)
+    private static async Task<int> RunSweepAsync(string specPath, string? dataDir, int slots, int pack, bool verbose, int? dashboardPort, CancellationToken ct)
     {
         if (!TryPlan(specPath, out var plan))
         {
@@ -144,7 +149,9 @@ public static class CliApp
             return 1;
         }
 
-        var options = new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, PackSize = pack, DashboardPort = dashboardPort };
+        var home = OrchestratorHome.Locate(dataDir);
+        BaseModelCache.DefaultDataDirectory = home.Path;
+        var options = new EmbeddedOptions { DataDirectory = home.Path, WorkerSlots = slots, PackSize = pack, DashboardPort = dashboardPort };
         IHost built;
         try
         {
@@ -168,7 +175,7 @@ public static class CliApp
         {
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
-            Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath}");
+            Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
             return await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
         }
         finally

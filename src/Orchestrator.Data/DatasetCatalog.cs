@@ -4,6 +4,7 @@ using Orchestrator.Core.Cells;
 using Orchestrator.Core.Hashing;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data.Dart;
+using Orchestrator.Data.Download;
 using Orchestrator.Data.E2E;
 using Orchestrator.Data.Json;
 using Orchestrator.Data.Splits;
@@ -74,9 +75,16 @@ public static class DatasetCatalog
                 : $"dataset.path: the {spec.Kind} dataset needs a path: {PathHelp(spec.Kind)}");
         }
 
-        var path = Path.GetFullPath(Path.Combine(baseDirectory, spec.Path));
+        var named = DatasetNames.IsName(spec.Path);
+        if (named && DatasetSources.Find(NameOf(spec.Path)) is { } source && source.Kind != spec.Kind)
+        {
+            throw new DatasetException($"dataset.path: {spec.Path} holds {source.Kind} data, but dataset.kind is {spec.Kind}");
+        }
+
+        var path = named ? DatasetNames.Resolve(spec.Path) : Path.GetFullPath(Path.Combine(baseDirectory, spec.Path));
         var files = Locate(spec.Kind, path);
-        return new DatasetIdentity(spec.Kind, path, HashFiles(path, files), new SortedDictionary<string, string>(options.ToDictionary(), StringComparer.Ordinal), spec.EvalLimit);
+        return new DatasetIdentity(spec.Kind, named ? spec.Path.Trim() : path, HashFiles(path, files),
+            new SortedDictionary<string, string>(options.ToDictionary(), StringComparer.Ordinal), spec.EvalLimit);
     }
 
     public static LoadedDataset Load(DatasetIdentity id)
@@ -107,6 +115,11 @@ public static class DatasetCatalog
         }
 
         var path = id.Path ?? throw new DatasetException($"{id.Kind} dataset without a path");
+        if (DatasetNames.IsName(path))
+        {
+            path = DatasetNames.Resolve(path, $"dataset {id.Kind}");
+        }
+
         if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new DatasetException($"dataset file not found on this machine: {path}");
@@ -289,6 +302,13 @@ public static class DatasetCatalog
         }
 
         return [(DatasetPart.Train, One("train")), (DatasetPart.Test, One("test"))];
+    }
+
+    private static string NameOf(string named)
+    {
+        var rest = named[DatasetNames.Scheme.Length..].Trim();
+        var slash = rest.IndexOfAny(['/', '\\']);
+        return slash < 0 ? rest : rest[..slash];
     }
 
     private static List<string> XmlUnder(string dir) =>

@@ -85,6 +85,6 @@ internal static class ArtifactCommands
     }
 
     /// <summary>The option's directory, else <c>artifacts</c> under the data directory (the workers' default too).</summary>
-    private static string Directory(string? option, string dataDir) =>
-        option ?? new EmbeddedOptions { DataDirectory = dataDir }.ArtifactDirectory;
+    private static string Directory(string? option, string? dataDir) =>
+        option ?? new EmbeddedOptions { DataDirectory = Core.Paths.OrchestratorHome.Locate(dataDir).Path }.ArtifactDirectory;
 }

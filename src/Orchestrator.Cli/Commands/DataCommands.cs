@@ -17,7 +17,8 @@ public static class DataCommands
 {
     public static void Register(RootCommand root)
     {
-        var data = new Command("data", "Inspect datasets: subsample manifests and statistics; write a pretraining corpus from datasets.");
+        var data = new Command("data", "Download datasets; inspect them (subsample manifests, statistics); write a pretraining corpus from datasets.");
+        data.Subcommands.Add(DataGetCommand.Create());
         data.Subcommands.Add(ManifestCommand());
         data.Subcommands.Add(StatsCommand());
         data.Subcommands.Add(CorpusCommand());

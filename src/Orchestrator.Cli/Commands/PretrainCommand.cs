@@ -19,9 +19,9 @@ internal static class PretrainCommand
 {
     /// <summary>
     /// Adds <c>pretrain</c>, and points the base-model cache of every command that takes <paramref name="dataDir"/> (run,
-    /// demo, submit, …, whenever they are registered) at that folder: the option's value, given or default, becomes
-    /// <see cref="BaseModelCache.DefaultDataDirectory"/> when the command line is parsed (System.CommandLine runs an option's
-    /// validators for implicit defaults too), so pretrained bases are cached under <c>DATA_DIR/bases</c> of that run.
+    /// demo, submit, …, whenever they are registered) at that folder: the option's value, when given, becomes
+    /// <see cref="BaseModelCache.DefaultDataDirectory"/> when the command line is parsed (without it, the commands that open a
+    /// host set it from the data directory rule), so pretrained bases are cached under <c>DATA_DIR/bases</c> of that run.
     /// </summary>
     public static void Register(RootCommand root, Option<string> dataDir)
     {
@@ -96,7 +96,7 @@ internal static class PretrainCommand
                     return CliApp.ExitInvalidInput;
                 }
 
-                return Pretrain(resolved, pr.GetValue(dataDir)!, pr.GetValue(output), ct);
+                return Pretrain(resolved, Core.Paths.OrchestratorHome.Locate(pr.GetValue(dataDir)).Path, pr.GetValue(output), ct);
             }
             catch (SpecValidationException ex) when (pr.GetValue(spec) is null)
             {

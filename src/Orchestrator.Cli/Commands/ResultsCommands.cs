@@ -164,7 +164,7 @@ internal static class ResultsCommands
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(reproduceSweep)!, ct);
                 var r = await CellReproducer.ReproduceAsync(session.Store, sweep.SweepId, pr.GetValue(reproduceCell)!, sweep.Metrics, ct,
-                    new EmbeddedOptions { DataDirectory = pr.GetValue(dataDir)! }.ArtifactDirectory, pr.GetValue(reproduceThreads));
+                    new EmbeddedOptions { DataDirectory = Core.Paths.OrchestratorHome.Locate(pr.GetValue(dataDir)).Path }.ArtifactDirectory, pr.GetValue(reproduceThreads));
                 Console.WriteLine($"{r.Label} ({r.CellKey[..12]}), rerun in {r.Seconds:F1} s on {r.Threads} thread{(r.Threads == 1 ? "" : "s")} " +
                                   $"(stored on: {r.StoredDevice}):");
                 foreach (var (name, stored, rerun) in r.Metrics)

@@ -2,6 +2,8 @@ using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orchestrator.Core.Paths;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
 using Orchestrator.Worker;
@@ -17,13 +19,17 @@ internal sealed class Session : IAsyncDisposable
 {
     private readonly IHost _host;
 
-    private Session(IHost host, bool embedded)
+    private Session(IHost host, bool embedded, string database)
     {
         _host = host;
         Embedded = embedded;
+        Database = database;
     }
 
     public bool Embedded { get; }
+
+    /// <summary>Which database this session reads and writes, for messages (the SQLite file and how its folder was chosen, or the cluster's host and port).</summary>
+    public string Database { get; }
 
     public IServiceProvider Services => _host.Services;
 
@@ -31,32 +37,97 @@ internal sealed class Session : IAsyncDisposable
 
     public IResultStore Store => _host.Services.GetRequiredService<IResultStore>();
 
-    /// <summary>The results store alone (no silo): PostgreSQL for a cluster connection, else the embedded SQLite file under <paramref name="dataDir"/>.</summary>
-    public static IResultStore OpenStore(string? clusterOption, string dataDir) =>
-        ClusterConnection(clusterOption) is { } connection
-            ? ResultStores.Postgres(connection)
-            : ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = dataDir }.ResultsDatabasePath);
+    /// <summary>
+    /// The results store alone (no silo): PostgreSQL for a cluster connection, else the embedded SQLite file under
+    /// <paramref name="dataDir"/>, which must already exist unless <paramref name="create"/> (a read never creates an empty one).
+    /// </summary>
+    public static IResultStore OpenStore(string? clusterOption, string dataDir, bool create = false)
+    {
+        if (ClusterConnection(clusterOption) is { } connection)
+        {
+            ClusterEndpoint = Endpoint(connection);
+            return ResultStores.Postgres(connection);
+        }
+
+        var home = OrchestratorHome.Locate(dataDir);
+        if (!create)
+        {
+            RequireDatabase(home);
+        }
+
+        return ResultStores.Sqlite(home.ResultsDatabase);
+    }
+
+    /// <summary>A read of a data directory without a results database is an error that names where it looked, and why there.</summary>
+    public static void RequireDatabase(HomeLocation home)
+    {
+        if (!File.Exists(home.ResultsDatabase))
+        {
+            throw new ArgumentException(
+                $"no results database at {home.ResultsDatabase} (data directory {home}): no sweep has run with this data directory. " +
+                $"Give the one a sweep used with --data-dir DIR or ${OrchestratorHome.EnvironmentVariable}, or run from the folder that holds its {OrchestratorHome.FolderName}/.");
+        }
+    }
+
+    /// <summary>
+    /// The cluster database the running command opened (<c>host:port/database</c>), for the one-line error when it fails later;
+    /// a process runs one command, so one value is enough.
+    /// </summary>
+    public static string? ClusterEndpoint { get; private set; }
+
+    /// <summary><c>host:port/database</c> of a PostgreSQL connection string (for messages; never the password).</summary>
+    public static string Endpoint(string connection)
+    {
+        try
+        {
+            var b = new NpgsqlConnectionStringBuilder(connection);
+            return $"{(string.IsNullOrEmpty(b.Host) ? "localhost" : b.Host)}:{b.Port}/{b.Database}";
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"--cluster / ORCHESTRATOR_CLUSTER is not a valid PostgreSQL connection string: {ex.Message}", ex);
+        }
+    }
 
     public static string? ClusterConnection(string? option) =>
         !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER") is { Length: > 0 } env ? env : null;
 
+    /// <param name="create">Whether the command may create the embedded database (submit, extend); reads refuse a missing one.</param>
     public static async Task<Session> OpenAsync(string? cluster, string clusterId, string dataDir, bool train, int slots,
-        Action<ILoggingBuilder>? logging, CancellationToken ct)
+        Action<ILoggingBuilder>? logging, CancellationToken ct, bool create = false)
     {
         if (cluster is null)
         {
-            var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = dataDir, WorkerSlots = slots, RunWorker = train }, logging);
+            var home = OrchestratorHome.Locate(dataDir);
+            if (!create)
+            {
+                RequireDatabase(home);
+            }
+
+            Orchestrator.Training.BaseModelCache.DefaultDataDirectory = home.Path;
+            var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = home.Path, WorkerSlots = slots, RunWorker = train }, logging);
             await host.StartAsync(ct);
-            return new Session(host, embedded: true);
+            return new Session(host, embedded: true, $"{home.ResultsDatabase} (data directory chosen by {home.Source})");
         }
 
+        var endpoint = ClusterEndpoint = Endpoint(cluster);
         var client = ClusterHost.BuildClient(cluster, clusterId);
         var logger = client.Services.GetRequiredService<ILoggerFactory>().CreateLogger("cli");
-        // The gateway list comes from the membership table; a cluster that is starting may have none yet.
-        var pipeline = GrainCalls.Create(logger, maxAttempts: 5, callTimeout: TimeSpan.FromSeconds(30), maxDelay: TimeSpan.FromSeconds(3));
-        await pipeline.ExecuteAsync(async token => await client.StartAsync(token), ct);
-        await ResultStores.RequireSchemaAsync(client.Services.GetRequiredService<IResultStore>(), ct);
-        return new Session(client, embedded: false);
+        try
+        {
+            // The gateway list comes from the membership table; a cluster that is starting may have none yet.
+            var pipeline = GrainCalls.Create(logger, maxAttempts: 5, callTimeout: TimeSpan.FromSeconds(30), maxDelay: TimeSpan.FromSeconds(3));
+            await pipeline.ExecuteAsync(async token => await client.StartAsync(token), ct);
+            await ResultStores.RequireSchemaAsync(client.Services.GetRequiredService<IResultStore>(), ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            client.Dispose();
+            throw new ClusterUnreachableException(
+                $"cannot reach the cluster database at {endpoint} (from --cluster or ORCHESTRATOR_CLUSTER): {ex.GetBaseException().Message}", ex);
+        }
+
+        return new Session(client, embedded: false, $"the cluster database at {endpoint}");
     }
 
     public async ValueTask DisposeAsync()
@@ -71,6 +142,9 @@ internal sealed class Session : IAsyncDisposable
         }
     }
 }
+
+/// <summary>The cluster (its PostgreSQL database) could not be reached when a command connected; the message names host and port.</summary>
+internal sealed class ClusterUnreachableException(string message, Exception inner) : InvalidOperationException(message, inner);
 
 /// <summary>
 /// The options every command that talks to a sweep shares (<c>--cluster</c>, <c>--cluster-id</c>, <c>--data-dir</c>,
@@ -108,7 +182,8 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
         return command;
     }
 
-    public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct) =>
+    /// <param name="create">True for the commands that may start a new embedded database (submit, extend).</param>
+    public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct, bool create = false) =>
         Session.OpenAsync(Session.ClusterConnection(pr.GetValue(Cluster)), pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
-            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct);
+            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create);
 }

@@ -25,7 +25,7 @@ internal static class SweepCommands
 
         Command Make(string name, string description, params Symbol[] symbols) => shared.Add(name, description, symbols);
 
-        Task<Session> Open(ParseResult pr, bool train, CancellationToken ct) => shared.OpenAsync(pr, train, pr.GetValue(slots), ct);
+        Task<Session> Open(ParseResult pr, bool train, CancellationToken ct, bool create = false) => shared.OpenAsync(pr, train, pr.GetValue(slots), ct, create);
 
         var submitSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
         Make("submit", "Validate a spec and queue its cells; prints the sweep id. In embedded mode it also runs them.", submitSpec, watch, slots)
@@ -37,7 +37,7 @@ internal static class SweepCommands
                 }
 
                 var started = DateTimeOffset.UtcNow;
-                await using var session = await Open(pr, train: true, ct);
+                await using var session = await Open(pr, train: true, ct, create: true);
                 var result = await SweepSubmitter.SubmitAsync(session.Grains, plan);
                 Console.WriteLine(result.SweepId);
                 Console.Error.WriteLine($"{result.Total} cells: {result.AlreadyDone} already done, {result.Queued} queued");
@@ -141,7 +141,7 @@ internal static class SweepCommands
         migrate.Options.Add(dataDir);
         migrate.SetAction((pr, ct) => Guard(async () =>
         {
-            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!, create: true);
             var before = await store.GetSchemaVersionAsync(ct);
             await store.EnsureSchemaAsync(ct);
             var after = await store.GetSchemaVersionAsync(ct);
@@ -162,7 +162,7 @@ internal static class SweepCommands
         }
 
         var known = (await session.Store.GetSweepsAsync(null, ct)).Select(s => $"{s.SweepId} ({s.Name})").ToList();
-        throw new ArgumentException($"no sweep with id or name '{idOrName}'" +
+        throw new ArgumentException($"no sweep with id or name '{idOrName}' in {session.Database}" +
             (known.Count == 0 ? " (there are no sweeps yet)" : $"; known: {string.Join(", ", known.TakeLast(10))}"));
     }
 
@@ -183,14 +183,18 @@ internal static class SweepCommands
             Console.Error.WriteLine($"error: {ex.Message}");
             return CliApp.ExitInvalidInput;
         }
+        catch (Exception ex) when (ex is not ClusterUnreachableException && (GrainCalls.IsTransient(ex) || ex is Npgsql.NpgsqlException ||
+                                                                            ex.GetBaseException() is Npgsql.NpgsqlException or System.Net.Sockets.SocketException))
+        {
+            // EF Core wraps a refused connection in its retry exception; the endpoint comes from the connection string.
+            var why = ex.GetBaseException().Message;
+            var at = Session.ClusterEndpoint is { } endpoint ? $" at {endpoint}" : "";
+            Console.Error.WriteLine($"error: cannot reach the cluster or its database{at}: {(ex.Message == why ? why : $"{ex.Message} ({why})")}");
+            return 1;
+        }
         catch (InvalidOperationException ex)
         {
             Console.Error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
-        catch (Exception ex) when (GrainCalls.IsTransient(ex) || ex is Npgsql.NpgsqlException)
-        {
-            Console.Error.WriteLine($"error: cannot reach the cluster or its database: {ex.GetBaseException().Message}");
             return 1;
         }
     }

@@ -78,12 +78,20 @@ public sealed record StatusReport(
         var failed = Count("failed");
         var done = Count("done");
         var stages = cells.Any(c => c.Stage != Core.Specs.SweepSpec.MainStage) ? StageGraph(cells, definitions) : [];
-        return new StatusReport(sweep.SweepId, sweep.Name, sweep.Status, cells.Count, Count("pending"), Count("leased"), done, failed,
-            cells.Count > 0 && done + failed + Count("blocked") == cells.Count, cells)
+        var complete = cells.Count > 0 && done + failed + Count("blocked") == cells.Count;
+        return new StatusReport(sweep.SweepId, sweep.Name, ShownStatus(sweep.Status, complete, done == cells.Count), cells.Count, Count("pending"),
+            Count("leased"), done, failed, complete, cells)
         {
             Stages = stages,
         };
     }
+
+    /// <summary>
+    /// The database keeps a sweep <c>active</c> until it is cancelled (a later extend or resume adds work to it); a sweep with
+    /// nothing left to run is shown as <c>completed</c> (every cell done) or <c>finished</c> (some failed or blocked).
+    /// </summary>
+    internal static string ShownStatus(string stored, bool complete, bool allDone) =>
+        stored == SweepStatus.Active && complete ? (allDone ? "completed" : "finished") : stored;
 
     private static Core.Cells.CellDefinition? TryParse(string json)
     {
