@@ -90,7 +90,7 @@ public sealed record StatusReport(
     /// The database keeps a sweep <c>active</c> until it is cancelled (a later extend or resume adds work to it); a sweep with
     /// nothing left to run is shown as <c>completed</c> (every cell done) or <c>finished</c> (some failed or blocked).
     /// </summary>
-    internal static string ShownStatus(string stored, bool complete, bool allDone) =>
+    public static string ShownStatus(string stored, bool complete, bool allDone) =>
         stored == SweepStatus.Active && complete ? (allDone ? "completed" : "finished") : stored;
 
     private static Core.Cells.CellDefinition? TryParse(string json)
