@@ -9,20 +9,59 @@ namespace Orchestrator.Hosting;
 
 /// <summary>What rerunning one stored cell gave, next to what the database holds.</summary>
 /// <param name="Label">The cell's label (method, size, subsample, seed, split).</param>
-/// <param name="Metrics">Per metric: the stored value and the rerun's value.</param>
+/// <param name="Metrics">
+/// Per metric the stored result holds: the stored value and the rerun's. The rerun is scored with every metric that produces
+/// a stored value (a <c>rescore</c> may have added metrics to the stored result), so like is compared with like.
+/// </param>
 /// <param name="OutputsCompared">Decoded outputs compared; <paramref name="OutputsDiffering"/> of them differ.</param>
-/// <param name="WasPacked">The stored result was trained in a pack (the rerun trains alone: equal to float tolerance only).</param>
-/// <param name="StoredDevice">The device the stored result ran on, as its worker described it (e.g. "cpu, 1 thread, torch 2.10").</param>
-/// <param name="Threads">The torch threads of the rerun.</param>
+/// <param name="WasPacked">The stored result was trained with other cells in a pack.</param>
 public sealed record Reproduction(string CellKey, string Label, IReadOnlyList<(string Metric, double Stored, double Rerun)> Metrics,
     int OutputsCompared, int OutputsDiffering, bool WasPacked, double Seconds)
 {
+    /// <summary>The device the stored result ran on, as its worker described it (e.g. "cpu, 1 thread, torch 2.10").</summary>
     public string StoredDevice { get; init; } = "";
 
+    /// <summary>The torch threads of the rerun.</summary>
     public int Threads { get; init; }
 
-    /// <summary>Every metric bit-for-bit equal and every output identical.</summary>
+    /// <summary>Stored metrics that no metric of the suite produces (so the rerun cannot score them); not compared.</summary>
+    public IReadOnlyList<string> NotCompared { get; init; } = [];
+
+    /// <summary>Training numbers from the provenance (final training loss, best dev loss, best step): stored and rerun, as written.</summary>
+    public IReadOnlyList<(string Field, string Stored, string Rerun)> Training { get; init; } = [];
+
+    /// <summary>The first output that differs: its index, the stored text and the rerun's; null when all are identical.</summary>
+    public (int Index, string Stored, string Rerun)? FirstDifferentOutput { get; init; }
+
+    /// <summary>Why the numbers may differ, from the provenance (null when reproduced exactly).</summary>
+    public string? Explanation { get; init; }
+
+    /// <summary>Every compared metric bit-for-bit equal and every output identical.</summary>
     public bool Exact => OutputsDiffering == 0 && Metrics.All(m => m.Stored.Equals(m.Rerun));
+
+    /// <summary>One line per difference: metrics with both values, outputs (how many, the first one), training numbers.</summary>
+    public IReadOnlyList<string> Differences()
+    {
+        var lines = new List<string>();
+        foreach (var (metric, stored, rerun) in Metrics.Where(m => !m.Stored.Equals(m.Rerun)))
+        {
+            lines.Add(FormattableString.Invariant($"{metric}: stored {stored:R}, rerun {rerun:R} (difference {rerun - stored:G3})"));
+        }
+
+        if (FirstDifferentOutput is { } o)
+        {
+            lines.Add($"outputs: {OutputsDiffering} of {OutputsCompared} differ; the first is #{o.Index}: stored \"{Cut(o.Stored)}\", rerun \"{Cut(o.Rerun)}\"");
+        }
+
+        foreach (var (field, stored, rerun) in Training.Where(t => t.Stored != t.Rerun))
+        {
+            lines.Add($"{field}: stored {stored}, rerun {rerun}");
+        }
+
+        return lines;
+    }
+
+    private static string Cut(string text) => text.Length <= 80 ? text : text[..77] + "...";
 }
 
 /// <summary>
@@ -86,21 +125,69 @@ public static class CellReproducer
             artifacts = new TrialArtifacts(cell.Dependencies.Select(k => new PeftDependency(k, files.Open(index[k]))).ToList());
         }
 
+        // Score the rerun with every metric whose values the stored result holds: a rescore may have added (or replaced) some.
+        var storedNames = stored.Metrics.Keys.ToHashSet(StringComparer.Ordinal);
+        var scoring = MetricSuite.Names.Where(m => MetricSuite.OutputsOf(m).Any(storedNames.Contains)).ToList();
+        if (scoring.Count == 0) scoring = metrics.ToList();
+        var producible = scoring.SelectMany(MetricSuite.OutputsOf).ToHashSet(StringComparer.Ordinal);
+
         TorchRuntime.EnsureAvailable(threads ?? TorchRuntime.ThreadsOf(stored.Device));
         int used = TorchRuntime.Threads;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var runner = new CellRunner();
-        var outcome = await Task.Factory.StartNew(() => runner.Run(cell, metrics, "reproduce", stored.Attempt, null, ct, artifacts),
+        var outcome = await Task.Factory.StartNew(() => runner.Run(cell, scoring, "reproduce", stored.Attempt, null, ct, artifacts),
             ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        var compared = stored.Metrics.Keys.Order(StringComparer.Ordinal)
+        var compared = stored.Metrics.Keys.Where(producible.Contains).Order(StringComparer.Ordinal)
             .Select(m => (m, stored.Metrics[m], outcome.Metrics.TryGetValue(m, out var v) ? v : double.NaN)).ToList();
         int n = Math.Min(stored.Outputs.Count, outcome.Outputs.Count);
         int differing = Enumerable.Range(0, n).Count(i => stored.Outputs[i] != outcome.Outputs[i]) + Math.Abs(stored.Outputs.Count - outcome.Outputs.Count);
-        return new Reproduction(descriptor.CellKey, cell.Label, compared, Math.Max(stored.Outputs.Count, outcome.Outputs.Count), differing,
-            PackingProvenance.Read(stored.ProvenanceJson).WithOthers, clock.Elapsed.TotalSeconds)
+        int first = Enumerable.Range(0, Math.Max(stored.Outputs.Count, outcome.Outputs.Count))
+            .FirstOrDefault(i => i >= n || stored.Outputs[i] != outcome.Outputs[i], -1);
+        string OutputAt(IReadOnlyList<string> outputs, int i) => i < outputs.Count ? outputs[i] : "(none)";
+
+        using var storedProvenance = System.Text.Json.JsonDocument.Parse(stored.ProvenanceJson);
+        using var rerunProvenance = System.Text.Json.JsonDocument.Parse(outcome.ProvenanceJson);
+        string Field(System.Text.Json.JsonDocument doc, string name) =>
+            doc.RootElement.TryGetProperty(name, out var value) ? value.GetRawText() : "(not recorded)";
+        var training = new[] { "final_train_loss", "best_dev_loss", "best_step", "steps" }
+            .Select(f => (f, Field(storedProvenance, f), Field(rerunProvenance, f))).ToList();
+        var packing = PackingProvenance.Read(stored.ProvenanceJson);
+        var result = new Reproduction(descriptor.CellKey, cell.Label, compared, Math.Max(stored.Outputs.Count, outcome.Outputs.Count), differing,
+            packing.WithOthers, clock.Elapsed.TotalSeconds)
         {
             StoredDevice = stored.Device,
             Threads = used,
+            NotCompared = stored.Metrics.Keys.Where(k => !producible.Contains(k)).Order(StringComparer.Ordinal).ToList(),
+            Training = training,
+            FirstDifferentOutput = first < 0 ? null : (first, OutputAt(stored.Outputs, first), OutputAt(outcome.Outputs, first)),
         };
+        return result.Exact ? result : result with { Explanation = Explain(cell, storedProvenance.RootElement, rerunProvenance.RootElement, stored.Device, used) };
+    }
+
+    private static string Explain(CellDefinition cell, System.Text.Json.JsonElement stored, System.Text.Json.JsonElement rerun, string storedDevice, int threads)
+    {
+        static string? Text(System.Text.Json.JsonElement e, string name) =>
+            e.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+        bool padded = stored.TryGetProperty("packing", out var packing) && packing.ValueKind == System.Text.Json.JsonValueKind.Object
+                      && packing.TryGetProperty("pad_length", out _);
+        if (TrialRunner.CanPack(cell) && !padded)
+        {
+            return "the stored result was trained by an earlier version, which padded a pack's rows to its partners' longest row " +
+                   "(and trained such cells alone with another trainer); this version trains a cell the same alone and in any pack, " +
+                   "so it cannot replay that result bit for bit (see docs/packing.md)";
+        }
+
+        string? storedCode = Text(stored, "code_version"), rerunCode = Text(rerun, "code_version");
+        if (storedCode is not null && storedCode != rerunCode)
+        {
+            return $"the stored result was trained by code version {storedCode}, this is {rerunCode}";
+        }
+
+        if (TorchRuntime.ThreadsOf(storedDevice) is { } storedThreads && storedThreads != threads)
+        {
+            return $"the stored result ran on {storedThreads} thread(s), the rerun on {threads} (the order of float sums depends on it)";
+        }
+
+        return $"same code and thread count: another machine, CPU or torch build? (stored on: {storedDevice}; rerun on: {TorchRuntime.Describe()})";
     }
 }

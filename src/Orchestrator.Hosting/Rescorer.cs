@@ -50,7 +50,7 @@ public static class Rescorer
                 datasets[definition.Dataset.ContentHash] = data;
             }
 
-            var references = data.Eval.Select(e => e.References).ToList();
+            var references = data.EvalFor(definition.Split).Select(e => e.References).ToList();
             if (result.Outputs.Count != references.Count)
             {
                 problems.Add($"{definition.Label}: {result.Outputs.Count} stored outputs but {references.Count} evaluation inputs");

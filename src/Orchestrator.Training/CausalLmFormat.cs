@@ -95,8 +95,8 @@ public static class CausalLmFormat
         return new EncodedExample(ids, labels);
     }
 
-    /// <summary>Right-pads to the longest sequence with <paramref name="pad"/>; labels are <see cref="IgnoreIndex"/> at pads.</summary>
-    public static CausalLmBatch Collate(IReadOnlyList<EncodedExample> examples, int pad, Device? device = null)
+    /// <summary>Right-pads to the longest sequence (or to <paramref name="minLength"/>, if longer) with <paramref name="pad"/>; labels are <see cref="IgnoreIndex"/> at pads.</summary>
+    public static CausalLmBatch Collate(IReadOnlyList<EncodedExample> examples, int pad, Device? device = null, int minLength = 0)
     {
         ArgumentNullException.ThrowIfNull(examples);
         if (examples.Count == 0)
@@ -105,7 +105,7 @@ public static class CausalLmFormat
         }
 
         int b = examples.Count;
-        int t = examples.Max(e => e.InputIds.Length);
+        int t = Math.Max(minLength, examples.Max(e => e.InputIds.Length));
         var ids = new long[b * t];
         var labels = new long[b * t];
         long tokens = 0, targets = 0;

@@ -135,14 +135,31 @@ public sealed class TrialRunner
             }
 
             IPeftMethod method = fresh;
-            TrainReport report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method) { Dependencies = artifacts.Dependencies }
-                .Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
+            TrainReport report;
+            object? packing = null;
+            if (CanPack(cell) && trialBase.Model.Config.Dropout == 0)
+            {
+                // A pack of one, padded as in any pack of this group: the same bits as the cell trained with other cells.
+                int padLength = PadLength(cell, data.Dataset, trialBase);
+                var member = new PackMember(cell.Key, method, data.Train, data.Dev, OptionsFor(cell), progress, ct) { PadLength = padLength };
+                var queue = new Queue<PackMember>([member]);
+                new PackedTrainer(trialBase.Model, trialBase.Tokenizer).Run(1, () => queue.Count > 0 ? queue.Dequeue() : null, _ => { }, ct);
+                if (member.Error is OperationCanceledException && ct.IsCancellationRequested) ct.ThrowIfCancellationRequested();
+                report = member.Report ?? throw member.Error ?? new InvalidOperationException($"cell {cell.Label} did not finish training");
+                packing = new { packed = false, pad_length = padLength };
+            }
+            else
+            {
+                report = new CausalLmTrainer(trialBase.Model, trialBase.Tokenizer, method) { Dependencies = artifacts.Dependencies }
+                    .Train(data.Train, data.Dev, OptionsFor(cell), progress, ct);
+            }
+
             if (artifacts.SaveTo is not null)
             {
                 PeftCheckpoint.Save(method, artifacts.SaveTo);
             }
 
-            return Finish(cell, data, method, trialBase, report, metrics, workerId, attempt, clock, memory, setup, packing: null, ct,
+            return Finish(cell, data, method, trialBase, report, metrics, workerId, attempt, clock, memory, setup, packing, ct,
                 artifacts.Dependencies.Select(d => d.CellKey).ToList());
         }
     }
@@ -210,8 +227,12 @@ public sealed class TrialRunner
                     }
 
                     TrialData data = LoadData(request.Cell);
+                    int padLength = PadLength(request.Cell, data.Dataset, trialBase);
                     IPeftMethod method = PeftRegistry.Create(request.Cell.Method, request.Cell.MethodOptions, "method_options");
-                    var member = new PackMember(request.Cell.Key, method, data.Train, data.Dev, OptionsFor(request.Cell), request.Progress, request.Cancellation);
+                    var member = new PackMember(request.Cell.Key, method, data.Train, data.Dev, OptionsFor(request.Cell), request.Progress, request.Cancellation)
+                    {
+                        PadLength = padLength,
+                    };
                     members[member] = (request, data, started);
                     return member;
                 }
@@ -255,6 +276,7 @@ public sealed class TrialRunner
                             packed_with = member.PackedWith.Order(StringComparer.Ordinal).ToArray(),
                             largest_pack = member.LargestPack,
                             capacity,
+                            pad_length = member.PadLength,
                         };
                         if (request.SaveTo is not null)
                         {
@@ -309,9 +331,10 @@ public sealed class TrialRunner
                 var stamps = new List<double>();
                 var clock = Stopwatch.StartNew();
                 var options = OptionsFor(cell) with { MaxSteps = steps, WarmupSteps = 0, EvalEvery = 0 };
+                int padLength = PadLength(cell, data.Dataset, trialBase);
                 var queue = new Queue<PackMember>(Enumerable.Range(0, k).Select(i => new PackMember(
                     $"calibration-{i}", PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options"), data.Train, [],
-                    options with { Seed = i }, i == 0 ? new StepClock(stamps, clock) : null, ct)));
+                    options with { Seed = i }, i == 0 ? new StepClock(stamps, clock) : null, ct) { PadLength = padLength }));
                 using var peak = new PeakMemorySampler();
                 new PackedTrainer(trialBase.Model, trialBase.Tokenizer).Run(k, () => queue.Count > 0 ? queue.Dequeue() : null, m => m.Method.Dispose(), ct);
                 // The median step (the first one, with its warm-up, excluded): robust to a busy moment on a shared machine.
@@ -328,6 +351,36 @@ public sealed class TrialRunner
 
             return new PackCalibration(chosen, measured);
         }
+    }
+
+    private readonly ConcurrentDictionary<string, Lazy<int>> _padLengths = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The length every training batch of a packable cell is padded to: the longest encoded example of the dataset's whole
+    /// training pool (every split's pool is part of it). It depends only on what the cell's pack group shares (dataset, base),
+    /// so a cell's rows have the same shape alone and in any pack, and its numbers do not depend on its partners.
+    /// </summary>
+    private int PadLength(CellDefinition cell, LoadedDataset data, TrialBase trialBase)
+    {
+        int positions = trialBase.Model.Config.Positions;
+        string key = data.ContentHash + "|" + cell.Model.ContentHash + "|" + positions;
+        return _padLengths.GetOrAdd(key, _ => new Lazy<int>(() =>
+        {
+            int longest = 1;
+            foreach (var example in data.TrainingExamples)
+            {
+                try
+                {
+                    longest = Math.Max(longest, CausalLmFormat.Encode(trialBase.Tokenizer, example.Source, example.Target, positions).InputIds.Length);
+                }
+                catch (ArgumentException)
+                {
+                    // An example whose prompt alone fills the positions fails the cell that draws it, with its own message.
+                }
+            }
+
+            return longest;
+        })).Value;
     }
 
     private sealed class StepClock(List<double> stamps, Stopwatch clock) : IProgress<TrainProgress>

@@ -23,7 +23,7 @@ public sealed class ReproduceTests : IDisposable
           eval_limit: 5
         model:
           preset: test
-        methods: [finetune]
+        methods: [finetune, {name: lora, options: {r: 4}, training: {learning_rate: 1.0e-2}}]
         grid:
           sizes: [10]
           subsamples: 1
@@ -50,17 +50,18 @@ public sealed class ReproduceTests : IDisposable
     {
         var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-        using (var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = _dir.FullName }))
+        // Packs of 2: the two LoRA cells train together.
+        using (var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = _dir.FullName, PackSize = 2 }))
         {
             await host.StartAsync(cts.Token);
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             await SweepSubmitter.SubmitAsync(grains, plan);
             var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
-            Assert.Equal(2, final.Done);
+            Assert.Equal(4, final.Done);
             await host.StopAsync(CancellationToken.None);
         }
 
-        var key = plan.Cells[1].Key;
+        var key = plan.Cells.Where(c => c.Method == "finetune").ElementAt(1).Key;
         string device;
         await using (var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath))
         {
@@ -101,7 +102,31 @@ public sealed class ReproduceTests : IDisposable
         var (changedExit, changedOut, changedErr) = await CliAsync("reproduce", "repro", key[..10]);
         Assert.Equal(1, changedExit);
         Assert.Contains("DIFFERENT", changedOut, StringComparison.Ordinal);
-        Assert.StartsWith("error: not reproduced exactly", changedErr, StringComparison.Ordinal);
+        Assert.Matches(@"differences:\n  bleu: stored \S+, rerun \S+ \(difference -1E-09\)", changedOut.ReplaceLineEndings("\n"));
+        Assert.DoesNotContain("rougeL:", changedOut, StringComparison.Ordinal); // only what differs is listed
+        Assert.StartsWith("error: not reproduced exactly; same code and thread count", changedErr, StringComparison.Ordinal);
+
+        // A packed cell: trained with its partner, rerun alone, the same bits.
+        var lora = plan.Cells.First(c => c.Method == "lora").Key;
+        await using (var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath))
+        {
+            var stored = (await store.GetSweepCellsAsync(plan.SweepId)).Single(c => c.Cell.CellKey == lora).Result!;
+            Assert.Contains("\"packed\":true", stored.ProvenanceJson, StringComparison.Ordinal);
+        }
+
+        var (packedExit, packedOut, packedErr) = await CliAsync("reproduce", "repro", lora[..10]);
+        Assert.True(packedExit == 0, packedOut + packedErr);
+        Assert.Contains("reproduced exactly", packedOut, StringComparison.Ordinal);
+
+        // After a rescore that adds metrics, the rerun is rescored the same way: every stored metric is compared, none is NaN.
+        var (rescoreExit, rescoreOut, rescoreErr) = await CliAsync("rescore", "repro", "--metrics", "bleu,ter,nist");
+        Assert.True(rescoreExit == 0, rescoreOut + rescoreErr);
+        var (afterExit, afterOut, afterErr) = await CliAsync("reproduce", "repro", lora[..10]);
+        Assert.True(afterExit == 0, afterOut + afterErr);
+        Assert.Matches(@"ter +stored .* equal", afterOut);
+        Assert.Matches(@"nist +stored .* equal", afterOut);
+        Assert.DoesNotContain("NaN", afterOut, StringComparison.Ordinal);
+        Assert.Contains("reproduced exactly", afterOut, StringComparison.Ordinal);
 
         var (zeroExit, _, zeroErr) = await CliAsync("reproduce", "repro", key[..10], "--threads", "0");
         Assert.Equal(1, zeroExit); // a parse error, as for every option validator

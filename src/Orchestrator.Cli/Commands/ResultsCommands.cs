@@ -157,7 +157,7 @@ internal static class ResultsCommands
         {
             if (r.GetValueOrDefault<int?>() is <= 0) r.AddError("--threads must be a positive integer");
         });
-        Make("reproduce", "Rerun one stored cell from its definition, alone, on this machine, and compare its metrics and outputs with the stored result (writes nothing).",
+        Make("reproduce", "Rerun one stored cell from its definition, alone, on this machine, and compare its metrics (each one the stored result holds, rescored ones included), outputs and training numbers with the stored result (writes nothing).",
                 reproduceSweep, reproduceCell, reproduceThreads)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
@@ -172,6 +172,11 @@ internal static class ResultsCommands
                     Console.WriteLine(FormattableString.Invariant($"  {name,-16} stored {stored,12:R}  rerun {rerun,12:R}  {(stored.Equals(rerun) ? "equal" : "DIFFERENT")}"));
                 }
 
+                if (r.NotCompared.Count > 0)
+                {
+                    Console.WriteLine($"  not compared (no metric produces them): {string.Join(", ", r.NotCompared)}");
+                }
+
                 Console.WriteLine($"  outputs: {r.OutputsCompared - r.OutputsDiffering}/{r.OutputsCompared} identical");
                 if (r.Exact)
                 {
@@ -179,9 +184,13 @@ internal static class ResultsCommands
                     return 0;
                 }
 
-                Console.Error.WriteLine(r.WasPacked
-                    ? "error: not reproduced exactly; the stored result was trained in a pack and the rerun trains alone, which agrees only to float tolerance (see docs/packing.md)"
-                    : "error: not reproduced exactly (different machine, thread count or code version? see the provenance)");
+                Console.WriteLine("differences:");
+                foreach (var line in r.Differences())
+                {
+                    Console.WriteLine("  " + line);
+                }
+
+                Console.Error.WriteLine($"error: not reproduced exactly; {r.Explanation}");
                 return 1;
             }));
     }

@@ -43,6 +43,15 @@ public sealed class PackMember
     /// <summary>Stops this trial only (e.g. its lease was lost); the others go on.</summary>
     public CancellationToken Cancellation { get; }
 
+    /// <summary>
+    /// Every training batch is right-padded to this many positions (null: to its longest row). A pack pads all its rows to
+    /// one length, and a row's numbers depend on how far it is padded, so a trial gets the same bits alone and in any pack
+    /// only when the length is fixed by the trial's definition, not by its partners: <see cref="TrialRunner"/> uses the
+    /// longest encoded example of the dataset's training pool, which every cell of a pack group shares. Members of one pack
+    /// must have the same value.
+    /// </summary>
+    public int? PadLength { get; init; }
+
     /// <summary>Set when the trial finished training.</summary>
     public TrainReport? Report { get; internal set; }
 

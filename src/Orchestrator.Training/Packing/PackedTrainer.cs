@@ -19,7 +19,10 @@ namespace Orchestrator.Training.Packing;
 /// <para>
 /// Equivalence: a member gets the same step losses and final weights as the same trial trained alone by
 /// <see cref="CausalLmTrainer"/>, up to float rounding (the batch is padded further and the matmuls are larger); the tests
-/// check 1e-4 on losses and weights. The base must have no dropout (its masks would be drawn from one shared stream).
+/// check 1e-4 on losses and weights. With a fixed <see cref="PackMember.PadLength"/>, a member gets bit for bit what it gets
+/// in a pack of one (its rows have the same shape whoever its partners are; every operation on them is row by row), which
+/// is how <see cref="TrialRunner"/> trains packable cells alone. The base must have no dropout (its masks would be drawn
+/// from one shared stream).
 /// </para>
 /// </summary>
 public sealed class PackedTrainer
@@ -174,7 +177,19 @@ public sealed class PackedTrainer
                     $"Trial {member.Id} puts {member.Method.Hooks.VirtualTokens} virtual tokens in front; the pack's trials put {active[0].Method.Hooks!.VirtualTokens}.");
             }
 
-            packable.PinDropoutLength(member.TrainSet.Max(e => e.InputIds.Length));
+            int longest = member.TrainSet.Max(e => e.InputIds.Length);
+            if (member.PadLength is { } pad && pad < longest)
+            {
+                throw new ArgumentException($"Trial {member.Id} has a training example of {longest} tokens, longer than its pad length {pad}.");
+            }
+
+            if (active.Count > 0 && active[0].PadLength != member.PadLength)
+            {
+                throw new ArgumentException(
+                    $"Trial {member.Id} pads its batches to {member.PadLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "their longest row"}; the pack's trials to {active[0].PadLength?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "their longest row"}.");
+            }
+
+            packable.PinDropoutLength(member.PadLength ?? longest);
             member.Order = new TrainingParts.EpochOrder(member.TrainSet.Length, options.BatchSize, options.Seed);
             member.Optimizer = TrainingParts.CreateOptimizer(member.Trainable, options);
             member.BestStep = options.MaxSteps;
@@ -206,7 +221,7 @@ public sealed class PackedTrainer
             m.NotePartners(active);
         }
 
-        using var batch = CausalLmFormat.Collate(rows, Tokenizer.Pad, Model.Device);
+        using var batch = CausalLmFormat.Collate(rows, Tokenizer.Pad, Model.Device, active[0].PadLength ?? 0);
         var hooks = new PackedHooks(groups);
         Timings.Prepare += clock.Elapsed.TotalSeconds;
         clock.Restart();

@@ -112,6 +112,77 @@ public sealed class PackedTrainerTests
         }
     }
 
+    /// <summary>
+    /// With a pad length fixed by the trial's definition (as <see cref="TrialRunner"/> sets it), a trial's rows have the same
+    /// shape whoever its partners are, so it gets the same bits in a pack of one, in a pack of three and in a pack of two it
+    /// joins late: every step loss, dev loss and weight. Without it the pack's padding (the partners' longest rows) changes the
+    /// attention's rounding.
+    /// </summary>
+    [Theory]
+    [InlineData("prefix")]
+    [InlineData("prompt")]
+    [InlineData("ptuning-v2")]
+    [InlineData("lora")]
+    [InlineData("ia3")]
+    public void With_a_fixed_pad_length_a_trial_gets_the_same_bits_alone_and_in_any_pack(string name)
+    {
+        var trials = Trials(name);
+        int pad = trials.SelectMany(t => t.Train).Max(e => CausalLmFormat.Encode(Tokenizer, e.Source, e.Target, 1000).InputIds.Length) + 2;
+
+        Dictionary<string, double[]> Train(int capacity, params Trial[] pack)
+        {
+            using var shared = Base();
+            var methods = pack.ToDictionary(t => t.Id, _ => PeftRegistry.Create(name, Options(name)));
+            var numbers = new Dictionary<string, double[]>();
+            try
+            {
+                var queue = new Queue<PackMember>(pack.Select(t => new PackMember(t.Id, methods[t.Id], t.Train, t.Dev, t.Options) { PadLength = pad }));
+                new PackedTrainer(shared, Tokenizer).Run(capacity, () => queue.Count > 0 ? queue.Dequeue() : null, m =>
+                {
+                    Assert.Null(m.Error);
+                    numbers[m.Id] = m.Report!.StepLosses.Concat(m.Report.DevLosses.Select(d => d.Loss))
+                        .Concat(Weights(m.Method).OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.Select(v => (double)v)))
+                        .ToArray();
+                });
+                return numbers;
+            }
+            finally
+            {
+                foreach (var m in methods.Values) m.Dispose();
+            }
+        }
+
+        var together = Train(3, trials);
+        var lateJoin = Train(2, trials[1], trials[0], trials[2]);
+        foreach (var trial in trials)
+        {
+            var alone = Train(1, trial)[trial.Id];
+            Assert.Equal(alone, together[trial.Id]);
+            Assert.Equal(alone, lateJoin[trial.Id]);
+        }
+    }
+
+    [Fact]
+    public void Members_with_different_pad_lengths_are_not_packed_together()
+    {
+        var trial = Trials("lora")[0];
+        using var shared = Base();
+        using var first = PeftRegistry.Create("lora", Options("lora"));
+        using var other = PeftRegistry.Create("lora", Options("lora"));
+        using var tooShort = PeftRegistry.Create("lora", Options("lora"));
+        var members = new Queue<PackMember>(
+        [
+            new PackMember("first", first, trial.Train, trial.Dev, trial.Options) { PadLength = 40 },
+            new PackMember("other", other, trial.Train, trial.Dev, trial.Options) { PadLength = 41 },
+            new PackMember("short", tooShort, trial.Train, trial.Dev, trial.Options) { PadLength = 2 },
+        ]);
+        var done = new Dictionary<string, PackMember>();
+        new PackedTrainer(shared, Tokenizer).Run(3, () => members.Count > 0 ? members.Dequeue() : null, m => done[m.Id] = m);
+        Assert.Null(done["first"].Error);
+        Assert.Contains("pads its batches to 41; the pack's trials to 40", done["other"].Error!.Message, StringComparison.Ordinal);
+        Assert.Contains("longer than its pad length 2", done["short"].Error!.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_diverging_or_unpackable_trial_leaves_the_pack_and_the_others_are_unaffected()
     {
