@@ -91,6 +91,7 @@ public static class CliApp
 
         // Each area registers its commands from its own file under Commands/ (one line each).
         Commands.MethodsCommand.Register(root);
+        Commands.GenerateCommand.Register(root);
         Commands.DataCommands.Register(root);
         Commands.ScoreCommand.Register(root);
         SweepCommands.Register(root, dataDir, slots, verbose);

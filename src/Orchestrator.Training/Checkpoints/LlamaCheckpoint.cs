@@ -179,6 +179,42 @@ public static partial class LlamaCheckpoint
         File.WriteAllText(Path.Combine(directory, ModelCheckpoint.ConfigFile), model.Config.ToJson());
     }
 
+    /// <summary>
+    /// The folder's tokenizer: <c>tokenizer.json</c> when it is byte-level BPE, else the SentencePiece <c>tokenizer.model</c>
+    /// (Llama 2 and Mistral ship both; their tokenizer.json is refused as not byte-level). The end id is the config's first eos.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Neither file.</exception>
+    /// <exception cref="NotSupportedException">Only a tokenizer.json of a kind not implemented, named.</exception>
+    public static Tokenization.ITextTokenizer LoadTokenizer(string directory, LlamaConfig config)
+    {
+        int? end = config.EosTokenIds is { Count: > 0 } eos ? eos[0] : null;
+        bool hasJson = Tokenization.HfBpeTokenizer.ExistsIn(directory);
+        bool hasModel = Tokenization.SentencePieceFileTokenizer.ExistsIn(directory);
+        if (hasJson)
+        {
+            try
+            {
+                return Tokenization.HfBpeTokenizer.Load(Path.Combine(directory, Tokenization.HfBpeTokenizer.FileName), end);
+            }
+            catch (NotSupportedException) when (hasModel)
+            {
+                // A SentencePiece-style tokenizer.json next to its tokenizer.model: read the model.
+            }
+        }
+
+        if (hasModel) return Tokenization.SentencePieceFileTokenizer.Load(Path.Combine(directory, Tokenization.SentencePieceFileTokenizer.FileName), end);
+        throw new FileNotFoundException(
+            $"{directory} has no tokenizer: expected {Tokenization.HfBpeTokenizer.FileName} (byte-level BPE) or {Tokenization.SentencePieceFileTokenizer.FileName} (SentencePiece).");
+    }
+
+    /// <summary>The ids a Llama-family model is given for <paramref name="text"/>: its tokenizer's begin token first, if it has one.</summary>
+    public static IReadOnlyList<int> EncodeForGeneration(Tokenization.ITextTokenizer tokenizer, string text) => tokenizer switch
+    {
+        Tokenization.HfBpeTokenizer bpe => bpe.EncodeForGeneration(text),
+        Tokenization.SentencePieceFileTokenizer sp => sp.EncodeForGeneration(text),
+        _ => tokenizer.Encode(text),
+    };
+
     /// <summary>Tensors a checkpoint may carry that are not parameters: old rotary buffers, and a tied head's copy.</summary>
     private static bool Ignorable(string name, LlamaConfig config) =>
         RotaryBuffer().IsMatch(name) || (config.TieWordEmbeddings && name == "lm_head.weight");

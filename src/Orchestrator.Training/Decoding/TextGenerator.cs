@@ -169,9 +169,12 @@ public static class TextGenerator
             Release(cache);
         }
 
-        foreach (var (tokens, logProb) in running)
+        if (finished.Count < beams)
         {
-            finished.Add((tokens, logProb / Math.Max(1, tokens.Count)));
+            foreach (var (tokens, logProb) in running)
+            {
+                finished.Add((tokens, logProb / Math.Max(1, tokens.Count)));
+            }
         }
 
         return finished.OrderByDescending(f => f.Score).First().Tokens;
