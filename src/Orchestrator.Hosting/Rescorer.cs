@@ -28,7 +28,8 @@ public static class Rescorer
         {
             throw new ArgumentException(metrics.Count == 0
                 ? "no metrics to rescore"
-                : $"unknown metric(s) {string.Join(", ", unknown)} (known: {string.Join(", ", MetricSuite.Names)})");
+                : $"unknown metric(s) {string.Join(", ", unknown)}{(unknown.Count == 1 ? Core.Specs.Suggestion.DidYouMean(unknown[0], MetricSuite.Names) : "")} " +
+                  $"(known: {string.Join(", ", MetricSuite.Names)})");
         }
 
         var datasets = new Dictionary<string, LoadedDataset>(StringComparer.Ordinal);

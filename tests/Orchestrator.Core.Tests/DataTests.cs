@@ -81,7 +81,9 @@ public sealed class DataTests
 
             var header = Path.Combine(dir.FullName, "header.csv");
             File.WriteAllText(header, "meaning,text\n");
-            Assert.Contains("header", Assert.Throws<DatasetException>(() => E2eFormat.ReadCsv(header)).Message);
+            Assert.Equal($"{header}:1: expected the header 'mr,ref', found 'meaning,text'", Assert.Throws<DatasetException>(() => E2eFormat.ReadCsv(header)).Message);
+            File.WriteAllText(header, "\"name[A]\",A is a pub.\n");
+            Assert.Equal($"{header}:1: expected the header 'mr,ref', found 'name[A],A is a pub.'", Assert.Throws<DatasetException>(() => E2eFormat.ReadCsv(header)).Message);
 
             var latin1 = Path.Combine(dir.FullName, "latin1.csv");
             File.WriteAllBytes(latin1, [.. "mr,ref\n\"name[Caf"u8, 0xE9, .. "]\",x\n"u8]);

@@ -86,6 +86,21 @@ public sealed class JsonlTests
     }
 
     [Fact]
+    public void Broken_json_is_reported_at_our_line_and_its_column_without_the_readers_own_line_number()
+    {
+        using var dir = new TempFolder();
+        var jsonl = dir.Write("x.jsonl", "{\"id\": \"1\", \"document\": \"d\", \"summary\": \"s\", \"topic\": \"uk\"}\n\n{\"id\": \"2\", \"document\": x}\n");
+        var message = Assert.Throws<DatasetException>(() => JsonlFormat.ReadXsum(jsonl)).Message;
+        Assert.True(message.StartsWith($"{jsonl}:3: broken JSON: 'x' is an invalid start of a value. (column 25)", StringComparison.Ordinal), message);
+        Assert.DoesNotContain("LineNumber", message);
+
+        var dart = dir.Write("d.json", "[\n {\"tripleset\": [[\"a\", \"b\", \"c\"]],\n  \"annotations\": [{\"text\": x}]}\n]");
+        var dartMessage = Assert.Throws<DatasetException>(() => Orchestrator.Data.Dart.DartFormat.Read(dart, "d")).Message;
+        Assert.StartsWith($"{dart}:3: broken JSON: 'x' is an invalid start of a value.", dartMessage);
+        Assert.DoesNotContain("LineNumber", dartMessage);
+    }
+
+    [Fact]
     public void Wrong_encoding_is_refused_with_its_line()
     {
         using var dir = new TempFolder();

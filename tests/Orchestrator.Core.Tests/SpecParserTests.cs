@@ -138,6 +138,10 @@ public sealed class SpecParserTests
             e => e.Path == "methods" && e.Message.Contains("empty"));
         var unknown = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, magic]"));
         Assert.Contains(unknown.Errors, e => e.Path == "methods[1]" && e.Message.Contains("unknown method 'magic'") && e.Message.Contains("lora"));
+        Assert.DoesNotContain(unknown.Errors, e => e.Message.Contains("did you mean"));
+        var typo = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, lorra]") + "\nmetrics: [bleu, rogue]\n");
+        Assert.Contains(typo.Errors, e => e.Path == "methods[1]" && e.Message.StartsWith("unknown method 'lorra' (did you mean 'lora'?) (known: ", StringComparison.Ordinal));
+        Assert.Contains(typo.Errors, e => e.Path == "metrics[1]" && e.Message.StartsWith("unknown metric 'rogue' (did you mean 'rouge'?) (known: ", StringComparison.Ordinal));
         var classification = Refuse(TestVocabulary.MinimalSpec.Replace("methods: [finetune]", "methods: [finetune, Null-Prompt]"));
         Assert.Contains(classification.Errors, e => e.Path == "methods[1]" &&
             e.Message == "method 'null-prompt' is not applicable to generation: classification only: a masked LM's [MASK] prediction");

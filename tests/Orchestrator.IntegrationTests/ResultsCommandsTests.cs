@@ -157,6 +157,7 @@ public sealed class ResultsCommandsTests : IDisposable
         Assert.Contains("| prefix | 20 | 2/3 (incomplete) | 22.50 ± 6.35 | 0.71 | 22.00 | 23.00 |", markdown); // 12.706 · 0.7071 / √2
 
         var (_, latex, _) = await CliAsync("results", "res", "--format", "latex");
+        Assert.Contains("% needs \\usepackage{booktabs} in the preamble", latex);
         Assert.Contains("\\begin{tabular}{lrrrrrr}", latex);
         Assert.Contains("finetune & 10 & 3/3 & 11.00 $\\pm$ 2.48 & 1.00 & 10.00 & 12.00 \\\\", latex);
         Assert.Contains("\\bottomrule", latex);
@@ -177,6 +178,13 @@ public sealed class ResultsCommandsTests : IDisposable
         Assert.Equal(CliApp.ExitInvalidInput, badExit);
         Assert.Contains("no method 'lora'", badErr);
         Assert.Single(badErr.Trim().Split('\n'));
+
+        var (typoExit, _, typoErr) = await CliAsync("results", "res", "--compare", "prefx", "finetune");
+        Assert.Equal(CliApp.ExitInvalidInput, typoExit);
+        Assert.Contains("sweep res has no method 'prefx' (did you mean 'prefix'?)", typoErr);
+        var (metricExit, _, metricErr) = await CliAsync("results", "res", "--metric", "bleuu");
+        Assert.Equal(CliApp.ExitInvalidInput, metricExit);
+        Assert.Contains("sweep res has no metric 'bleuu' (did you mean 'bleu'?)", metricErr);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ internal static class ResultsCommands
             Description = "Group by these cell attributes (comma-separated: dataset, split, method, size); coarser groups pool cells",
             DefaultValueFactory = _ => "dataset,split,method,size",
         };
-        var format = new Option<string>("--format") { Description = "table, markdown, csv, json or latex", DefaultValueFactory = _ => "table" };
+        var format = new Option<string>("--format") { Description = "table, markdown, csv, json or latex (a booktabs tabular: needs \\usepackage{booktabs})", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong(ResultsReport.Formats);
         var compare = new Option<string[]>("--compare")
         {

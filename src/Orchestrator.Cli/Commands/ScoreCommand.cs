@@ -74,7 +74,7 @@ public static class ScoreCommand
             .ToList();
         foreach (var name in names.Where(n => !Metrics.Contains(n)))
         {
-            throw new ArgumentException($"--metrics: unknown metric '{name}' (known: {string.Join(", ", Metrics)})");
+            throw new ArgumentException($"--metrics: unknown metric '{name}'{Orchestrator.Core.Specs.Suggestion.DidYouMean(name, Metrics)} (known: {string.Join(", ", Metrics)})");
         }
 
         return names.Count == 0 ? throw new ArgumentException("--metrics: name at least one metric") : names;
@@ -185,8 +185,12 @@ public static class ScoreCommand
                     break;
                 case "ter":
                 {
+                    // ×100 as sacreBLEU prints TER and as results store it (tercom itself prints 0–1).
                     var t = Ter.Corpus(hypotheses, groups);
-                    json["ter"] = new JsonObject { ["score"] = t.Score, ["edits"] = t.Edits, ["ref_words"] = t.ReferenceWords, ["implementation"] = "tercom 0.7.25 defaults" };
+                    json["ter"] = new JsonObject
+                    {
+                        ["score"] = 100.0 * t.Score, ["edits"] = t.Edits, ["ref_words"] = t.ReferenceWords, ["implementation"] = "tercom 0.7.25 defaults, ×100",
+                    };
                     break;
                 }
 

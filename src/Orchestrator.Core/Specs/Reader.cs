@@ -49,7 +49,7 @@ internal sealed class Reader(List<SpecError> errors)
             {
                 var full = path == "" ? name : $"{path}.{name}";
                 var hint = Closest(name, allowed);
-                Error(full, $"unknown key '{name}'" + (hint is null ? "" : $" (did you mean '{hint}'?)") +
+                Error(full, $"unknown key '{name}'" + DidYouMean(hint) +
                     $"; allowed here: {string.Join(", ", allowed)}", key);
             }
         }
@@ -272,10 +272,14 @@ internal sealed class Reader(List<SpecError> errors)
         return result;
     }
 
+    /// <summary><c> (did you mean 'x'?)</c>, or nothing without a suggestion.</summary>
+    internal static string DidYouMean(string? hint) => hint is null ? "" : $" (did you mean '{hint}'?)";
+
     private static bool IsNull(YamlNode node) =>
         node is YamlScalarNode { Style: ScalarStyle.Plain } s && (string.IsNullOrEmpty(s.Value) || s.Value is "~" or "null");
 
-    private static string? Closest(string name, IEnumerable<string> candidates)
+    /// <summary>The candidate nearest to <paramref name="name"/> by edit distance, if near enough to be a likely typo.</summary>
+    internal static string? Closest(string name, IEnumerable<string> candidates)
     {
         string? best = null;
         var bestDistance = int.MaxValue;

@@ -492,7 +492,8 @@ public static partial class SpecParser
                 }
                 else
                 {
-                    r.Error(path, $"unknown method '{name}' (known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
+                    r.Error(path, $"unknown method '{name}'{Reader.DidYouMean(Reader.Closest(name, v.Methods))} " +
+                        $"(known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
                 }
 
                 continue;
@@ -712,7 +713,8 @@ public static partial class SpecParser
         {
             if (!v.Metrics.Contains(list[i]))
             {
-                r.Error($"metrics[{i}]", $"unknown metric '{list[i]}' (known: {string.Join(", ", v.Metrics.Order(StringComparer.Ordinal))})", top, "metrics");
+                r.Error($"metrics[{i}]", $"unknown metric '{list[i]}'{Reader.DidYouMean(Reader.Closest(list[i], v.Metrics))} " +
+                    $"(known: {string.Join(", ", v.Metrics.Order(StringComparer.Ordinal))})", top, "metrics");
             }
         }
 

@@ -49,7 +49,7 @@ public static class DartFormat
         }
         catch (JsonException ex)
         {
-            throw new DatasetException($"{path}:{JsonText.ErrorLine(ex)}: broken JSON: {ex.Message}", ex);
+            throw new DatasetException($"{path}:{JsonText.ErrorLine(ex)}: broken JSON: {JsonText.Reason(ex)}", ex);
         }
 
         return entries;

@@ -35,7 +35,8 @@ public static partial class E2eFormat
         var rows = Csv.Parse(text, path);
         if (rows.Count == 0 || rows[0].Fields.Count < 2 || rows[0].Fields[0] != "mr" || rows[0].Fields[1] != "ref")
         {
-            throw new DatasetException($"{path}:1: expected the header 'mr,ref'");
+            var found = rows.Count == 0 ? "an empty file" : $"'{Shorten(string.Join(",", rows[0].Fields))}'";
+            throw new DatasetException($"{path}:1: expected the header 'mr,ref', found {found}");
         }
 
         var result = new List<(string, List<string>, int)>();
@@ -73,6 +74,9 @@ public static partial class E2eFormat
 
         return result;
     }
+
+    /// <summary>A found header as shown in a message: at most 80 characters.</summary>
+    private static string Shorten(string text) => text.Length <= 80 ? text : text[..77] + "...";
 
     [GeneratedRegex(@"([^,\[\]]+)\[([^\]]*)\]")]
     private static partial Regex MrField();

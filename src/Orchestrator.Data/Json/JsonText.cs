@@ -74,6 +74,17 @@ internal static class JsonText
     /// <summary>One whitespace-normalised line (references must not contain line breaks in line-based files).</summary>
     public static string OneLine(string s) => string.Join(' ', s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 
+    /// <summary>
+    /// The JSON reader's message without its own "LineNumber: … | BytePositionInLine: …" (its line counts from 0 and, for a
+    /// line parsed alone, is always 0; the caller names the real line), with the 1-based column instead.
+    /// </summary>
+    public static string Reason(JsonException ex)
+    {
+        ArgumentNullException.ThrowIfNull(ex);
+        var message = System.Text.RegularExpressions.Regex.Replace(ex.Message, @"\s*LineNumber: \d+ \| BytePositionInLine: \d+\.?\s*$", "").TrimEnd();
+        return ex.BytePositionInLine is { } column ? $"{message} (column {column + 1})" : message;
+    }
+
     /// <summary>1-based line of a JSON reader error.</summary>
     public static int ErrorLine(JsonException ex, int baseLine = 1) => (int)(ex.LineNumber ?? 0) + baseLine;
 }

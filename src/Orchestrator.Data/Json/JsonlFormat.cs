@@ -76,7 +76,7 @@ public static class JsonlFormat
             }
             catch (JsonException ex)
             {
-                throw new DatasetException($"{where}: broken JSON: {ex.Message}", ex);
+                throw new DatasetException($"{where}: broken JSON: {JsonText.Reason(ex)}", ex);
             }
 
             using (doc)

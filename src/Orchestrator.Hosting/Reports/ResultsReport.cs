@@ -34,7 +34,8 @@ public sealed record ResultsReport(
         var sums = results.Points.Select(p => p.ToSums()).ToList();
         if (metric is not null && sums.Count > 0 && sums.All(p => p.Metric != metric))
         {
-            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}' (it has: {string.Join(", ", sums.Select(p => p.Metric).Distinct())})");
+            var present = sums.Select(p => p.Metric).Distinct().ToList();
+            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}'{Core.Specs.Suggestion.DidYouMean(metric, present)} (it has: {string.Join(", ", present)})");
         }
 
         var points = PointAggregation.Summarize(sums, by, metric);
@@ -46,7 +47,8 @@ public sealed record ResultsReport(
             var methods = sums.Select(p => p.Method).ToHashSet(StringComparer.Ordinal);
             foreach (var m in new[] { c.A, c.B }.Where(m => !methods.Contains(m)))
             {
-                throw new ArgumentException($"sweep {sweep.Name} has no method '{m}' (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
+                throw new ArgumentException(
+                    $"sweep {sweep.Name} has no method '{m}'{Core.Specs.Suggestion.DidYouMean(m, methods)} (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
             }
 
             var pairs = await grain.GetPairsAsync(primary, "method", c.A, c.B);
@@ -313,6 +315,7 @@ public sealed record ResultsReport(
         var (header, rows, title) = Human(latex: true);
         var text = new StringBuilder();
         text.AppendLine($"% {title}");
+        text.AppendLine("% needs \\usepackage{booktabs} in the preamble (\\toprule, \\midrule, \\bottomrule)");
         text.AppendLine("\\begin{tabular}{" + string.Concat(header.Select(h => h is "dataset" or "split" or "method" or "metric" ? "l" : "r")) + "}");
         text.AppendLine("\\toprule");
         text.AppendLine(string.Join(" & ", header.Select(h => TeX(h).Replace("±", "$\\pm$", StringComparison.Ordinal).Replace("−", "$-$", StringComparison.Ordinal))) + " \\\\");

@@ -119,7 +119,7 @@ public static class PeftRegistry
         {
             return NotApplicable.TryGetValue(name.Trim(), out string? reason)
                 ? [$"method '{name.Trim()}' is not applicable to generation: {reason}"]
-                : [$"unknown method '{name}' (known: {string.Join(", ", Listing)})"];
+                : [$"unknown method '{name}'{Core.Specs.Suggestion.DidYouMean(name, Listing)} (known: {string.Join(", ", Listing)})"];
         }
 
         var reader = new PeftOptionReader(Canonical(name), options, path);
