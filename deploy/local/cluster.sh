@@ -9,7 +9,8 @@
 #                                       a later `start [N]` restarts on it and the sweeps carry on where they stopped
 #
 # State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster).
-# Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2").
+# Each worker gets --workers-on-machine N, so its torch threads default to its share of the cores (cores / N).
+# Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2", or "--threads 2" to override the share).
 # ORCHESTRATOR_DASHBOARD_PORT=N serves the Orleans Dashboard from the coordinator on http://127.0.0.1:N/
 # (the coordinator gets --dashboard-port N, the workers --dashboard so that it shows them too).
 set -euo pipefail
@@ -101,11 +102,12 @@ cmd_start() {
   local i
   for i in $(seq 1 "$workers"); do
     # shellcheck disable=SC2086
-    start_silo "worker-$i" worker --worker-id "local-worker-$i" $worker_args ${ORCHESTRATOR_WORKER_ARGS:-}
+    # --workers-on-machine: each worker's default torch threads are its share of the cores (cores / N), not all of them.
+    start_silo "worker-$i" worker --worker-id "local-worker-$i" --workers-on-machine "$workers" $worker_args ${ORCHESTRATOR_WORKER_ARGS:-}
   done
   cat <<MSG
 
-Local cluster is up (1 coordinator, $workers worker(s)). Point the CLI at it:
+Local cluster is up (1 coordinator, $workers worker(s), each with its share of the $(nproc) cores). Point the CLI at it:
 
   export ORCHESTRATOR_CLUSTER="$CONN"
   dotnet run -c $CONFIG --project src/Orchestrator.Cli -- submit sweeps/demo.yaml --watch

@@ -136,6 +136,7 @@ public static class ClusterHost
         to.MaxPackSize = from.MaxPackSize;
         to.ArtifactDirectory = from.ArtifactDirectory;
         to.Threads = from.Threads;
+        to.WorkersOnMachine = from.WorkersOnMachine;
     }
 
     internal static int FreePort()

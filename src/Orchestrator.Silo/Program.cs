@@ -29,6 +29,7 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--data-dir"] = "DataDirectory",
     ["--artifacts"] = "Worker:ArtifactDirectory",
     ["--threads"] = "Worker:Threads",
+    ["--workers-on-machine"] = "Worker:WorkersOnMachine",
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
 };
@@ -40,7 +41,7 @@ for (var i = 0; i < args.Length; i++)
     {
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
-                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] " +
+                          "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] [--workers-on-machine N] " +
                           "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }

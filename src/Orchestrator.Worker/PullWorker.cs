@@ -73,7 +73,9 @@ public sealed class PullWorker : BackgroundService
 
         if (!Simulated)
         {
-            var threads = _options.Threads > 0 ? _options.Threads : Math.Max(1, Environment.ProcessorCount / _options.Slots);
+            // ProcessorCount honours the process's CPU affinity and cgroup limits: the cores this worker can really use.
+            var threads = _options.EffectiveThreads(Environment.ProcessorCount);
+            if (_options.ThreadsWarning(Environment.ProcessorCount) is { } warning) Logger.LogWarning("{Warning}", warning);
             await Task.Run(() => TorchRuntime.EnsureAvailable(threads), stoppingToken);
         }
 

@@ -34,10 +34,33 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// Intra-op threads of the worker's libtorch (all slots share them). 0 (default): the machine's cores divided by
-    /// <see cref="Slots"/>. Set it when several worker processes share a machine (e.g. 1 each for two workers on 2 cores):
+    /// <see cref="Slots"/> × <see cref="WorkersOnMachine"/>. Set it when several worker processes share a machine (e.g. 1 each for two workers on 2 cores):
     /// more threads than cores make libtorch's spinning threads fight and training many times slower.
     /// </summary>
     public int Threads { get; set; }
+
+    /// <summary>
+    /// Worker processes sharing this machine's cores (1: this one alone). The default <see cref="Threads"/> is this worker's
+    /// fair share: cores / (<see cref="Slots"/> × this). <c>deploy/local/cluster.sh start N</c> gives each worker N.
+    /// </summary>
+    public int WorkersOnMachine { get; set; } = 1;
+
+    /// <summary>The torch threads this worker uses when it sees <paramref name="cores"/> cores: <see cref="Threads"/>, or its fair share.</summary>
+    public int EffectiveThreads(int cores) => Threads > 0 ? Threads : Math.Max(1, cores / (Slots * WorkersOnMachine));
+
+    /// <summary>
+    /// A warning when the threads of the workers on this machine exceed the cores this worker can see (libtorch's threads
+    /// then fight for the cores and training slows down several times); null otherwise.
+    /// </summary>
+    public string? ThreadsWarning(int cores)
+    {
+        int threads = EffectiveThreads(cores);
+        if (threads * WorkersOnMachine <= cores) return null;
+        string workers = WorkersOnMachine == 1 ? "this worker" : $"{WorkersOnMachine} workers × {threads}";
+        return $"worker {WorkerId}: {threads} torch thread(s) per worker ({workers}) on {cores} visible core(s): more threads than " +
+               "cores make training several times slower. Give each worker its share of the cores (--threads N, or " +
+               "--workers-on-machine N to divide them; deploy/local/cluster.sh start N does this).";
+    }
 
     /// <summary>Upper bound of the calibrated pack size.</summary>
     public int MaxPackSize { get; set; } = 16;
@@ -85,6 +108,11 @@ public sealed class WorkerOptions
         if (Threads is < 0 or > 1024)
         {
             throw new ArgumentException($"Worker:Threads must be 0 (cores / slots) or a positive number of threads, got {Threads}");
+        }
+
+        if (WorkersOnMachine is < 1 or > 1024)
+        {
+            throw new ArgumentException($"Worker:WorkersOnMachine must be between 1 and 1024, got {WorkersOnMachine}");
         }
 
         if (MaxPackSize is < 1 or > 256)

@@ -127,5 +127,16 @@ public sealed class DeployTests
     public void Local_cluster_script_runs_real_assemblies_with_real_switches() => Empty(DocAndScriptChecks.CheckLocalCluster(D));
 
     [Fact]
+    public void Local_cluster_gives_each_worker_its_share_of_the_cores()
+    {
+        // `start N` starts N workers that each divide the cores by N (the silo's --workers-on-machine, a real switch).
+        var line = Repo.Current.Read(DocAndScriptChecks.LocalCluster).Split('\n').Single(l => l.TrimStart().StartsWith("start_silo \"worker-", StringComparison.Ordinal));
+        var words = Images.ShellWords(line);
+        int at = words.IndexOf("--workers-on-machine");
+        Assert.True(at > 0 && words[at + 1] is "$workers" or "\"$workers\"", line);
+        Assert.Equal("Worker:WorkersOnMachine", D.Facts.SiloSwitches["--workers-on-machine"]);
+    }
+
+    [Fact]
     public void Readmes_name_existing_files_images_services_objects_and_commands() => Empty(DocAndScriptChecks.CheckReadmes(D));
 }
