@@ -8,6 +8,9 @@
 #   - otherwise: this container's own IPv4 address, i.e. what its host name resolves to (Docker and
 #     Compose write it into /etc/hosts), unless that is a loopback address.
 # A --advertise-address switch among the arguments wins over both (command line over environment).
+#
+# The Orleans Dashboard stays off: it has no authentication. Turn it on with ORCHESTRATOR_DashboardPort; even then it
+# listens on loopback inside the container unless ORCHESTRATOR_DashboardAddress (e.g. 0.0.0.0) says otherwise.
 set -eu
 
 if [ -z "${ORCHESTRATOR_AdvertiseAddress:-}" ]; then

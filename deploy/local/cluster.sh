@@ -2,13 +2,23 @@
 # A throwaway Orchestrator cluster on this machine: PostgreSQL (membership + results), the schema migration,
 # one coordinator silo and N worker silos on loopback.
 #
-#   deploy/local/cluster.sh start [N]   start (default N=2 workers); prints the connection string for the CLI
+#   deploy/local/cluster.sh start [N] [--unsafe-fast]
+#                                       start (default N=2 workers); prints how to point the CLI at it.
+#                                       --unsafe-fast runs PostgreSQL with fsync off: faster, but a machine crash or
+#                                       power loss can corrupt the database and lose acknowledged results
 #   deploy/local/cluster.sh status      what is running
 #   deploy/local/cluster.sh stop        stop exactly what `start` started (recorded PIDs) and delete the database
 #   deploy/local/cluster.sh stop --keep-data   stop everything but keep the database (results, queue state) on disk;
 #                                       a later `start [N]` restarts on it and the sweeps carry on where they stopped
 #
 # State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster).
+# Security: PostgreSQL listens on 127.0.0.1 only and asks every client for a password (scram-sha-256), also on its
+# unix socket, whose folder ($STATE/pgsocket) only the PostgreSQL user may enter. Two passwords are generated:
+# the owner's (postgres: applies the schema with `db migrate`) and the runtime role's (orchestrator_runtime: rows
+# only, and never orleansquery or schema_migrations). Each connection string is in a 0600 file, passed by path
+# (--cluster-file, ORCHESTRATOR_CLUSTER_FILE), so no password appears in a process's arguments:
+#   $STATE/connection                   runtime role: the silos and the CLI
+#   $STATE/secrets/owner-connection     owner: `db migrate`
 # Each worker gets --workers-on-machine N, so its torch threads default to its share of the cores (cores / N).
 # Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2", or "--threads 2" to override the share).
 # ORCHESTRATOR_DASHBOARD_PORT=N serves the Orleans Dashboard from the coordinator on http://127.0.0.1:N/
@@ -42,12 +52,15 @@ free_port() {
   die "no free port"
 }
 
+# 32 random letters and digits: safe inside a connection string and in SQL quotes.
+generate_password() { local p; p=$(head -c 64 /dev/urandom | base64 -w0 | LC_ALL=C tr -dc 'A-Za-z0-9'); echo "${p:0:32}"; }
+
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 start_silo() { # name role extra-args...
   local name=$1 role=$2; shift 2
   local sp gp; sp=$(free_port 31000); gp=$(free_port $((sp + 1)))
-  nohup dotnet "$SILO_DLL" --role "$role" --cluster "$CONN" --silo-port "$sp" --gateway-port "$gp" --fast-membership "$@" \
+  nohup dotnet "$SILO_DLL" --role "$role" --cluster-file "$CONN_FILE" --silo-port "$sp" --gateway-port "$gp" --fast-membership "$@" \
     >"$STATE/logs/$name.log" 2>&1 &
   echo "$!" >"$STATE/pids/$name"
   for _ in $(seq 1 240); do
@@ -59,8 +72,13 @@ start_silo() { # name role extra-args...
 }
 
 cmd_start() {
-  local workers=${1:-2}
-  [[ "$workers" =~ ^[0-9]+$ ]] || die "start N: N must be a number of workers, got '$workers'"
+  local workers=2 unsafe=0 arg
+  for arg in "$@"; do
+    case "$arg" in
+      --unsafe-fast) unsafe=1 ;;
+      *) [[ "$arg" =~ ^[0-9]+$ ]] || die "start [N] [--unsafe-fast]: N must be a number of workers, got '$arg'"; workers=$arg ;;
+    esac
+  done
   [ -f "$STATE/pids/postgres" ] && die "a local cluster is already recorded in $STATE; run '$0 stop' first"
   local dashboard_port=${ORCHESTRATOR_DASHBOARD_PORT:-} coordinator_args="" worker_args="" dashboard_line=""
   if [ -n "$dashboard_port" ]; then
@@ -75,27 +93,65 @@ cmd_start() {
     dotnet build -c "$CONFIG" -v quiet -nologo "$ROOT/src/Orchestrator.Cli" >/dev/null
   fi
   local bindir; bindir=$(pg_bindir)
-  mkdir -p "$STATE/logs" "$STATE/pids"
-  chmod 0777 "$STATE" "$STATE/logs"
+  mkdir -p "$STATE"
+  umask 077
+  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/secrets" "$STATE/pgsocket"
+  # Only the owner writes here; as root, the postgres user must still pass through $STATE to its own folders.
+  chmod 0711 "$STATE"; chmod 0755 "$STATE/logs"; chmod 0700 "$STATE/secrets" "$STATE/pids" "$STATE/pgsocket"
+  touch "$STATE/logs/postgres.log"
+  if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$STATE/pgdata"
+    chown postgres: "$STATE/pgdata" "$STATE/pgsocket" "$STATE/logs/postgres.log"
+  fi
   PGPORT=$(free_port 55400)
-  local kept=0
+  local kept=0 owner_password runtime_password
   if [ -f "$STATE/pgdata/PG_VERSION" ]; then
     kept=1
+    [ -f "$STATE/secrets/postgres.password" ] && [ -f "$STATE/secrets/runtime.password" ] \
+      || die "the kept database in $STATE/pgdata has no passwords in $STATE/secrets (it was made by an older cluster.sh, without password authentication); '$0 stop' deletes it"
     echo "restarting PostgreSQL on the kept database ($STATE/pgdata) on 127.0.0.1:$PGPORT…"
   else
     echo "starting PostgreSQL on 127.0.0.1:$PGPORT…"
-    as_pg "$bindir/initdb" -D "$STATE/pgdata" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$STATE/logs/initdb.log" 2>&1 \
-      || { cat "$STATE/logs/initdb.log" >&2; die "initdb failed"; }
+    generate_password >"$STATE/secrets/postgres.password"
+    generate_password >"$STATE/secrets/runtime.password"
+    # initdb reads the owner's password from a file the PostgreSQL user can read; it is deleted right after.
+    local pwfile="$STATE/pgsocket/initdb.pw"
+    cp "$STATE/secrets/postgres.password" "$pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres: "$pwfile"
+    local sync=""; [ "$unsafe" = 1 ] && sync="--no-sync"
+    as_pg "$bindir/initdb" -D "$STATE/pgdata" -U postgres --auth=scram-sha-256 --pwfile="$pwfile" -E UTF8 --no-locale $sync \
+      >"$STATE/logs/initdb.log" 2>&1 || { rm -f "$pwfile"; cat "$STATE/logs/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$pwfile"
+  fi
+  owner_password=$(cat "$STATE/secrets/postgres.password")
+  runtime_password=$(cat "$STATE/secrets/runtime.password")
+  local durability=""
+  if [ "$unsafe" = 1 ]; then
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    echo "  --unsafe-fast: fsync is OFF; a crash of this machine can corrupt the database"
   fi
   as_pg "$bindir/pg_ctl" -D "$STATE/pgdata" -l "$STATE/logs/postgres.log" -w start \
-    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $STATE -c fsync=off -c max_connections=300" >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $STATE/pgsocket -c unix_socket_permissions=0700 -c max_connections=300 $durability" >/dev/null \
     || { tail -n 20 "$STATE/logs/postgres.log" >&2; die "PostgreSQL did not start"; }
   head -n 1 "$STATE/pgdata/postmaster.pid" >"$STATE/pids/postgres"
   echo "$bindir" >"$STATE/pg_bindir"
-  [ "$kept" = 1 ] || "$bindir/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres orchestrator
-  CONN="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=orchestrator"
-  echo "$CONN" >"$STATE/connection"
-  dotnet "$CLI_DLL" db migrate --cluster "$CONN"
+  if [ "$kept" = 0 ]; then
+    PGPASSWORD=$owner_password "$bindir/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres orchestrator
+    # The runtime role: rows of the tables the owner creates, no DDL. The SQL goes through stdin, not arguments.
+    PGPASSWORD=$owner_password "$bindir/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d orchestrator >/dev/null <<SQL
+CREATE ROLE orchestrator_runtime LOGIN PASSWORD '$runtime_password';
+GRANT CONNECT, TEMPORARY ON DATABASE orchestrator TO orchestrator_runtime;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO orchestrator_runtime;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO orchestrator_runtime;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO orchestrator_runtime;
+SQL
+  fi
+  echo "Host=127.0.0.1;Port=$PGPORT;Username=postgres;Password=$owner_password;Database=orchestrator" >"$STATE/secrets/owner-connection"
+  echo "Host=127.0.0.1;Port=$PGPORT;Username=orchestrator_runtime;Password=$runtime_password;Database=orchestrator" >"$STATE/connection"
+  chmod 0600 "$STATE/secrets/"* "$STATE/connection"
+  CONN_FILE="$STATE/connection"
+  dotnet "$CLI_DLL" db migrate --cluster-file "$STATE/secrets/owner-connection"
   echo "starting silos…"
   # shellcheck disable=SC2086
   start_silo coordinator coordinator $coordinator_args
@@ -109,7 +165,7 @@ cmd_start() {
 
 Local cluster is up (1 coordinator, $workers worker(s), each with its share of the $(nproc) cores). Point the CLI at it:
 
-  export ORCHESTRATOR_CLUSTER="$CONN"
+  export ORCHESTRATOR_CLUSTER_FILE="$CONN_FILE"
   dotnet run -c $CONFIG --project src/Orchestrator.Cli -- submit sweeps/demo.yaml --watch
 
 Logs: $STATE/logs   Stop with: $0 stop
@@ -124,7 +180,8 @@ cmd_status() {
     name=$(basename "$f"); pid=$(cat "$f")
     if alive "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: not running (pid $pid)"; fi
   done
-  [ -f "$STATE/connection" ] && echo "connection: $(cat "$STATE/connection")"
+  [ -f "$STATE/connection" ] && echo "connection file (runtime role; for ORCHESTRATOR_CLUSTER_FILE): $STATE/connection"
+  return 0
 }
 
 cmd_stop() {
@@ -136,7 +193,7 @@ cmd_stop() {
   esac
   if [ ! -d "$STATE/pids" ]; then
     if [ "$keep" = 0 ] && [ -d "$STATE/pgdata" ]; then
-      rm -rf "$STATE/pgdata" "$STATE/pg_bindir"
+      rm -rf "$STATE/pgdata" "$STATE/pg_bindir" "$STATE/secrets" "$STATE/pgsocket"
       echo "deleted the kept database in $STATE/pgdata"
     else
       echo "no local cluster recorded in $STATE"
@@ -169,12 +226,12 @@ cmd_stop() {
     echo "kept the database in $STATE/pgdata: '$0 start [N]' carries on with it, '$0 stop' deletes it"
     return 0
   fi
-  rm -rf "$STATE/pgdata" "$STATE/pids" "$STATE/connection" "$STATE/pg_bindir"
+  rm -rf "$STATE/pgdata" "$STATE/pids" "$STATE/connection" "$STATE/pg_bindir" "$STATE/secrets" "$STATE/pgsocket"
 }
 
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start [N] | stop [--keep-data] | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [N] [--unsafe-fast] | stop [--keep-data] | status" >&2; exit 2 ;;
 esac

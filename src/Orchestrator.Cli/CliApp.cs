@@ -58,6 +58,8 @@ public static class CliApp
             Description = "Serve the Orleans Dashboard on this loopback port while the sweep runs (http://127.0.0.1:PORT/)",
         };
 
+        var maxCells = MaxCellsOption();
+
         var demo = new Command("demo", "Run the demo sweep (sweeps/demo.yaml) in embedded mode and print its table.");
         var demoSpec = new Option<string?>("--spec") { Description = "Spec to run instead of sweeps/demo.yaml" };
         demo.Options.Add(demoSpec);
@@ -66,8 +68,9 @@ public static class CliApp
         demo.Options.Add(demoPack);
         demo.Options.Add(verbose);
         demo.Options.Add(dashboardPort);
+        demo.Options.Add(maxCells);
         demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(demoPack),
-            pr.GetValue(verbose), pr.GetValue(dashboardPort), ct));
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -77,13 +80,15 @@ public static class CliApp
         run.Options.Add(pack);
         run.Options.Add(verbose);
         run.Options.Add(dashboardPort);
+        run.Options.Add(maxCells);
         run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack),
-            pr.GetValue(verbose), pr.GetValue(dashboardPort), ct));
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct));
 
         var validate = new Command("validate", "Check a sweep spec (and its data) without running anything; print its cells.");
         var validateSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
         validate.Arguments.Add(validateSpec);
-        validate.SetAction(pr => Validate(pr.GetValue(validateSpec)!));
+        validate.Options.Add(maxCells);
+        validate.SetAction(pr => Validate(pr.GetValue(validateSpec)!, pr.GetValue(maxCells)));
 
         root.Subcommands.Add(demo);
         root.Subcommands.Add(run);
@@ -94,7 +99,7 @@ public static class CliApp
         Commands.GenerateCommand.Register(root);
         Commands.DataCommands.Register(root);
         Commands.ScoreCommand.Register(root);
-        SweepCommands.Register(root, dataDir, slots, verbose);
+        SweepCommands.Register(root, dataDir, slots, verbose, maxCells);
         Commands.ArtifactCommands.Register(root, dataDir);
         Commands.PretrainCommand.Register(root, dataDir);
         ResultsCommands.Register(root, dataDir, verbose);
@@ -102,9 +107,24 @@ public static class CliApp
         return await root.Parse(args).InvokeAsync();
     }
 
-    private static int Validate(string specPath)
+    /// <summary><c>--max-cells N</c>: the most cells a spec may expand to (validate, run, demo, submit, extend).</summary>
+    private static Option<long> MaxCellsOption()
     {
-        if (!TryPlan(specPath, out var plan))
+        var option = new Option<long>("--max-cells")
+        {
+            Description = $"Refuse a spec that expands to more cells than this (default {SpecLimits.DefaultMaxCells:N0})",
+            DefaultValueFactory = _ => SpecLimits.DefaultMaxCells,
+        };
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<long>() < 1) r.AddError("--max-cells must be at least 1");
+        });
+        return option;
+    }
+
+    private static int Validate(string specPath, long maxCells)
+    {
+        if (!TryPlan(specPath, maxCells, out var plan))
         {
             return ExitInvalidInput;
         }
@@ -118,11 +138,11 @@ public static class CliApp
         return 0;
     }
 
-    internal static bool TryPlan(string specPath, out SweepPlan plan)
+    internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan)
     {
         try
         {
-            plan = SweepPlanner.PlanFile(specPath, OrchestratorVocabulary.Default);
+            plan = SweepPlanner.PlanFile(specPath, OrchestratorVocabulary.Default, maxCells);
             return true;
         }
         catch (SpecValidationException ex)
@@ -133,9 +153,10 @@ public static class CliApp
         }
     }
 
-    private static async Task<int> RunSweepAsync(string specPath, string? dataDir, int slots, int pack, bool verbose, int? dashboardPort, CancellationToken ct)
+    private static async Task<int> RunSweepAsync(string specPath, string? dataDir, int slots, int pack, bool verbose, int? dashboardPort, long maxCells,
+        CancellationToken ct)
     {
-        if (!TryPlan(specPath, out var plan))
+        if (!TryPlan(specPath, maxCells, out var plan))
         {
             return ExitInvalidInput;
         }

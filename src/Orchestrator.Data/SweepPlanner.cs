@@ -24,18 +24,25 @@ public sealed record SweepPlan(
 /// </summary>
 public static class SweepPlanner
 {
-    public static SweepPlan PlanFile(string specPath, SpecVocabulary vocabulary)
+    /// <param name="maxCells">The most cells the spec may expand to (<c>--max-cells</c>); checked before any data is read.</param>
+    public static SweepPlan PlanFile(string specPath, SpecVocabulary vocabulary, long maxCells = SpecLimits.DefaultMaxCells)
     {
         var spec = SpecParser.ParseFile(specPath, vocabulary);
         var yaml = File.ReadAllText(specPath);
-        return Plan(spec, yaml, Path.GetDirectoryName(Path.GetFullPath(specPath))!, specPath);
+        return Plan(spec, yaml, Path.GetDirectoryName(Path.GetFullPath(specPath))!, specPath, maxCells);
     }
 
-    public static SweepPlan PlanText(string yaml, SpecVocabulary vocabulary, string baseDirectory, string source = "<inline>") =>
-        Plan(SpecParser.Parse(yaml, vocabulary, source), yaml, baseDirectory, source);
+    public static SweepPlan PlanText(string yaml, SpecVocabulary vocabulary, string baseDirectory, string source = "<inline>",
+        long maxCells = SpecLimits.DefaultMaxCells) =>
+        Plan(SpecParser.Parse(yaml, vocabulary, source), yaml, baseDirectory, source, maxCells);
 
-    private static SweepPlan Plan(SweepSpec spec, string yaml, string baseDirectory, string source)
+    private static SweepPlan Plan(SweepSpec spec, string yaml, string baseDirectory, string source, long maxCells)
     {
+        if (CellCount.Check(spec, maxCells) is { } tooMany)
+        {
+            throw new SpecValidationException(source, [tooMany]);
+        }
+
         var errors = new List<SpecError>();
         var dataset = CheckDataset(spec.Dataset, spec.Grid, "", baseDirectory, errors);
         var identities = new Dictionary<DatasetSpec, DatasetIdentity>(ReferenceEqualityComparer.Instance);
@@ -131,7 +138,7 @@ public static class SweepPlanner
                 var size = grid.Sizes[i];
                 var dev = CellExpander.DevSize(size);
                 var message = $"size {size} is impossible: it needs {size} training + {dev} dev examples, but the training pool{of} has {pool}";
-                if (size + dev > pool && reported.Add($"{i}|{pool}"))
+                if ((long)size + dev > pool && reported.Add($"{i}|{pool}"))
                 {
                     errors.Add(new SpecError($"{at}grid.sizes[{i}]", message));
                 }

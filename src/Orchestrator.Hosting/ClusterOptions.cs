@@ -42,9 +42,15 @@ public sealed class ClusterSiloOptions
 
     /// <summary>
     /// Port of the Orleans Dashboard served by this silo (<c>--dashboard-port</c>); null: none. Coordinator and
-    /// all-in-one silos only; on loopback, or on every address when <see cref="AdvertiseAddress"/> is set.
+    /// all-in-one silos only; on loopback unless <see cref="DashboardAddress"/> says otherwise.
     /// </summary>
     public int? DashboardPort { get; set; }
+
+    /// <summary>
+    /// The address the dashboard's page listens on (<c>--dashboard-address</c>, e.g. <c>0.0.0.0</c>); null: loopback only.
+    /// The page is plain HTTP without authentication, so reaching it from other machines must be asked for explicitly.
+    /// </summary>
+    public string? DashboardAddress { get; set; }
 
     /// <summary>
     /// This silo collects its statistics for a dashboard served by another silo (<c>--dashboard</c>): needed on every
@@ -55,7 +61,7 @@ public sealed class ClusterSiloOptions
 
     /// <summary>This silo's part in the dashboard; null: none.</summary>
     public DashboardHostOptions? DashboardOptions => Dashboard || DashboardPort is not null
-        ? new DashboardHostOptions { Port = DashboardPort, ListenOnAnyAddress = AdvertiseAddress is not null }
+        ? new DashboardHostOptions { Port = DashboardPort, BindAddress = DashboardAddress is null ? IPAddress.Loopback : IPAddress.Parse(DashboardAddress) }
         : null;
 
     public IPAddress Advertised => AdvertiseAddress is null ? IPAddress.Loopback : IPAddress.Parse(AdvertiseAddress);
@@ -90,6 +96,13 @@ public sealed class ClusterSiloOptions
         if (DashboardPort is < 1 or > 65535)
         {
             throw new ArgumentException($"--dashboard-port must be between 1 and 65535, got {DashboardPort}");
+        }
+
+        if (DashboardAddress is not null && (DashboardPort is null || !IPAddress.TryParse(DashboardAddress, out _)))
+        {
+            throw new ArgumentException(DashboardPort is null
+                ? "--dashboard-address needs --dashboard-port (the address the page listens on)"
+                : $"--dashboard-address must be an IP address (0.0.0.0 for every address), got '{DashboardAddress}'");
         }
     }
 }

@@ -12,18 +12,21 @@ namespace Orchestrator.Hosting;
 /// <summary>
 /// A silo's part in the Orleans Dashboard. Every silo of a cluster whose dashboard is served somewhere collects its
 /// own statistics (<c>--dashboard</c>); a silo with a <see cref="Port"/> (<c>--dashboard-port</c>) also serves the
-/// page and its JSON endpoints: plain HTTP, no authentication, on loopback unless <see cref="ListenOnAnyAddress"/>.
+/// page and its JSON endpoints: plain HTTP, no authentication, on loopback unless <see cref="BindAddress"/> names another
+/// address explicitly (<c>--dashboard-address</c>); an advertised silo address never widens it.
 /// </summary>
 public sealed class DashboardHostOptions
 {
     /// <summary>Port of the dashboard's page; null: this silo only collects its statistics for a dashboard served elsewhere.</summary>
     public int? Port { get; set; }
 
-    /// <summary>Listen on every address (for a silo reached from other machines) instead of loopback only.</summary>
-    public bool ListenOnAnyAddress { get; set; }
+    /// <summary>The address the page listens on: loopback unless given (<c>0.0.0.0</c> for every address).</summary>
+    public IPAddress BindAddress { get; set; } = IPAddress.Loopback;
 
-    /// <summary>The address to open in a browser on this machine; null without a port.</summary>
-    public string? LocalUrl => Port is { } port ? $"http://127.0.0.1:{port}/" : null;
+    /// <summary>The address to open in a browser (127.0.0.1 when it listens on loopback or every address); null without a port.</summary>
+    public string? LocalUrl => Port is { } port
+        ? $"http://{(IPAddress.IsLoopback(BindAddress) || BindAddress.Equals(IPAddress.Any) ? "127.0.0.1" : BindAddress.ToString())}:{port}/"
+        : null;
 
     public void Validate()
     {
@@ -41,7 +44,7 @@ public sealed class DashboardHostOptions
         // then), and its error, once unwrapped, no longer names the port.
         try
         {
-            using var probe = new TcpListener(ListenOnAnyAddress ? IPAddress.Any : IPAddress.Loopback, port);
+            using var probe = new TcpListener(BindAddress, port);
             probe.Start();
         }
         catch (SocketException ex)
@@ -69,17 +72,7 @@ public static class DashboardExtensions
 
         var web = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         web.WebHost.UseKestrelCore();
-        web.WebHost.ConfigureKestrel(k =>
-        {
-            if (dashboard.ListenOnAnyAddress)
-            {
-                k.ListenAnyIP(port);
-            }
-            else
-            {
-                k.Listen(IPAddress.Loopback, port);
-            }
-        });
+        web.WebHost.ConfigureKestrel(k => k.Listen(dashboard.BindAddress, port));
         web.Services.AddRouting();
         return web;
     }

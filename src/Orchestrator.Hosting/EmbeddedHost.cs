@@ -19,6 +19,20 @@ public static class EmbeddedHost
     {
         options.Validate();
         Directory.CreateDirectory(Path.GetFullPath(options.DataDirectory));
+        var dataLock = DataDirectoryLock.Acquire(options.DataDirectory);
+        try
+        {
+            return Build(options, logging, dataLock);
+        }
+        catch
+        {
+            dataLock.Dispose();
+            throw;
+        }
+    }
+
+    private static IHost Build(EmbeddedOptions options, Action<ILoggingBuilder>? logging, DataDirectoryLock dataLock)
+    {
         var siloPort = options.SiloPort == 0 ? ClusterHost.FreePort() : options.SiloPort;
         var gatewayPort = options.GatewayPort == 0 ? ClusterHost.FreePort() : options.GatewayPort;
 
@@ -30,6 +44,9 @@ public static class EmbeddedHost
             logging(builder.Logging);
         }
 
+        // Made by a factory (and resolved below) so that the container disposes it with the host: the data directory stays
+        // this process's until then.
+        builder.Services.AddSingleton(_ => dataLock);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(Orchestrator.Grains.QueueRestore.Nothing);
         builder.Services.AddSingleton<IResultStore>(_ =>
@@ -54,6 +71,8 @@ public static class EmbeddedHost
             silo.AddMemoryGrainStorage("Default");
             silo.AddOrchestratorDashboard(dashboard);
         });
-        return builder.BuildHost();
+        var host = builder.BuildHost();
+        host.Services.GetRequiredService<DataDirectoryLock>();
+        return host;
     }
 }

@@ -23,7 +23,12 @@ public sealed class EmbeddedOptions
     /// <summary>Port of the Orleans Dashboard on loopback (<c>--dashboard-port</c>); null: no dashboard.</summary>
     public int? DashboardPort { get; set; }
 
-    public DashboardHostOptions? DashboardOptions => DashboardPort is null ? null : new DashboardHostOptions { Port = DashboardPort };
+    /// <summary>The address the dashboard listens on (<c>--dashboard-address</c>); null: loopback only.</summary>
+    public string? DashboardAddress { get; set; }
+
+    public DashboardHostOptions? DashboardOptions => DashboardPort is null
+        ? null
+        : new DashboardHostOptions { Port = DashboardPort, BindAddress = DashboardAddress is null ? System.Net.IPAddress.Loopback : System.Net.IPAddress.Parse(DashboardAddress) };
 
     public string ResultsDatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "results.db");
 
@@ -55,6 +60,13 @@ public sealed class EmbeddedOptions
         if (DashboardPort is < 1 or > 65535)
         {
             throw new ArgumentException($"--dashboard-port must be between 1 and 65535, got {DashboardPort}");
+        }
+
+        if (DashboardAddress is not null && (DashboardPort is null || !System.Net.IPAddress.TryParse(DashboardAddress, out _)))
+        {
+            throw new ArgumentException(DashboardPort is null
+                ? "--dashboard-address needs --dashboard-port (the address the page listens on)"
+                : $"--dashboard-address must be an IP address (0.0.0.0 for every address), got '{DashboardAddress}'");
         }
     }
 }

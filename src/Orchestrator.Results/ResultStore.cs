@@ -146,6 +146,11 @@ internal sealed partial class ResultStore : IResultStore
                     ("version", migration.Version), ("applied_at", Timestamp(DateTimeOffset.UtcNow))).ConfigureAwait(false);
             }
 
+            if (Provider == ResultStoreProvider.Postgres)
+            {
+                await ExecuteAsync(connection, tx, SchemaPrivileges.PostgresRevokeWrites, token).ConfigureAwait(false);
+            }
+
             await transaction.CommitAsync(token).ConfigureAwait(false);
             return true;
         }, ct);

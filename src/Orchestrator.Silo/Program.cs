@@ -8,11 +8,13 @@ using Orchestrator.Worker;
 //   cluster mode:  --role coordinator|worker|all --cluster "<PostgreSQL connection string>" [--cluster-id ID] …
 //   single host:   --role all (no connection string): localhost clustering and a SQLite results file.
 // Every switch can also come from the environment, ORCHESTRATOR_<Key> (e.g. ORCHESTRATOR_Role=worker,
-// ORCHESTRATOR_ConnectionStrings__Orchestrator=…, ORCHESTRATOR_Worker__Slots=2).
+// ORCHESTRATOR_ConnectionStrings__Orchestrator=…, ORCHESTRATOR_Worker__Slots=2). The connection string can come from a
+// file instead (--cluster-file PATH, or ORCHESTRATOR_CLUSTER_FILE as for the CLI), so that no password is in the process list.
 var switches = new Dictionary<string, string>(StringComparer.Ordinal)
 {
     ["--role"] = "Role",
     ["--cluster"] = "ConnectionStrings:Orchestrator",
+    ["--cluster-file"] = "CLUSTER_FILE",
     ["--cluster-id"] = "ClusterId",
     ["--service-id"] = "ServiceId",
     ["--silo-port"] = "SiloPort",
@@ -32,6 +34,7 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--workers-on-machine"] = "Worker:WorkersOnMachine",
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
+    ["--dashboard-address"] = "DashboardAddress",
 };
 
 var normalized = new List<string>();
@@ -39,10 +42,10 @@ for (var i = 0; i < args.Length; i++)
 {
     if (args[i] is "-h" or "--help")
     {
-        Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION] [--cluster-id ID] " +
+        Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION | --cluster-file PATH] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
                           "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] [--workers-on-machine N] " +
-                          "[--dashboard-port N (coordinator, all)] [--dashboard (workers of a cluster with a dashboard)]");
+                          "[--dashboard-port N (coordinator, all)] [--dashboard-address IP (default 127.0.0.1)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }
 
@@ -80,7 +83,11 @@ try
 {
     config.Bind(cluster);
     config.GetSection("Worker").Bind(worker);
-    cluster.ConnectionString = config.GetConnectionString("Orchestrator") ?? "";
+    // ORCHESTRATOR_CLUSTER and ORCHESTRATOR_CLUSTER_FILE arrive as the keys CLUSTER and CLUSTER_FILE.
+    // An explicit connection string wins over a file.
+    var explicitConnection = config.GetConnectionString("Orchestrator");
+    cluster.ConnectionString = ClusterConnection.Resolve(explicitConnection,
+        string.IsNullOrWhiteSpace(explicitConnection) ? config["CLUSTER_FILE"] : null, config["CLUSTER"], null) ?? "";
     Action<ILoggingBuilder> logging = l => l.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
         .SetMinimumLevel(LogLevel.Information)
         .AddFilter("Orleans", Environment.GetEnvironmentVariable("ORCHESTRATOR_ORLEANS_LOG") == "info" ? LogLevel.Information : LogLevel.Warning)
@@ -89,7 +96,7 @@ try
     {
         if (cluster.Role != SiloRole.All)
         {
-            Console.Error.WriteLine($"error: --role {cluster.Role.ToString().ToLowerInvariant()} needs cluster mode: give --cluster \"<PostgreSQL connection string>\"");
+            Console.Error.WriteLine($"error: --role {cluster.Role.ToString().ToLowerInvariant()} needs cluster mode: give --cluster-file PATH (a file holding the PostgreSQL connection string) or --cluster \"<connection string>\"");
             return 2;
         }
 
@@ -101,6 +108,7 @@ try
             SiloPort = cluster.SiloPort,
             GatewayPort = cluster.GatewayPort,
             DashboardPort = cluster.DashboardPort,
+            DashboardAddress = cluster.DashboardAddress,
         }, logging);
     }
     else

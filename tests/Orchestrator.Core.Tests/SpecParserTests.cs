@@ -104,8 +104,8 @@ public sealed class SpecParserTests
     [InlineData("  sizes: [50, abc]", "grid.sizes[1]", "expected an integer")]
     [InlineData("  sizes: 50", "grid.sizes", "expected a list of integers")]
     [InlineData("  sizes: [50, \"100\"]", "grid.sizes[1]", "expected an integer, got the string '100'")]
-    [InlineData("  sizes: [50, 0]", "grid.sizes[1]", "must be at least 1")]
-    [InlineData("  sizes: [50, -5]", "grid.sizes[1]", "must be at least 1")]
+    [InlineData("  sizes: [50, 0]", "grid.sizes[1]", "must be between 1 and 10,000,000")]
+    [InlineData("  sizes: [50, -5]", "grid.sizes[1]", "must be between 1 and 10,000,000")]
     [InlineData("  sizes: []", "grid.sizes", "empty")]
     [InlineData("  sizes: [50, 50]", "grid.sizes[1]", "listed twice")]
     public void Bad_sizes_are_refused_with_the_element_path(string sizesLine, string path, string message)

@@ -16,6 +16,7 @@ internal static class ArtifactCommands
         {
             Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); the embedded results file when absent",
         };
+        var clusterFile = SessionOptions.ClusterFileOption();
         var artifactsDir = new Option<string?>("--artifacts")
         {
             Description = "The artifact directory (default: artifacts under the data directory, as the workers use)",
@@ -24,11 +25,12 @@ internal static class ArtifactCommands
 
         var list = new Command("list", "Every indexed artifact: cell, content hash, size, age, and whether its folder is present and needed.");
         list.Options.Add(cluster);
+        list.Options.Add(clusterFile);
         list.Options.Add(dataDir);
         list.Options.Add(artifactsDir);
         list.SetAction((pr, ct) => SweepCommands.Guard(async () =>
         {
-            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!, clusterFile: pr.GetValue(clusterFile));
             var files = new ArtifactStore(Directory(pr.GetValue(artifactsDir), pr.GetValue(dataDir)!));
             var needed = await store.GetNeededCellKeysAsync(ct);
             var artifacts = await store.ListArtifactsAsync(ct);
@@ -56,6 +58,7 @@ internal static class ArtifactCommands
             "Remove artifacts that no stored cell needs (older than --older-than), folders the index does not name, and stale staging folders. " +
             "Artifacts that a cell of a later stage needs are always kept.");
         gc.Options.Add(cluster);
+        gc.Options.Add(clusterFile);
         gc.Options.Add(dataDir);
         gc.Options.Add(artifactsDir);
         gc.Options.Add(olderThan);
@@ -68,7 +71,7 @@ internal static class ArtifactCommands
                 throw new ArgumentException($"--older-than must be a number of hours >= 0, got {hours}");
             }
 
-            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!, clusterFile: pr.GetValue(clusterFile));
             var files = new ArtifactStore(Directory(pr.GetValue(artifactsDir), pr.GetValue(dataDir)!));
             var dry = pr.GetValue(dryRun);
             var result = await ArtifactRetention.CollectAsync(store, files, TimeSpan.FromHours(hours), dry, DateTimeOffset.UtcNow, ct);

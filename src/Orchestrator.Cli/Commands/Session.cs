@@ -40,10 +40,11 @@ internal sealed class Session : IAsyncDisposable
     /// <summary>
     /// The results store alone (no silo): PostgreSQL for a cluster connection, else the embedded SQLite file under
     /// <paramref name="dataDir"/>, which must already exist unless <paramref name="create"/> (a read never creates an empty one).
+    /// The connection comes from <paramref name="clusterOption"/>, <paramref name="clusterFile"/> or the environment.
     /// </summary>
-    public static IResultStore OpenStore(string? clusterOption, string dataDir, bool create = false)
+    public static IResultStore OpenStore(string? clusterOption, string dataDir, bool create = false, string? clusterFile = null)
     {
-        if (ClusterConnection(clusterOption) is { } connection)
+        if (ClusterConnection(clusterOption, clusterFile) is { } connection)
         {
             ClusterEndpoint = Endpoint(connection);
             return ResultStores.Postgres(connection);
@@ -89,8 +90,10 @@ internal sealed class Session : IAsyncDisposable
         }
     }
 
-    public static string? ClusterConnection(string? option) =>
-        !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER") is { Length: > 0 } env ? env : null;
+    /// <summary>The cluster's connection string from <c>--cluster</c>, <c>--cluster-file</c> or the environment; null: embedded mode.</summary>
+    public static string? ClusterConnection(string? option, string? file = null) =>
+        Hosting.ClusterConnection.Resolve(option, file, Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER"),
+            Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER_FILE"));
 
     /// <param name="create">Whether the command may create the embedded database (submit, extend); reads refuse a missing one.</param>
     public static async Task<Session> OpenAsync(string? cluster, string clusterId, string dataDir, bool train, int slots,
@@ -157,6 +160,14 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
         Description = "PostgreSQL connection string of a running cluster (or env ORCHESTRATOR_CLUSTER); embedded mode when absent",
     };
 
+    /// <summary><c>--cluster-file</c>: the connection string from a file, so that a password never appears in the process list.</summary>
+    public Option<string?> ClusterFile { get; } = ClusterFileOption();
+
+    public static Option<string?> ClusterFileOption() => new Option<string?>("--cluster-file")
+    {
+        Description = "File holding the cluster's connection string (or env ORCHESTRATOR_CLUSTER_FILE); keeps a password out of the process list",
+    };
+
     public Option<string> ClusterId { get; } = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
 
     public Option<string> DataDir => dataDir;
@@ -175,6 +186,7 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
         }
 
         command.Options.Add(Cluster);
+        command.Options.Add(ClusterFile);
         command.Options.Add(ClusterId);
         command.Options.Add(dataDir);
         command.Options.Add(verbose);
@@ -184,6 +196,6 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
 
     /// <param name="create">True for the commands that may start a new embedded database (submit, extend).</param>
     public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct, bool create = false) =>
-        Session.OpenAsync(Session.ClusterConnection(pr.GetValue(Cluster)), pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
+        Session.OpenAsync(Session.ClusterConnection(pr.GetValue(Cluster), pr.GetValue(ClusterFile)), pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
             Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create);
 }

@@ -15,7 +15,7 @@ internal static class SweepCommands
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public static void Register(RootCommand root, Option<string> dataDir, Option<int> slots, Option<bool> verbose)
+    public static void Register(RootCommand root, Option<string> dataDir, Option<int> slots, Option<bool> verbose, Option<long> maxCells)
     {
         var shared = new SessionOptions(root, dataDir, verbose);
         var cluster = shared.Cluster;
@@ -28,10 +28,10 @@ internal static class SweepCommands
         Task<Session> Open(ParseResult pr, bool train, CancellationToken ct, bool create = false) => shared.OpenAsync(pr, train, pr.GetValue(slots), ct, create);
 
         var submitSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
-        Make("submit", "Validate a spec and queue its cells; prints the sweep id. In embedded mode it also runs them.", submitSpec, watch, slots)
+        Make("submit", "Validate a spec and queue its cells; prints the sweep id. In embedded mode it also runs them.", submitSpec, watch, slots, maxCells)
             .SetAction((pr, ct) => Guard(async () =>
             {
-                if (!CliApp.TryPlan(pr.GetValue(submitSpec)!, out var plan))
+                if (!CliApp.TryPlan(pr.GetValue(submitSpec)!, pr.GetValue(maxCells), out var plan))
                 {
                     return CliApp.ExitInvalidInput;
                 }
@@ -47,10 +47,10 @@ internal static class SweepCommands
             }));
 
         var extendSpec = new Argument<string>("SPEC") { Description = "The sweep's spec with more seeds, subsamples, sizes or methods" };
-        Make("extend", "Add cells to the existing sweep of the same name; existing cells are kept and not recomputed.", extendSpec, watch, slots)
+        Make("extend", "Add cells to the existing sweep of the same name; existing cells are kept and not recomputed.", extendSpec, watch, slots, maxCells)
             .SetAction((pr, ct) => Guard(async () =>
             {
-                if (!CliApp.TryPlan(pr.GetValue(extendSpec)!, out var plan))
+                if (!CliApp.TryPlan(pr.GetValue(extendSpec)!, pr.GetValue(maxCells), out var plan))
                 {
                     return CliApp.ExitInvalidInput;
                 }
@@ -138,10 +138,11 @@ internal static class SweepCommands
         var db = new Command("db", "Database administration.");
         var migrate = new Command("migrate", "Create or upgrade the schema (results tables and the Orleans membership tables); idempotent.");
         migrate.Options.Add(cluster);
+        migrate.Options.Add(shared.ClusterFile);
         migrate.Options.Add(dataDir);
         migrate.SetAction((pr, ct) => Guard(async () =>
         {
-            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!, create: true);
+            await using var store = Session.OpenStore(pr.GetValue(cluster), pr.GetValue(dataDir)!, create: true, clusterFile: pr.GetValue(shared.ClusterFile));
             var before = await store.GetSchemaVersionAsync(ct);
             await store.EnsureSchemaAsync(ct);
             var after = await store.GetSchemaVersionAsync(ct);

@@ -33,19 +33,25 @@ public sealed record PretrainSpec(
     public const int DefaultVocabSize = 1024;
     public const int DefaultDocuments = 20_000;
 
+    /// <summary>Longest pretraining sequence (each batch allocates batch_size × sequence_length tokens).</summary>
+    public const int MaxSequenceLength = 65_536;
+
+    /// <summary>Most synthetic documents (generated in memory before the vocabulary is learnt).</summary>
+    public const int MaxDocuments = 1_000_000;
+
     /// <summary>Problems with the values (the ranges the spec parser enforces), each naming its option; empty when valid.</summary>
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
         if (string.IsNullOrWhiteSpace(Corpus)) problems.Add("corpus: must not be empty");
-        if (Steps < 1) problems.Add($"steps: must be at least 1, got {Steps}");
+        if (Steps is < 1 or > SpecLimits.MaxSteps) problems.Add($"steps: must be between 1 and {SpecLimits.MaxSteps}, got {Steps}");
         if (Seed < 0) problems.Add($"seed: must be at least 0, got {Seed}");
         if (BatchSize is < 1 or > 4096) problems.Add($"batch_size: must be between 1 and 4096, got {BatchSize}");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) problems.Add($"learning_rate: must be greater than 0, got {LearningRate}");
-        if (WarmupSteps < 0) problems.Add($"warmup_steps: must be at least 0, got {WarmupSteps}");
-        if (SequenceLength < 8) problems.Add($"sequence_length: must be at least 8, got {SequenceLength}");
+        if (WarmupSteps is < 0 or > SpecLimits.MaxWarmupSteps) problems.Add($"warmup_steps: must be between 0 and {SpecLimits.MaxWarmupSteps}, got {WarmupSteps}");
+        if (SequenceLength is < 8 or > MaxSequenceLength) problems.Add($"sequence_length: must be between 8 and {MaxSequenceLength}, got {SequenceLength}");
         if (VocabSize < 260) problems.Add($"vocab_size: must be at least 260 (256 bytes, the end token and some merges), got {VocabSize}");
-        if (Documents < 1) problems.Add($"documents: must be at least 1, got {Documents}");
+        if (Documents is < 1 or > MaxDocuments) problems.Add($"documents: must be between 1 and {MaxDocuments}, got {Documents}");
         return problems;
     }
 }

@@ -25,9 +25,9 @@ internal sealed class Reader(List<SpecError> errors)
 
     public static string Describe(YamlNode node) => node switch
     {
-        YamlScalarNode s when s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted => $"the string '{s.Value}'",
+        YamlScalarNode s when s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted => $"the string '{SpecLimits.Quote(s.Value)}'",
         YamlScalarNode s when string.IsNullOrEmpty(s.Value) || s.Value is "~" or "null" => "nothing (null)",
-        YamlScalarNode s => $"'{s.Value}'",
+        YamlScalarNode s => $"'{SpecLimits.Quote(s.Value)}'",
         YamlSequenceNode => "a list",
         YamlMappingNode => "a mapping",
         _ => node.NodeType.ToString(),
@@ -44,7 +44,7 @@ internal sealed class Reader(List<SpecError> errors)
 
         foreach (var key in map.Children.Keys)
         {
-            var name = (key as YamlScalarNode)?.Value ?? "?";
+            var name = SpecLimits.Quote((key as YamlScalarNode)?.Value ?? "?");
             if (!allowed.Contains(name, StringComparer.Ordinal))
             {
                 var full = path == "" ? name : $"{path}.{name}";
@@ -120,7 +120,7 @@ internal sealed class Reader(List<SpecError> errors)
 
         if (value < min || value > max)
         {
-            var range = max == int.MaxValue ? $"at least {min}" : $"between {min} and {max}";
+            var range = max == int.MaxValue ? $"at least {min}" : string.Create(CultureInfo.InvariantCulture, $"between {min:N0} and {max:N0}");
             Error(path, $"must be {range}, got {value}", node);
             return null;
         }
@@ -178,7 +178,7 @@ internal sealed class Reader(List<SpecError> errors)
         return null;
     }
 
-    public List<int>? IntList(YamlMappingNode map, string key, string path, int min, bool required)
+    public List<int>? IntList(YamlMappingNode map, string key, string path, int min, bool required, int max = int.MaxValue)
     {
         if (!map.Children.TryGetValue(new YamlScalarNode(key), out var node) || IsNull(node))
         {
@@ -200,7 +200,7 @@ internal sealed class Reader(List<SpecError> errors)
         var ok = true;
         for (var i = 0; i < seq.Children.Count; i++)
         {
-            if (IntValue(seq.Children[i], $"{path}[{i}]", min) is { } v)
+            if (IntValue(seq.Children[i], $"{path}[{i}]", min, max) is { } v)
             {
                 result.Add(v);
             }
@@ -262,7 +262,7 @@ internal sealed class Reader(List<SpecError> errors)
             var name = (k as YamlScalarNode)?.Value ?? "?";
             if (v is not YamlScalarNode s)
             {
-                Error($"{path}.{name}", $"expected a single value, got {Describe(v)}", v);
+                Error($"{path}.{SpecLimits.Quote(name)}", $"expected a single value, got {Describe(v)}", v);
                 continue;
             }
 

@@ -20,11 +20,27 @@ public static partial class SpecParser
             throw new SpecValidationException(path, [new SpecError("(file)", $"spec file not found: {Path.GetFullPath(path)}")]);
         }
 
+        var length = new FileInfo(path).Length;
+        if (length > SpecLimits.MaxSpecBytes)
+        {
+            throw new SpecValidationException(path, [TooLarge(length, "bytes")]);
+        }
+
         return Parse(File.ReadAllText(path), vocabulary, path);
     }
 
     public static SweepSpec Parse(string yaml, SpecVocabulary vocabulary, string source = "<inline>")
     {
+        if (yaml.Length > SpecLimits.MaxSpecBytes)
+        {
+            throw new SpecValidationException(source, [TooLarge(yaml.Length, "characters")]);
+        }
+
+        if (YamlGuard.Check(yaml) is { } hostile)
+        {
+            throw new SpecValidationException(source, [hostile]);
+        }
+
         var errors = new List<SpecError>();
         YamlNode? root;
         try
@@ -54,6 +70,9 @@ public static partial class SpecParser
         return spec;
     }
 
+    private static SpecError TooLarge(long length, string unit) => new("(file)", string.Create(CultureInfo.InvariantCulture,
+        $"the spec is {length:N0} {unit}; specs are limited to {SpecLimits.MaxSpecBytes:N0} bytes (1 MiB)"));
+
     private static SweepSpec? ReadSpec(Reader r, YamlNode root, SpecVocabulary v)
     {
         var top = r.Map(root, "", "name", "description", "stages", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution");
@@ -65,7 +84,7 @@ public static partial class SpecParser
         var name = r.String(top, "name", "name", required: true);
         if (name is not null && !NamePattern().IsMatch(name))
         {
-            r.Error("name", $"'{name}' is not a valid sweep name (use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 64 characters)", top, "name");
+            r.Error("name", $"'{SpecLimits.Quote(name)}' is not a valid sweep name (use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 64 characters)", top, "name");
         }
 
         var description = r.String(top, "description", "description", required: false);
@@ -125,7 +144,7 @@ public static partial class SpecParser
             {
                 if (!NamePattern().IsMatch(name))
                 {
-                    r.Error(at + "name", $"'{name}' is not a valid stage name (letters, digits, '-', '_' or '.')", m, "name");
+                    r.Error(at + "name", $"'{SpecLimits.Quote(name)}' is not a valid stage name (letters, digits, '-', '_' or '.')", m, "name");
                 }
                 else if (name == SweepSpec.MainStage)
                 {
@@ -133,7 +152,7 @@ public static partial class SpecParser
                 }
                 else if (!names.Add(name))
                 {
-                    r.Error(at + "name", $"stage '{name}' is declared twice", m, "name");
+                    r.Error(at + "name", $"stage '{SpecLimits.Quote(name)}' is declared twice", m, "name");
                 }
             }
 
@@ -177,7 +196,7 @@ public static partial class SpecParser
 
             var stage = r.String(m, "stage", at + ".stage", required: true);
             var methodName = r.String(m, "method", at + ".method", required: false);
-            var size = r.Int(m, "size", at + ".size", min: 1);
+            var size = r.Int(m, "size", at + ".size", min: 1, max: SpecLimits.MaxSize);
             var subsample = r.Int(m, "subsample", at + ".subsample", min: 0);
             int? seed = null;
             var sameSeed = false;
@@ -228,34 +247,34 @@ public static partial class SpecParser
                     if (!byName.TryGetValue(need.Stage, out var target))
                     {
                         var known = stages.Count == 0 ? "the spec declares no stages" : "known: " + string.Join(", ", stages.Select(s => s.Name));
-                        r.Error(path, $"unknown stage '{need.Stage}' ({known})", null);
+                        r.Error(path, $"unknown stage '{SpecLimits.Quote(need.Stage)}' ({known})", null);
                         continue;
                     }
 
                     targets.Add(need.Stage);
                     if (need.Method is not null && target.Methods.All(mm => mm.Name != need.Method))
                     {
-                        r.Error(path + ".method", $"stage '{need.Stage}' has no method '{need.Method}' (it has {string.Join(", ", target.Methods.Select(mm => mm.Name))})", null);
+                        r.Error(path + ".method", $"stage '{SpecLimits.Quote(need.Stage)}' has no method '{SpecLimits.Quote(need.Method)}' (it has {string.Join(", ", target.Methods.Select(mm => mm.Name))})", null);
                     }
 
                     if (need.Size is { } size && !target.Grid.Sizes.Contains(size))
                     {
-                        r.Error(path + ".size", $"stage '{need.Stage}' has no size {size} (its sizes: {string.Join(", ", target.Grid.Sizes)})", null);
+                        r.Error(path + ".size", $"stage '{SpecLimits.Quote(need.Stage)}' has no size {size} (its sizes: {string.Join(", ", target.Grid.Sizes)})", null);
                     }
 
                     if (need.Subsample is { } sub && sub >= target.Grid.Subsamples)
                     {
-                        r.Error(path + ".subsample", $"stage '{need.Stage}' has subsamples 0..{target.Grid.Subsamples - 1}, not {sub}", null);
+                        r.Error(path + ".subsample", $"stage '{SpecLimits.Quote(need.Stage)}' has subsamples 0..{target.Grid.Subsamples - 1}, not {sub}", null);
                     }
 
                     if (need.Seed is { } seed && !target.Grid.Seeds.Contains(seed))
                     {
-                        r.Error(path + ".seed", $"stage '{need.Stage}' has no seed {seed} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
+                        r.Error(path + ".seed", $"stage '{SpecLimits.Quote(need.Stage)}' has no seed {seed} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
                     }
 
                     if (need.SameSeed && grid.Seeds.FirstOrDefault(s => !target.Grid.Seeds.Contains(s), -1) is var missing and >= 0)
                     {
-                        r.Error(path + ".seed", $"'seed: same' but stage '{need.Stage}' has no seed {missing} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
+                        r.Error(path + ".seed", $"'seed: same' but stage '{SpecLimits.Quote(need.Stage)}' has no seed {missing} (its seeds: {string.Join(", ", target.Grid.Seeds)})", null);
                     }
                 }
             }
@@ -327,7 +346,7 @@ public static partial class SpecParser
         var kind = r.String(m, "kind", at + "dataset.kind", required: true);
         if (kind is not null && !v.DatasetKinds.Contains(kind))
         {
-            r.Error(at + "dataset.kind", $"unknown dataset kind '{kind}' (known: {string.Join(", ", v.DatasetKinds.Order(StringComparer.Ordinal))})", m, "kind");
+            r.Error(at + "dataset.kind", $"unknown dataset kind '{SpecLimits.Quote(kind)}' (known: {string.Join(", ", v.DatasetKinds.Order(StringComparer.Ordinal))})", m, "kind");
         }
 
         var path = r.String(m, "path", at + "dataset.path", required: false);
@@ -337,7 +356,7 @@ public static partial class SpecParser
             r.Error(at + "dataset.splits", "the list of splits is empty", m, "splits");
         }
 
-        var evalLimit = r.Int(m, "eval_limit", at + "dataset.eval_limit", min: 1);
+        var evalLimit = r.Int(m, "eval_limit", at + "dataset.eval_limit", min: 1, max: SpecLimits.MaxEvalLimit);
         var options = r.ScalarMap(m, "options", at + "dataset.options") ?? new SortedDictionary<string, string>(StringComparer.Ordinal);
         var share = r.Bool(m, "share_training", at + "dataset.share_training") ?? false;
         if (share && splits.Count < 2)
@@ -371,7 +390,7 @@ public static partial class SpecParser
 
         if (preset is not null && !v.ModelPresets.Contains(preset))
         {
-            r.Error("model.preset", $"unknown preset '{preset}' (known: {string.Join(", ", v.ModelPresets.Order(StringComparer.Ordinal))})", m, "preset");
+            r.Error("model.preset", $"unknown preset '{SpecLimits.Quote(preset)}' (known: {string.Join(", ", v.ModelPresets.Order(StringComparer.Ordinal))})", m, "preset");
         }
 
         var seed = r.Int(m, "init_seed", "model.init_seed", min: 0) ?? 0;
@@ -403,14 +422,14 @@ public static partial class SpecParser
         }
 
         var corpus = r.String(m, "corpus", "model.pretrain.corpus", required: true);
-        var steps = r.Int(m, "steps", "model.pretrain.steps", min: 1, max: 10_000_000) ?? PretrainSpec.DefaultSteps;
+        var steps = r.Int(m, "steps", "model.pretrain.steps", min: 1, max: SpecLimits.MaxSteps) ?? PretrainSpec.DefaultSteps;
         var seed = r.Int(m, "seed", "model.pretrain.seed", min: 0) ?? 0;
         var batch = r.Int(m, "batch_size", "model.pretrain.batch_size", min: 1, max: 4096) ?? PretrainSpec.DefaultBatchSize;
         var lr = r.Double(m, "learning_rate", "model.pretrain.learning_rate", minExclusive: 0) ?? PretrainSpec.DefaultLearningRate;
-        var warmup = r.Int(m, "warmup_steps", "model.pretrain.warmup_steps", min: 0) ?? PretrainSpec.DefaultWarmupSteps;
-        var length = r.Int(m, "sequence_length", "model.pretrain.sequence_length", min: 8, max: 1_000_000) ?? PretrainSpec.DefaultSequenceLength;
+        var warmup = r.Int(m, "warmup_steps", "model.pretrain.warmup_steps", min: 0, max: SpecLimits.MaxWarmupSteps) ?? PretrainSpec.DefaultWarmupSteps;
+        var length = r.Int(m, "sequence_length", "model.pretrain.sequence_length", min: 8, max: PretrainSpec.MaxSequenceLength) ?? PretrainSpec.DefaultSequenceLength;
         var vocab = r.Int(m, "vocab_size", "model.pretrain.vocab_size", min: 260, max: 1_000_000) ?? PretrainSpec.DefaultVocabSize;
-        var documents = r.Int(m, "documents", "model.pretrain.documents", min: 1, max: 10_000_000);
+        var documents = r.Int(m, "documents", "model.pretrain.documents", min: 1, max: PretrainSpec.MaxDocuments);
         if (documents is not null && corpus is not null && corpus != PretrainSpec.SyntheticCorpus)
         {
             r.Error("model.pretrain.documents", "'documents' sizes the synthetic corpus; a file corpus uses all its lines", m, "documents");
@@ -492,7 +511,7 @@ public static partial class SpecParser
                 }
                 else
                 {
-                    r.Error(path, $"unknown method '{name}'{Reader.DidYouMean(Reader.Closest(name, v.Methods))} " +
+                    r.Error(path, $"unknown method '{SpecLimits.Quote(name)}'{Reader.DidYouMean(Reader.Closest(name, v.Methods))} " +
                         $"(known: {string.Join(", ", v.Methods.Order(StringComparer.Ordinal))})", item);
                 }
 
@@ -501,7 +520,7 @@ public static partial class SpecParser
 
             if (!seen.Add(name))
             {
-                r.Error(path, $"method '{name}' is listed twice: results are grouped by method name, so two variants would be averaged together (compare variants in separate sweeps)", item);
+                r.Error(path, $"method '{SpecLimits.Quote(name)}' is listed twice: results are grouped by method name, so two variants would be averaged together (compare variants in separate sweeps)", item);
                 continue;
             }
 
@@ -525,7 +544,7 @@ public static partial class SpecParser
             return null;
         }
 
-        var sizes = r.IntList(m, "sizes", at + "grid.sizes", min: 1, required: true);
+        var sizes = r.IntList(m, "sizes", at + "grid.sizes", min: 1, required: true, max: SpecLimits.MaxSize);
         if (sizes is not null)
         {
             if (sizes.Count == 0)
@@ -592,8 +611,8 @@ public static partial class SpecParser
     {
         var lr = r.Double(m, "learning_rate", at + ".learning_rate", minExclusive: 0) ?? defaults?.LearningRate ?? 5e-5;
         var batch = r.Int(m, "batch_size", at + ".batch_size", min: 1, max: 4096) ?? defaults?.BatchSize ?? 10;
-        var warmup = r.Int(m, "warmup_steps", at + ".warmup_steps", min: 0) ?? defaults?.WarmupSteps ?? 100;
-        var evalEvery = r.Int(m, "eval_every", at + ".eval_every", min: 1) ?? defaults?.EvalEvery ?? 50;
+        var warmup = r.Int(m, "warmup_steps", at + ".warmup_steps", min: 0, max: SpecLimits.MaxWarmupSteps) ?? defaults?.WarmupSteps ?? 100;
+        var evalEvery = r.Int(m, "eval_every", at + ".eval_every", min: 1, max: SpecLimits.MaxSteps) ?? defaults?.EvalEvery ?? 50;
         var wd = r.Double(m, "weight_decay", at + ".weight_decay", minInclusive: 0) ?? defaults?.WeightDecay ?? 0.0;
 
         var steps = new SortedDictionary<int, int>();
@@ -607,7 +626,7 @@ public static partial class SpecParser
         }
         else if (stepsNode is YamlScalarNode)
         {
-            var all = r.Int(m, "max_steps", at + ".max_steps", min: 1);
+            var all = r.Int(m, "max_steps", at + ".max_steps", min: 1, max: SpecLimits.MaxSteps);
             foreach (var size in sizes)
             {
                 steps[size] = all ?? 1;
@@ -615,13 +634,14 @@ public static partial class SpecParser
         }
         else if (stepsNode is YamlMappingNode stepsMap)
         {
+            var given = new HashSet<int>();
             foreach (var (k, val) in stepsMap.Children)
             {
                 var keyText = (k as YamlScalarNode)?.Value;
-                var path = $"{at}.max_steps.{keyText}";
+                var path = $"{at}.max_steps.{SpecLimits.Quote(keyText)}";
                 if (!int.TryParse(keyText, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
                 {
-                    r.Error(path, $"expected a training-set size as the key, got '{keyText}'", k);
+                    r.Error(path, $"expected a training-set size as the key, got '{SpecLimits.Quote(keyText)}'", k);
                     continue;
                 }
 
@@ -631,13 +651,14 @@ public static partial class SpecParser
                     continue;
                 }
 
-                if (r.IntValue(val, path, min: 1) is { } n)
+                given.Add(size);
+                if (r.IntValue(val, path, min: 1, max: SpecLimits.MaxSteps) is { } n)
                 {
                     steps[size] = n;
                 }
             }
 
-            foreach (var size in sizes.Where(s => !steps.ContainsKey(s)))
+            foreach (var size in sizes.Where(s => !given.Contains(s)))
             {
                 if (defaults is not null && defaults.MaxStepsBySize.TryGetValue(size, out var inherited))
                 {
@@ -677,11 +698,11 @@ public static partial class SpecParser
         var strategy = r.String(m, "strategy", "decoding.strategy", required: false) ?? defaultStrategy;
         if (!v.DecodingStrategies.Contains(strategy))
         {
-            r.Error("decoding.strategy", $"unknown decoding strategy '{strategy}' (known: {string.Join(", ", v.DecodingStrategies.Order(StringComparer.Ordinal))})", m, "strategy");
+            r.Error("decoding.strategy", $"unknown decoding strategy '{SpecLimits.Quote(strategy)}' (known: {string.Join(", ", v.DecodingStrategies.Order(StringComparer.Ordinal))})", m, "strategy");
         }
 
-        var beam = r.Int(m, "beam_size", "decoding.beam_size", min: 1, max: 64) ?? 5;
-        var maxNew = r.Int(m, "max_new_tokens", "decoding.max_new_tokens", min: 1, max: 4096) ?? 100;
+        var beam = r.Int(m, "beam_size", "decoding.beam_size", min: 1, max: SpecLimits.MaxBeamSize) ?? 5;
+        var maxNew = r.Int(m, "max_new_tokens", "decoding.max_new_tokens", min: 1, max: SpecLimits.MaxNewTokens) ?? 100;
         var minNew = r.Int(m, "min_new_tokens", "decoding.min_new_tokens", min: 0) ?? 5;
         if (minNew > maxNew)
         {
@@ -713,7 +734,7 @@ public static partial class SpecParser
         {
             if (!v.Metrics.Contains(list[i]))
             {
-                r.Error($"metrics[{i}]", $"unknown metric '{list[i]}'{Reader.DidYouMean(Reader.Closest(list[i], v.Metrics))} " +
+                r.Error($"metrics[{i}]", $"unknown metric '{SpecLimits.Quote(list[i])}'{Reader.DidYouMean(Reader.Closest(list[i], v.Metrics))} " +
                     $"(known: {string.Join(", ", v.Metrics.Order(StringComparer.Ordinal))})", top, "metrics");
             }
         }
@@ -735,13 +756,13 @@ public static partial class SpecParser
         var device = r.String(m, "device", "execution.device", required: false) ?? "any";
         if (device is not ("any" or "cpu" or "cuda"))
         {
-            r.Error("execution.device", $"expected any, cpu or cuda, got '{device}'", m, "device");
+            r.Error("execution.device", $"expected any, cpu or cuda, got '{SpecLimits.Quote(device)}'", m, "device");
         }
 
         var artifacts = r.String(m, "artifacts", "execution.artifacts", required: false) ?? ExecutionSpec.ArtifactsNeeded;
         if (artifacts is not (ExecutionSpec.ArtifactsNeeded or ExecutionSpec.ArtifactsAll or ExecutionSpec.ArtifactsNone))
         {
-            r.Error("execution.artifacts", $"expected needed, all or none, got '{artifacts}'", m, "artifacts");
+            r.Error("execution.artifacts", $"expected needed, all or none, got '{SpecLimits.Quote(artifacts)}'", m, "artifacts");
         }
 
         return new ExecutionSpec(attempts, lease, device == "any" ? null : device, artifacts);

@@ -22,7 +22,9 @@ public sealed class SpecValidationException : Exception
 
     public IReadOnlyList<SpecError> Errors { get; }
 
+    /// <summary>The message lists the first <see cref="SpecLimits.MaxListedErrors"/> problems and counts the rest.</summary>
     private static string BuildMessage(string source, IReadOnlyList<SpecError> errors) =>
-        $"Invalid sweep spec {source}: {errors.Count} problem(s)" + Environment.NewLine +
-        string.Join(Environment.NewLine, errors.Select(e => "  - " + e));
+        $"Invalid sweep spec {SpecLimits.Quote(source)}: {errors.Count} problem(s)" + Environment.NewLine +
+        string.Join(Environment.NewLine, errors.Take(SpecLimits.MaxListedErrors).Select(e => "  - " + e)) +
+        (errors.Count > SpecLimits.MaxListedErrors ? $"{Environment.NewLine}  … and {errors.Count - SpecLimits.MaxListedErrors} more" : "");
 }

@@ -38,7 +38,7 @@ public sealed record SubsampleManifest(
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
         ArgumentOutOfRangeException.ThrowIfNegative(subsample);
         var dev = CellExpander.DevSize(size);
-        if (size + dev > poolIds.Count)
+        if ((long)size + dev > poolIds.Count)
         {
             throw new DatasetException(
                 $"size {size} needs {size} training + {dev} dev examples, but the '{pool}' pool has only {poolIds.Count}");
