@@ -48,6 +48,11 @@ public sealed class OrchestratorHomeTests
         Assert.Equal("/srv/data", OrchestratorHome.DatasetsDirectory(null, dir.Path, Env(("ORCHESTRATOR_DATASETS", "/srv/data"), ("ORCHESTRATOR_HOME", "/srv/orch"))).Path);
         Assert.Equal(Path.Combine("/srv/orch", "datasets"), OrchestratorHome.DatasetsDirectory(null, dir.Path, Env(("ORCHESTRATOR_HOME", "/srv/orch"))).Path);
         Assert.Equal(Path.Combine(dir.Path, "d"), OrchestratorHome.DatasetsDirectory("d", dir.Path, Env(("ORCHESTRATOR_DATASETS", "/srv/data"))).Path);
+
+        // Per user, not per project: a checkout's .orchestrator/ (the local cluster makes one) does not move them.
+        Directory.CreateDirectory(Path.Combine(dir.Path, ".orchestrator"));
+        Assert.Equal(Path.Combine(dir.Path, "home", ".local", "share", "orchestrator", "datasets"),
+            OrchestratorHome.DatasetsDirectory(null, dir.Path, Env(("HOME", Path.Combine(dir.Path, "home")))).Path);
     }
 
     private static (string, string) Pair(HomeLocation home) => (home.Path, home.Source);

@@ -19,7 +19,7 @@ internal static class DataGetCommand
         var name = new Argument<string>("NAME") { Description = "Dataset: " + string.Join(", ", DatasetSources.All.Select(s => s.Name)) };
         var dir = new Option<string?>("--dir")
         {
-            Description = $"Datasets folder (default: ${OrchestratorHome.DatasetsEnvironmentVariable}, else datasets/ in the data directory); the dataset goes into DIR/NAME",
+            Description = $"Datasets folder (default: ${OrchestratorHome.DatasetsEnvironmentVariable}, else ${OrchestratorHome.EnvironmentVariable}/datasets, else ~/.local/share/orchestrator/datasets); the dataset goes into DIR/NAME",
         };
         var baseUrl = new Option<string?>("--base-url")
         {
@@ -81,7 +81,7 @@ internal static class DataGetCommand
 
         if (!inDefault)
         {
-            Console.WriteLine($"(data:{source.Name} names resolve against ${OrchestratorHome.DatasetsEnvironmentVariable} or the data directory's datasets/; " +
+            Console.WriteLine($"(data:{source.Name} names resolve against ${OrchestratorHome.DatasetsEnvironmentVariable}, else ${OrchestratorHome.EnvironmentVariable}/datasets, else ~/.local/share/orchestrator/datasets; " +
                               $"set {OrchestratorHome.DatasetsEnvironmentVariable}={Path.GetFullPath(dir!)} to use them with this folder)");
         }
 

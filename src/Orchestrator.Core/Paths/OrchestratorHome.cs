@@ -25,7 +25,7 @@ public static class OrchestratorHome
 
     public const string FolderName = ".orchestrator";
 
-    /// <summary>Where downloaded datasets go (<c>orchestrator data get</c>) unless <see cref="DatasetsEnvironmentVariable"/> says otherwise.</summary>
+    /// <summary>The folder for downloaded datasets (<c>orchestrator data get</c>) inside a data directory.</summary>
     public const string DatasetsFolderName = "datasets";
 
     public const string DatasetsEnvironmentVariable = "ORCHESTRATOR_DATASETS";
@@ -60,14 +60,23 @@ public static class OrchestratorHome
             }
         }
 
+        return new HomeLocation(UserDefault(environment), $"default: no --data-dir, ${EnvironmentVariable} or {FolderName}/ above the working directory");
+    }
+
+    /// <summary><c>$XDG_DATA_HOME/orchestrator</c> (when absolute), else <c>~/.local/share/orchestrator</c>.</summary>
+    private static string UserDefault(Func<string, string?> environment)
+    {
         var dataHome = environment("XDG_DATA_HOME") is { Length: > 0 } xdg && System.IO.Path.IsPathRooted(xdg)
             ? xdg
             : System.IO.Path.Combine(environment("HOME") is { Length: > 0 } home ? home : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        return new HomeLocation(System.IO.Path.Combine(dataHome, "orchestrator"),
-            $"default: no --data-dir, ${EnvironmentVariable} or {FolderName}/ above the working directory");
+        return System.IO.Path.Combine(dataHome, "orchestrator");
     }
 
-    /// <summary>The folder holding downloaded datasets: <c>$ORCHESTRATOR_DATASETS</c>, else <c>datasets/</c> in the data directory.</summary>
+    /// <summary>
+    /// The folder holding downloaded datasets: <c>$ORCHESTRATOR_DATASETS</c>, else <c>datasets/</c> in <c>$ORCHESTRATOR_HOME</c>,
+    /// else <c>datasets/</c> in the user's default data directory. Unlike results, datasets are per user, not per project: a
+    /// <c>.orchestrator/</c> folder of a checkout (e.g. one the local cluster creates) does not hide the datasets already fetched.
+    /// </summary>
     public static HomeLocation DatasetsDirectory(string? explicitDirectory = null) =>
         DatasetsDirectory(explicitDirectory, Environment.CurrentDirectory, Environment.GetEnvironmentVariable);
 
@@ -84,8 +93,13 @@ public static class OrchestratorHome
             return new HomeLocation(Full(fromEnvironment, workingDirectory), "$" + DatasetsEnvironmentVariable);
         }
 
-        var home = Locate(null, workingDirectory, environment);
-        return new HomeLocation(System.IO.Path.Combine(home.Path, DatasetsFolderName), $"{DatasetsFolderName}/ in the data directory, {home.Source}");
+        if (environment(EnvironmentVariable) is { Length: > 0 } home)
+        {
+            return new HomeLocation(System.IO.Path.Combine(Full(home, workingDirectory), DatasetsFolderName), $"{DatasetsFolderName}/ in ${EnvironmentVariable}");
+        }
+
+        return new HomeLocation(System.IO.Path.Combine(UserDefault(environment), DatasetsFolderName),
+            $"default: no --dir, ${DatasetsEnvironmentVariable} or ${EnvironmentVariable}");
     }
 
     private static string Full(string path, string workingDirectory) => System.IO.Path.GetFullPath(System.IO.Path.Combine(workingDirectory, path));
