@@ -9,7 +9,7 @@ namespace Orchestrator.Benchmarks;
 
 /// <summary>
 /// Scoring speed: N segments (default 10,000) with K references each (default 4), built deterministically from the
-/// E2E development set (<c>../shared/data/e2e/devset.csv</c> or <c>$ORCHESTRATOR_SHARED_DATA</c>; the synthetic
+/// E2E development set (<c>devset.csv</c> of <c>orchestrator data get e2e</c> in the datasets folder; the synthetic
 /// E2E-like generator when it is absent): segment i takes MR i mod 547, one of its references as the hypothesis and
 /// the next K as references. Each metric runs once to warm up, then <c>--repeat</c> times; the median is reported.
 /// Options: <c>--segments N --refs K --repeat R --all --markdown</c>.
@@ -96,26 +96,13 @@ public static class ScoringBenchmark
 
     private static (string Source, List<List<string>> Groups) SourceData()
     {
-        var root = Environment.GetEnvironmentVariable("ORCHESTRATOR_SHARED_DATA");
-        if (string.IsNullOrWhiteSpace(root))
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-                {
-                    root = Path.Combine(dir.FullName, "..", "shared", "data");
-                    break;
-                }
-            }
-        }
-
-        var devset = root is null ? null : Path.GetFullPath(Path.Combine(root, "e2e", "devset.csv"));
-        if (devset is not null && File.Exists(devset))
+        var devset = Path.Combine(Orchestrator.Core.Paths.OrchestratorHome.DatasetsDirectory().Path, "e2e", "devset.csv");
+        if (File.Exists(devset))
         {
             return ($"E2E devset ({devset})", E2eFormat.ReadCsv(devset).Select(e => e.Refs).ToList());
         }
 
-        return ("the synthetic E2E generator (547 MRs, seed 0; shared data not found)",
+        return ("the synthetic E2E generator (547 MRs, seed 0; no E2E devset: run orchestrator data get e2e)",
             SyntheticE2e.Generate(547, 0).Select(e => e.References.ToList()).ToList());
     }
 
