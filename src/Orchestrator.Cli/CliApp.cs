@@ -135,7 +135,18 @@ public static class CliApp
             Console.WriteLine($"  {cell.Key[..12]}  {cell.Label}");
         }
 
+        Console.WriteLine(ResearchWarnings.Estimate(plan, Environment.ProcessorCount));
+        WriteWarnings(ResearchWarnings.ForPlan(plan));
         return 0;
+    }
+
+    /// <summary>Writes each warning as one "warning: …" line on stderr (after any table, so tables stay machine-readable).</summary>
+    internal static void WriteWarnings(IReadOnlyList<string> warnings)
+    {
+        foreach (var warning in warnings)
+        {
+            Console.Error.WriteLine("warning: " + warning);
+        }
     }
 
     internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan)
@@ -161,6 +172,7 @@ public static class CliApp
             return ExitInvalidInput;
         }
 
+        WriteWarnings(ResearchWarnings.ForPlan(plan));
         try
         {
             TorchRuntime.EnsureAvailable();
@@ -198,6 +210,11 @@ public static class CliApp
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
             Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
+            if (submitted.Queued > 0)
+            {
+                Console.WriteLine(ResearchWarnings.Estimate(plan, Environment.ProcessorCount, submitted.Queued));
+            }
+
             return await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
         }
         finally
@@ -224,10 +241,13 @@ public static class CliApp
             report.WriteTable();
         }
 
-        if (PackingSummary(await store.GetSweepCellsAsync(sweepId, ct)) is { } packing)
+        var rows = await store.GetSweepCellsAsync(sweepId, ct);
+        if (PackingSummary(rows) is { } packing)
         {
             Console.WriteLine(packing);
         }
+
+        WriteWarnings(ResearchWarnings.ForResults(rows, metrics.SelectMany(MetricSuite.OutputsOf).FirstOrDefault(present.Contains)));
 
         Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed" +
                           (final.Blocked > 0 ? $", {final.Blocked} blocked by a failed dependency (see status; rerun-failed runs them)." : "."));

@@ -65,6 +65,8 @@ internal static class ResultsCommands
                     Console.Out.Flush();
                 }
 
+                // On stderr: the table's formats stay machine-readable.
+                CliApp.WriteWarnings(ResearchWarnings.ForResults(await session.Store.GetSweepCellsAsync(sweep.SweepId, ct), pr.GetValue(metric)));
                 return 0;
             }));
 
