@@ -118,7 +118,9 @@ public sealed record Gpt2Config(
         JsonNode root = JsonNode.Parse(json) ?? throw new FormatException("config.json is empty.");
         if (root["model_type"]?.GetValue<string>() is { } type && type != "gpt2")
         {
-            throw new FormatException($"config.json has model_type '{type}', expected 'gpt2'.");
+            throw new FormatException(LlamaConfig.ModelTypes.Contains(type)
+                ? $"config.json has model_type '{type}', a Llama-family base: `orchestrator generate` runs it, but training PEFT methods on it is not implemented yet (GPT-2 bases only)."
+                : $"config.json has model_type '{type}', expected 'gpt2'.");
         }
 
         if (root["activation_function"]?.GetValue<string>() is { } act && act != "gelu_new")

@@ -184,6 +184,14 @@ public sealed class LlamaImportTests : IDisposable
     }
 
     [Fact]
+    public void A_llama_folder_as_a_training_base_is_refused_with_the_reason()
+    {
+        var (_, dir, _) = Write("untied-gqa");
+        var e = Assert.Throws<FormatException>(() => ModelCheckpoint.Load(dir));
+        Assert.Contains("training PEFT methods on it is not implemented yet", e.Message);
+    }
+
+    [Fact]
     public void Presets_have_the_published_shapes()
     {
         // SmolLM2-135M: 134,515,008 parameters; Llama-3.2-1B: 1,235,814,400 (both tied), from their published configs.
