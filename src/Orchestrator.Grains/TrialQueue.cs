@@ -48,6 +48,9 @@ public sealed class TrialQueue(TimeProvider clock)
         public long Deadline { get; set; }
 
         public string? LastError { get; set; }
+
+        /// <summary>How many attempts in a row ended with the lease expiring (the worker died or hung); a completion resets it.</summary>
+        public int Expiries { get; set; }
     }
 
     /// <summary>A cell reserved by <see cref="Claim"/>: make <see cref="NextAttempt"/> durable, then <see cref="Grant"/> or <see cref="Abandon"/>.</summary>
@@ -347,6 +350,7 @@ public sealed class TrialQueue(TimeProvider clock)
         }
 
         EndLease(entry);
+        entry.Expiries = 0;
         if (completion.Succeeded)
         {
             entry.State = QueueState.Done;
@@ -495,10 +499,21 @@ public sealed class TrialQueue(TimeProvider clock)
         foreach (var entry in expired ?? [])
         {
             EndLease(entry);
-            Retry(entry, $"lease expired (worker {entry.WorkerId} stopped renewing it)");
+            entry.Expiries++;
+            Retry(entry, ExpiryReason(entry));
             SettleDependants(entry.Work.CellKey);
         }
     }
+
+    /// <summary>
+    /// Why a lease expired. A cell whose last attempt expires after every attempt before it also did likely kills or hangs
+    /// whatever worker trains it: the reason says so, so that it is not taken for a flaky worker.
+    /// </summary>
+    private static string ExpiryReason(Entry entry) =>
+        entry.Attempts >= entry.Limit && entry.Expiries > 1
+            ? $"the worker stopped renewing on each of its {(entry.Expiries == entry.Attempts ? "" : "last ")}{entry.Expiries} attempts " +
+              $"(process died or hung; the last was {entry.WorkerId}); possibly a poison cell"
+            : $"lease expired (worker {entry.WorkerId} stopped renewing it)";
 
     private void Retry(Entry entry, string reason)
     {

@@ -137,6 +137,9 @@ public static class ClusterHost
         to.ArtifactDirectory = from.ArtifactDirectory;
         to.Threads = from.Threads;
         to.WorkersOnMachine = from.WorkersOnMachine;
+        to.DrainSeconds = from.DrainSeconds;
+        to.SpoolDirectory = from.SpoolDirectory;
+        to.ResultWritePatience = from.ResultWritePatience;
     }
 
     internal static int FreePort()

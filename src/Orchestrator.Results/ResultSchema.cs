@@ -189,7 +189,24 @@ internal static class ResultSchema
         new(8, "each cell's attempt limit (its budget: attempts stay monotonic, a rerun raises the limit instead of resetting the count)",
             SqliteSql: "ALTER TABLE cell_attempts ADD COLUMN attempt_limit INTEGER NOT NULL DEFAULT 0;\n" + LegacyAttemptLimits,
             PostgresSql: "ALTER TABLE cell_attempts ADD COLUMN IF NOT EXISTS attempt_limit integer NOT NULL DEFAULT 0;\n" + LegacyAttemptLimits),
+        new(9, "training runs: one row per actual training of a cell (worker, attempt, start, end, how it ended)",
+            SqliteSql: TrainingRunsTable,
+            PostgresSql: TrainingRunsTable),
     ];
+
+    /// <summary>Migration 9: written by workers, read by tests and <c>export</c> to count how many times each cell really trained.</summary>
+    private const string TrainingRunsTable = """
+        CREATE TABLE IF NOT EXISTS training_runs (
+            run_id      TEXT    NOT NULL PRIMARY KEY,
+            cell_key    TEXT    NOT NULL,
+            attempt     INTEGER NOT NULL,
+            worker_id   TEXT    NOT NULL,
+            started_at  TEXT    NOT NULL,
+            finished_at TEXT,
+            outcome     TEXT
+        );
+        CREATE INDEX IF NOT EXISTS ix_training_runs_cell ON training_runs (cell_key);
+        """;
 
     /// <summary>Migration 7: one row per result that has a training curve, replaced with the result and deleted with it.</summary>
     private const string CurvesTable = """

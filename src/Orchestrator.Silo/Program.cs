@@ -32,6 +32,8 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--artifacts"] = "Worker:ArtifactDirectory",
     ["--threads"] = "Worker:Threads",
     ["--workers-on-machine"] = "Worker:WorkersOnMachine",
+    ["--drain-seconds"] = "Worker:DrainSeconds",
+    ["--spool"] = "Worker:SpoolDirectory",
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
     ["--dashboard-address"] = "DashboardAddress",
@@ -45,6 +47,7 @@ for (var i = 0; i < args.Length; i++)
         Console.WriteLine("Usage: Orchestrator.Silo [--role coordinator|worker|all] [--cluster CONNECTION | --cluster-file PATH] [--cluster-id ID] " +
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
                           "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] [--workers-on-machine N] " +
+                          "[--drain-seconds N (on SIGTERM, let running cells finish this long, then release them)] [--spool DIR] " +
                           "[--dashboard-port N (coordinator, all)] [--dashboard-address IP (default 127.0.0.1)] [--dashboard (workers of a cluster with a dashboard)]");
         return 0;
     }

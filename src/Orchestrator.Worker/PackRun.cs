@@ -13,7 +13,10 @@ namespace Orchestrator.Worker;
 /// lease (<see cref="HeldLease"/>) and result; each result is stored and its lease completed as soon as the member has been
 /// trained, decoded and scored, while the others go on training.
 /// </summary>
-internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, CancellationToken abort, CancellationToken stopping)
+/// <param name="leasing">Stops leasing more cells (the worker is stopping).</param>
+/// <param name="abort">Stops training (the worker stops its running cells).</param>
+/// <param name="stopping">Ends what is left (results still to write, calls still to make): the host is going away.</param>
+internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, CancellationToken leasing, CancellationToken abort, CancellationToken stopping)
 {
     private readonly ConcurrentQueue<Member> _ready = new();
     private readonly ConcurrentDictionary<string, Member> _training = new(StringComparer.Ordinal);
@@ -22,7 +25,26 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
     private int _capacity = 1;
     private string? _group;
 
-    private sealed record Member(HeldLease Held, PackRequest Request);
+    private sealed class Member(HeldLease held, PackRequest request)
+    {
+        public HeldLease Held { get; } = held;
+
+        public PackRequest Request { get; } = request;
+
+        /// <summary>Set when the runner takes the member (its training starts).</summary>
+        public StartedRun? Run { get; set; }
+
+        public async Task<string?> RunIdAsync()
+        {
+            if (Run is null)
+            {
+                return null;
+            }
+
+            await Run.Recorded;
+            return Run.RunId;
+        }
+    }
 
     public async Task RunAsync(CellLease first, CellDefinition firstCell)
     {
@@ -33,7 +55,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
             _capacity = await CapacityAsync(first, firstCell);
         }
 
-        using var feeding = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var feeding = CancellationTokenSource.CreateLinkedTokenSource(leasing);
         var feeder = _capacity > 1 ? FeedAsync(feeding.Token) : Task.CompletedTask;
         try
         {
@@ -117,6 +139,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
         }
 
         _training[member.Request.Cell.Key] = member;
+        member.Run = parts.Reporter.Runs.Begin(member.Held.Lease);
         return member.Request;
     }
 
@@ -158,7 +181,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
             }
 
             ArtifactStaging.Discard(member.Request.SaveTo);
-            await parts.Reporter.FinishAsync(queue, member.Held, lease, result, stopping);
+            await parts.Reporter.FinishAsync(queue, member.Held, lease, result, await member.RunIdAsync(), stopping);
             await member.Held.DisposeAsync();
         }
         catch (Exception ex)
@@ -168,10 +191,15 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
         }
     }
 
-    /// <summary>A member that will not finish here: its staging folder goes and its lease is no longer renewed.</summary>
-    private static async Task StopAsync(Member member)
+    /// <summary>
+    /// A member that will not finish here: its staging folder goes, its training run is recorded as stopped, and its lease is
+    /// released when the worker is stopping (no attempt charged), otherwise no longer renewed.
+    /// </summary>
+    private async Task StopAsync(Member member)
     {
         ArtifactStaging.Discard(member.Request.SaveTo);
+        await parts.Reporter.Runs.FinishAsync(await member.RunIdAsync(), Orchestrator.Results.TrainingRunOutcome.Stopped);
+        await parts.ReleaseAsync(queue, member.Held, abort, stopping);
         await member.Held.DisposeAsync();
     }
 
@@ -232,7 +260,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
     {
         if (await parts.AlreadySucceededAsync(lease, stopping))
         {
-            AddFinishing(parts.Reporter.FinishAsync(queue, null, lease, null, stopping));
+            AddFinishing(parts.Reporter.FinishAsync(queue, null, lease, null, null, stopping));
             return;
         }
 
@@ -243,7 +271,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
         }
         catch (Exception ex)
         {
-            AddFinishing(parts.Reporter.FinishAsync(queue, null, lease, parts.Reporter.Failed(lease, ex), stopping));
+            AddFinishing(parts.Reporter.FinishAsync(queue, null, lease, parts.Reporter.Failed(lease, ex), null, stopping));
             return;
         }
 

@@ -19,13 +19,23 @@ namespace Orchestrator.Worker;
 /// which leases more cells of the same pack group while it trains, up to K at once on one shared base.
 /// Staged sweeps: <see cref="ArtifactStaging"/> supplies the trained methods a cell needs and stores the one it keeps.
 /// </para>
+/// <para>
+/// Graceful stop (SIGTERM, host shutdown): before any part of the host stops, the worker stops leasing, lets running cells
+/// finish for up to <see cref="WorkerOptions.DrainSeconds"/>, then stops the rest and releases their leases (no attempt is
+/// charged), so a rolling update or a scale-down never fails a cell.
+/// </para>
 /// </summary>
-public sealed class PullWorker : BackgroundService
+public sealed class PullWorker : BackgroundService, IHostedLifecycleService
 {
     private readonly IGrainFactory _grains;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly WorkerOptions _options;
     private readonly WorkerParts _parts;
+    private readonly CancellationTokenSource _stopLeasing = new();
+    private readonly CancellationTokenSource _abort = new();
+    private readonly CancellationTokenSource _hardStop = new();
+    private readonly TaskCompletionSource _slotsDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ITrialQueueGrain? _queue;
     private int _busy;
 
     public PullWorker(
@@ -40,7 +50,8 @@ public sealed class PullWorker : BackgroundService
         _lifetime = lifetime;
         _options = options.Value;
         var calls = new QueueCalls(logger, _options.CallTimeout);
-        var reporter = new ResultReporter(store, calls, _options.WorkerId, Device, logger);
+        var runs = new TrainingRunRecorder(store, _options.WorkerId, logger);
+        var reporter = new ResultReporter(store, calls, new ResultSpool(_options.ResolvedSpoolDirectory), runs, _options, Device, logger);
         reporter.CellFinished += (lease, succeeded) => CellFinished?.Invoke(lease, succeeded);
         _parts = new WorkerParts(_options, runner, store, calls, new ArtifactStaging(store, _options.ResolvedArtifactDirectory, logger), reporter, logger);
     }
@@ -54,12 +65,31 @@ public sealed class PullWorker : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await RunSlotsAsync(stoppingToken);
+        }
+        finally
+        {
+            _slotsDone.TrySetResult();
+        }
+    }
+
+    private async Task RunSlotsAsync(CancellationToken stoppingToken)
+    {
         _options.Validate();
+        // Without a graceful stop first (StoppingAsync), the host's stop ends everything at once.
+        using var stop = stoppingToken.Register(() =>
+        {
+            _stopLeasing.Cancel();
+            _abort.Cancel();
+            _hardStop.Cancel();
+        });
 
         // Start pulling once the host (and its silo) has started, not while the silo is still joining.
         var started = new TaskCompletionSource();
         using (_lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
-        using (stoppingToken.Register(() => started.TrySetCanceled()))
+        using (_stopLeasing.Token.Register(() => started.TrySetCanceled()))
         {
             try
             {
@@ -76,17 +106,83 @@ public sealed class PullWorker : BackgroundService
             // ProcessorCount honours the process's CPU affinity and cgroup limits: the cores this worker can really use.
             var threads = _options.EffectiveThreads(Environment.ProcessorCount);
             if (_options.ThreadsWarning(Environment.ProcessorCount) is { } warning) Logger.LogWarning("{Warning}", warning);
-            await Task.Run(() => TorchRuntime.EnsureAvailable(threads), stoppingToken);
+            await Task.Run(() => TorchRuntime.EnsureAvailable(threads), CancellationToken.None);
         }
 
         Logger.LogInformation("Worker {WorkerId}: {Slots} slot(s), {Device}", _options.WorkerId, _options.Slots, Device());
-        await Task.WhenAll(Enumerable.Range(0, _options.Slots).Select(slot => SlotLoopAsync(slot, stoppingToken)));
+        // Results an earlier run on this spool computed but could not write go first (in the background: the database may still be down).
+        var upload = _parts.Reporter.UploadSpooledAsync(QueueOrNull, _hardStop.Token);
+        await Task.WhenAll(Enumerable.Range(0, _options.Slots).Select(SlotLoopAsync));
+        await upload;
+    }
+
+    /// <summary>
+    /// The graceful stop, run by the host before it stops any service (the silo still serves calls): no new leases, running
+    /// cells get <see cref="WorkerOptions.DrainSeconds"/> to finish, then the rest stop and release their leases.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        await _stopLeasing.CancelAsync();
+        var drain = TimeSpan.FromSeconds(_options.DrainSeconds);
+        if (drain > TimeSpan.Zero && Volatile.Read(ref _busy) > 0)
+        {
+            Logger.LogInformation("Worker {WorkerId} stopping: letting {Busy} running cell(s) finish for up to {Drain}", _options.WorkerId,
+                Volatile.Read(ref _busy), drain);
+            var deadline = DateTime.UtcNow + drain;
+            while (Volatile.Read(ref _busy) > 0 && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                await Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            }
+        }
+
+        if (Volatile.Read(ref _busy) > 0)
+        {
+            Logger.LogInformation("Worker {WorkerId} stopping: stopping {Busy} running cell(s) and releasing their leases", _options.WorkerId,
+                Volatile.Read(ref _busy));
+        }
+
+        await _abort.CancelAsync();
+        try
+        {
+            await _slotsDone.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Logger.LogWarning("Worker {WorkerId}: the host's shutdown timeout ran out before every lease was released", _options.WorkerId);
+        }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public override void Dispose()
+    {
+        base.Dispose(); // cancels the stopping token first, whose callback uses the sources below
+        _stopLeasing.Dispose();
+        _abort.Dispose();
+        _hardStop.Dispose();
+    }
+
+    private ITrialQueueGrain? QueueOrNull()
+    {
+        try
+        {
+            return _queue ??= _grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
+        }
+        catch (ArgumentException)
+        {
+            return null; // no coordinator has joined yet
+        }
     }
 
     private string Device() => Simulated ? "simulated" : TorchRuntime.IsInitialized ? TorchRuntime.Describe() : _options.DeviceKind;
 
-    private async Task SlotLoopAsync(int slot, CancellationToken stoppingToken)
+    private async Task SlotLoopAsync(int slot)
     {
+        var stoppingToken = _stopLeasing.Token;
         ITrialQueueGrain? queue = null;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -129,14 +225,14 @@ public sealed class PullWorker : BackgroundService
             {
                 if (PackCell(lease) is { } cell)
                 {
-                    await new PackRun(_parts, queue, stoppingToken, stoppingToken).RunAsync(lease, cell);
+                    await new PackRun(_parts, queue, _stopLeasing.Token, _abort.Token, _hardStop.Token).RunAsync(lease, cell);
                 }
                 else
                 {
-                    await RunCellAsync(queue, lease, stoppingToken);
+                    await RunCellAsync(queue, lease);
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
             {
                 return;
             }
@@ -172,22 +268,24 @@ public sealed class PullWorker : BackgroundService
     }
 
     /// <summary>Trains one cell alone (unless a result of it is already stored) and reports its result.</summary>
-    private async Task RunCellAsync(ITrialQueueGrain queue, CellLease lease, CancellationToken stoppingToken)
+    private async Task RunCellAsync(ITrialQueueGrain queue, CellLease lease)
     {
         var reporter = _parts.Reporter;
-        if (await _parts.AlreadySucceededAsync(lease, stoppingToken))
+        if (await _parts.AlreadySucceededAsync(lease, _hardStop.Token))
         {
-            await reporter.FinishAsync(queue, null, lease, null, stoppingToken);
+            await reporter.FinishAsync(queue, null, lease, null, null, _hardStop.Token);
             return;
         }
 
-        await using var held = new HeldLease(queue, lease, _parts.Calls, Logger, stoppingToken);
+        await using var held = new HeldLease(queue, lease, _parts.Calls, Logger, _abort.Token);
         CellResultRecord result;
         TrialArtifacts? artifacts = null;
+        string? runId = null;
         try
         {
             var cell = CellDefinition.FromJson(lease.Work.CellJson);
-            artifacts = await _parts.Artifacts.PrepareAsync(lease.Work, held.Token);
+            artifacts = await _parts.Artifacts.PrepareAsync(lease.Work, RetrainSourceAsync, held.Token);
+            runId = await reporter.Runs.StartAsync(lease);
             var outcome = await WorkerParts.RunOnDedicatedThread(() =>
                 _parts.Runner.Run(cell, lease.Work.Metrics, _options.WorkerId, lease.Attempt, held.Token, artifacts));
             if (artifacts?.SaveTo is { } staged)
@@ -199,7 +297,9 @@ public sealed class PullWorker : BackgroundService
         }
         catch (OperationCanceledException) when (held.Token.IsCancellationRequested)
         {
-            reporter.LogStopped(lease, stoppingToken.IsCancellationRequested);
+            reporter.LogStopped(lease, _abort.IsCancellationRequested);
+            await reporter.Runs.FinishAsync(runId, TrainingRunOutcome.Stopped);
+            await _parts.ReleaseAsync(queue, held, _abort.Token, _hardStop.Token);
             return;
         }
         catch (Exception ex)
@@ -211,7 +311,39 @@ public sealed class PullWorker : BackgroundService
             ArtifactStaging.Discard(artifacts?.SaveTo);
         }
 
-        await reporter.FinishAsync(queue, held, lease, result, stoppingToken);
+        await reporter.FinishAsync(queue, held, lease, result, runId, _hardStop.Token);
+    }
+
+    /// <summary>
+    /// Trains an earlier-stage cell again because the artifact a later cell needs from it is missing or corrupt, and stores and
+    /// indexes the rebuilt artifact. The source's stored result is left as it is (its first success stands); the training is
+    /// recorded as a run of the source cell with attempt 0.
+    /// </summary>
+    private async Task<ArtifactRecord> RetrainSourceAsync(CellDescriptor source, CellWork dependant, CancellationToken ct)
+    {
+        var cell = CellDefinition.FromJson(source.CellJson);
+        var work = new CellWork(dependant.SweepId, source.CellKey, source.CellJson, cell.Label, 1, dependant.LeaseSeconds, dependant.Metrics,
+            Needs: cell.Dependencies, KeepArtifact: true);
+        var artifacts = await _parts.Artifacts.PrepareAsync(work, RetrainSourceAsync, ct);
+        var started = _parts.Reporter.Runs.Begin(source.CellKey, 0, cell.Label);
+        await started.Recorded;
+        var run = started.RunId;
+        try
+        {
+            await WorkerParts.RunOnDedicatedThread(() => _parts.Runner.Run(cell, work.Metrics, _options.WorkerId, 0, ct, artifacts));
+            var stored = await _parts.Artifacts.StoreAsync(work, artifacts!.SaveTo!);
+            await _parts.Reporter.Runs.FinishAsync(run, TrainingRunOutcome.Succeeded);
+            return stored;
+        }
+        catch (Exception ex)
+        {
+            await _parts.Reporter.Runs.FinishAsync(run, ex is OperationCanceledException ? TrainingRunOutcome.Stopped : TrainingRunOutcome.Failed);
+            throw;
+        }
+        finally
+        {
+            ArtifactStaging.Discard(artifacts?.SaveTo);
+        }
     }
 
     private static async Task Delay(TimeSpan delay, CancellationToken ct)

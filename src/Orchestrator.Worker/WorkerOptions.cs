@@ -75,6 +75,31 @@ public sealed class WorkerOptions
     public string ResolvedArtifactDirectory =>
         Path.GetFullPath(ArtifactDirectory ?? Path.Combine(Orchestrator.Training.BaseModelCache.DefaultDataDirectory, "artifacts"));
 
+    /// <summary>
+    /// Graceful stop (SIGTERM, host shutdown): seconds the worker lets its running cells finish before it stops them. It leases
+    /// nothing new meanwhile; cells still running when the time is up are stopped and their leases released, which charges
+    /// no attempt. 0 (the default): stop and release at once. The host's shutdown timeout is raised to cover it; give the
+    /// process at least this long plus 30 s before it is killed (Kubernetes: <c>terminationGracePeriodSeconds</c>).
+    /// </summary>
+    public double DrainSeconds { get; set; }
+
+    /// <summary>
+    /// Where computed results wait while the database cannot be written (a local directory; it must survive a restart of the
+    /// worker). A result is saved here before it is written, deleted once written, and uploaded first when a worker starts.
+    /// Null: <c>spool</c> under the data directory.
+    /// </summary>
+    public string? SpoolDirectory { get; set; }
+
+    /// <summary>The spool directory in effect.</summary>
+    public string ResolvedSpoolDirectory =>
+        Path.GetFullPath(SpoolDirectory ?? Path.Combine(Orchestrator.Training.BaseModelCache.DefaultDataDirectory, "spool"));
+
+    /// <summary>
+    /// How long a computed result's write is retried while the database is unreachable (the lease is renewed meanwhile).
+    /// After that the result stays in the spool, to be uploaded when the worker next starts.
+    /// </summary>
+    public TimeSpan ResultWritePatience { get; set; } = TimeSpan.FromMinutes(30);
+
     /// <summary>Time limit of one call to the cluster (lease, renew, complete).</summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
@@ -123,6 +148,21 @@ public sealed class WorkerOptions
         if (ArtifactDirectory is { } artifacts && string.IsNullOrWhiteSpace(artifacts))
         {
             throw new ArgumentException("Worker:ArtifactDirectory must not be blank (leave it unset for <data dir>/artifacts)");
+        }
+
+        if (DrainSeconds is < 0 or > 86_400 || double.IsNaN(DrainSeconds))
+        {
+            throw new ArgumentException($"Worker:DrainSeconds must be between 0 and 86400, got {DrainSeconds}");
+        }
+
+        if (SpoolDirectory is { } spool && string.IsNullOrWhiteSpace(spool))
+        {
+            throw new ArgumentException("Worker:SpoolDirectory must not be blank (leave it unset for <data dir>/spool)");
+        }
+
+        if (ResultWritePatience <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"Worker:ResultWritePatience must be positive, got {ResultWritePatience}");
         }
 
         if (PollInterval <= TimeSpan.Zero)

@@ -36,4 +36,29 @@ internal sealed record WorkerParts(
             return false;
         }
     }
+
+    /// <summary>
+    /// Ends a lease whose cell stopped before it finished. When the worker itself is stopping (<paramref name="abort"/>) and the
+    /// lease is still current, it is released: the cell goes back to the queue without an attempt charged. Otherwise (the lease
+    /// was lost, or its sweep cancelled) it is only no longer renewed.
+    /// </summary>
+    public async Task ReleaseAsync(Orchestrator.Abstractions.ITrialQueueGrain queue, HeldLease held, CancellationToken abort, CancellationToken hardStop)
+    {
+        await held.StopRenewingAsync();
+        if (!abort.IsCancellationRequested || held.IsLost)
+        {
+            return;
+        }
+
+        try
+        {
+            var released = await Calls.CallAsync(() => queue.ReleaseAsync(held.Lease.LeaseId), hardStop);
+            Logger.LogInformation("Cell {Label} ({Key}) attempt {Attempt}: lease {Released}", held.Work.Label, held.Work.CellKey[..12], held.Lease.Attempt,
+                released ? "released (no attempt charged)" : "was no longer current");
+        }
+        catch (Exception ex)
+        {
+            Logger.LogWarning(ex, "Could not release the lease of {Label}; it runs out instead", held.Work.Label);
+        }
+    }
 }

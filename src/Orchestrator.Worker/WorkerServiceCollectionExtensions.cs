@@ -18,6 +18,15 @@ public static class WorkerServiceCollectionExtensions
             o.Validate();
             return true;
         }).ValidateOnStart();
+        // A drain needs the host to wait for it: its shutdown timeout covers the drain plus the releases after it.
+        services.AddOptions<Microsoft.Extensions.Hosting.HostOptions>().Configure<Microsoft.Extensions.Options.IOptions<WorkerOptions>>((host, worker) =>
+        {
+            var needed = TimeSpan.FromSeconds(worker.Value.DrainSeconds + 30);
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
         services.AddSingleton<CellRunner>();
         services.AddSingleton<ICellRunner>(sp =>
         {

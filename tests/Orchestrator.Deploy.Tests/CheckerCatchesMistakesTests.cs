@@ -56,6 +56,7 @@ public sealed class CheckerCatchesMistakesTests
         // Kubernetes
         { K8s + "worker.yaml", "            limits:\n              memory: 32Gi\n              nvidia.com/gpu: 1", "            limits:\n              memory: 32Gi", "requests nvidia.com/gpu" },
         { K8s + "worker.yaml", "              value: cuda", "              value: cpu", "DeviceKind=cuda" },
+        { K8s + "worker.yaml", "terminationGracePeriodSeconds: 360", "terminationGracePeriodSeconds: 60", "does not cover Worker:DrainSeconds=300" },
         { K8s + "worker.yaml", "image: orchestrator-silo-gpu:latest", "image: orchestrator-silo:latest", "not built with the cuda torch backend" },
         { K8s + "worker.yaml", "args: [\"--role\", \"worker\"]", "args: [\"--role\", \"worker\", \"--slots\"]", "--slots needs a value" },
         { K8s + "worker.yaml", "ORCHESTRATOR_Worker__DeviceCount\n              value: \"1\"", "ORCHESTRATOR_Worker__DeviceCount\n              value: \"2\"", "Worker:DeviceCount=2, but the container gets 1 GPU(s)" },

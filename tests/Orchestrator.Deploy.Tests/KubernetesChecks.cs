@@ -419,6 +419,16 @@ public static class KubernetesChecks
                     problems.Add($"{where}: a GPU worker sets ORCHESTRATOR_Worker__DeviceKind=cuda (or --device cuda)");
                 }
 
+                // A drained stop needs the drain plus time to release the leases before the kubelet's SIGKILL.
+                var drain = double.TryParse(Deployment.Setting(settings, "Worker:DrainSeconds"), System.Globalization.NumberStyles.Float,
+                    System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds : 0;
+                var grace = o.Doc.At("spec", "template", "spec", "terminationGracePeriodSeconds") as string;
+                var graceSeconds = int.TryParse(grace, out var g) ? g : 30;
+                if (graceSeconds < drain + 30)
+                {
+                    problems.Add($"{where}: terminationGracePeriodSeconds {graceSeconds} does not cover Worker:DrainSeconds={drain} plus 30 s to release leases");
+                }
+
                 if (Deployment.Setting(settings, "Worker:DeviceCount") is { } count && count != limit)
                 {
                     problems.Add($"{where}: Worker:DeviceCount={count}, but the container gets {limit} GPU(s)");

@@ -13,11 +13,15 @@ public sealed record ArtifactCollection(
 /// The artifact store's retention rules. An artifact that any stored cell needs (a cell of a later stage lists it in
 /// <c>needs</c>, in any sweep) is always kept: <c>rerun-failed</c> or a resubmission may still need it. Any other artifact
 /// (kept by <c>execution.artifacts: all</c>, or whose dependants were all deleted) is removed once older than the minimum age.
-/// Folders that no index row names (a worker stopped between writing and indexing) and stale staging folders go too.
+/// Folders that no index row names (a worker stopped between writing and indexing) and staging folders go too, once older than
+/// <see cref="WriteGrace"/>: younger ones may belong to a worker writing or indexing an artifact at this moment.
 /// Files are deleted only when no remaining index row shares their content hash.
 /// </summary>
 public static class ArtifactRetention
 {
+    /// <summary>How long an unindexed artifact folder or a staging folder is assumed to be in the middle of being written.</summary>
+    public static readonly TimeSpan WriteGrace = TimeSpan.FromHours(1);
+
     public static async Task<ArtifactCollection> CollectAsync(IResultStore index, ArtifactStore files, TimeSpan minimumAge, bool dryRun,
         DateTimeOffset now, CancellationToken ct = default)
     {
@@ -45,7 +49,7 @@ public static class ArtifactRetention
 
         var remaining = all.Except(removed).Select(a => a.Sha256).ToHashSet(StringComparer.Ordinal);
         var indexed = all.Select(a => a.Sha256).ToHashSet(StringComparer.Ordinal);
-        var orphans = files.ListHashes().Where(h => !indexed.Contains(h)).ToList();
+        var orphans = files.ListHashes().Where(h => !indexed.Contains(h) && files.AgeOf(h) >= WriteGrace).ToList();
         long freed = 0;
         var staging = 0;
         if (!dryRun)
@@ -56,7 +60,7 @@ public static class ArtifactRetention
                 freed += files.Delete(hash);
             }
 
-            staging = files.CleanStaging(TimeSpan.FromHours(1));
+            staging = files.CleanStaging(WriteGrace);
         }
         else
         {

@@ -123,6 +123,13 @@ public sealed class ArtifactStore
                 .Order(StringComparer.Ordinal)
                 .ToList();
 
+    /// <summary>How long ago the artifact folder with this hash was last written (its files added); zero when it is missing.</summary>
+    public TimeSpan AgeOf(string sha256)
+    {
+        var path = PathOf(sha256);
+        return Directory.Exists(path) ? DateTime.UtcNow - Directory.GetLastWriteTimeUtc(path) : TimeSpan.Zero;
+    }
+
     /// <summary>Deletes the artifact folder with this hash (if present); returns the bytes freed.</summary>
     public long Delete(string sha256)
     {

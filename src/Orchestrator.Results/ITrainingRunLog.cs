@@ -1,0 +1,35 @@
+namespace Orchestrator.Results;
+
+/// <summary>
+/// Every actual training of a cell, as the worker that trained it recorded it: started before the first step, finished with
+/// how it ended. A cell trained twice (a lease lost mid-run, a worker stopped, an artifact trained again) has two rows, so the
+/// number of trainings is read, never inferred from attempts.
+/// </summary>
+public interface ITrainingRunLog
+{
+    /// <summary>Records that a worker starts training a cell.</summary>
+    Task StartTrainingRunAsync(TrainingRun run, CancellationToken ct = default);
+
+    /// <summary>Records how a training ended (<see cref="TrainingRunOutcome"/>); a run already finished keeps its first outcome.</summary>
+    Task FinishTrainingRunAsync(string runId, string outcome, DateTimeOffset finishedAt, CancellationToken ct = default);
+
+    /// <summary>The training runs of the given cells, oldest first.</summary>
+    Task<IReadOnlyList<TrainingRun>> GetTrainingRunsAsync(IEnumerable<string> cellKeys, CancellationToken ct = default);
+}
+
+/// <summary>One training of one cell. <see cref="Outcome"/> and <see cref="FinishedAt"/> stay null when its worker died or hung mid-run.</summary>
+public sealed record TrainingRun(string RunId, string CellKey, int Attempt, string WorkerId, DateTimeOffset StartedAt,
+    DateTimeOffset? FinishedAt = null, string? Outcome = null);
+
+/// <summary>The values of <see cref="TrainingRun.Outcome"/>.</summary>
+public static class TrainingRunOutcome
+{
+    /// <summary>Trained, decoded and scored.</summary>
+    public const string Succeeded = "succeeded";
+
+    /// <summary>Training or scoring threw: the cell's result is a failure.</summary>
+    public const string Failed = "failed";
+
+    /// <summary>Stopped before it finished: the lease was lost, the sweep cancelled, or the worker shut down.</summary>
+    public const string Stopped = "stopped";
+}
