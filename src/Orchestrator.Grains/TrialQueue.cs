@@ -145,7 +145,8 @@ public sealed class TrialQueue(TimeProvider clock)
         if (entry.Attempts >= entry.Limit)
         {
             entry.State = QueueState.Failed;
-            entry.LastError ??= $"all {entry.Limit} attempts used (the last lease expired)";
+            // No failure was ever reported for it: every attempt ended with its lease running out.
+            entry.LastError ??= PoisonReason(entry.Attempts);
             return false;
         }
 
@@ -511,9 +512,12 @@ public sealed class TrialQueue(TimeProvider clock)
     /// </summary>
     private static string ExpiryReason(Entry entry) =>
         entry.Attempts >= entry.Limit && entry.Expiries > 1
-            ? $"the worker stopped renewing on each of its {(entry.Expiries == entry.Attempts ? "" : "last ")}{entry.Expiries} attempts " +
-              $"(process died or hung; the last was {entry.WorkerId}); possibly a poison cell"
+            ? PoisonReason(entry.Expiries == entry.Attempts ? entry.Attempts : entry.Expiries, entry.Expiries != entry.Attempts) +
+              $" (the last on worker {entry.WorkerId})"
             : $"lease expired (worker {entry.WorkerId} stopped renewing it)";
+
+    private static string PoisonReason(int attempts, bool last = false) =>
+        $"the worker stopped renewing on each of its {(last ? "last " : "")}{attempts} attempts (process died or hung); possibly a poison cell";
 
     private void Retry(Entry entry, string reason)
     {

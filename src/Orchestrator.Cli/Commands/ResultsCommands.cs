@@ -117,7 +117,9 @@ internal static class ResultsCommands
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(exportSweep)!, ct);
                 var cells = await session.Store.GetSweepCellsAsync(sweep.SweepId, ct);
                 var path = pr.GetValue(exportOut)!;
-                var count = ResultsExport.Write(cells, pr.GetValue(exportFormat)!, path, pr.GetValue(withOutputs));
+                var trainings = (await session.Store.GetTrainingRunsAsync(cells.Select(c => c.Cell.CellKey), ct))
+                    .GroupBy(r => r.CellKey).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+                var count = ResultsExport.Write(cells, pr.GetValue(exportFormat)!, path, pr.GetValue(withOutputs), trainings);
                 Console.WriteLine($"wrote {count} cells to {path}");
                 return 0;
             }));

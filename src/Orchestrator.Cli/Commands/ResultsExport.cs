@@ -15,12 +15,15 @@ internal static class ResultsExport
     public static readonly string[] FixedColumns =
     [
         "cell_key", "dataset", "split", "method", "size", "subsample", "seed", "status", "attempt", "worker_id", "device",
-        "wall_seconds", "peak_memory_bytes", "finished_at", "error",
+        "wall_seconds", "peak_memory_bytes", "finished_at", "error", "trainings",
     ];
 
     /// <summary>Writes the file; returns the number of cells written.</summary>
-    public static int Write(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> cells, string format, string path, bool withOutputs)
+    /// <param name="trainings">Training runs recorded per cell key (the <c>trainings</c> column: how many times it actually trained).</param>
+    public static int Write(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> cells, string format, string path, bool withOutputs,
+        IReadOnlyDictionary<string, int>? trainings = null)
     {
+        trainings ??= new Dictionary<string, int>();
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(directory))
         {
@@ -43,7 +46,7 @@ internal static class ResultsExport
                 ResultsReport.CsvRow(text, header.ToArray());
                 foreach (var (cell, result) in cells)
                 {
-                    var fields = Fixed(cell, result)
+                    var fields = Fixed(cell, result, trainings)
                         .Concat(metrics.Select(m => result is not null && result.Metrics.TryGetValue(m, out var v) ? ResultsReport.R(v) : ""))
                         .Append(result?.ProvenanceJson ?? "");
                     if (withOutputs)
@@ -60,7 +63,7 @@ internal static class ResultsExport
                 foreach (var (cell, result) in cells)
                 {
                     var line = new JsonObject();
-                    var values = Fixed(cell, result).ToList();
+                    var values = Fixed(cell, result, trainings).ToList();
                     for (var i = 0; i < FixedColumns.Length; i++)
                     {
                         line[FixedColumns[i]] = FixedColumns[i] switch
@@ -71,6 +74,7 @@ internal static class ResultsExport
                             "attempt" => result?.Attempt,
                             "wall_seconds" => result?.WallSeconds,
                             "peak_memory_bytes" => result?.PeakMemoryBytes,
+                            "trainings" => trainings.GetValueOrDefault(cell.CellKey),
                             _ => values[i] is { Length: > 0 } v ? v : null,
                         };
                     }
@@ -99,12 +103,12 @@ internal static class ResultsExport
         return cells.Count;
     }
 
-    private static IEnumerable<string> Fixed(CellDescriptor cell, CellResultRecord? result) =>
+    private static IEnumerable<string> Fixed(CellDescriptor cell, CellResultRecord? result, IReadOnlyDictionary<string, int> trainings) =>
     [
         cell.CellKey, cell.Dataset, cell.Split, cell.Method, I(cell.Size), I(cell.Subsample), I(cell.Seed),
         result?.Status ?? "pending", result is null ? "" : I(result.Attempt), result?.WorkerId ?? "", result?.Device ?? "",
         result is null ? "" : ResultsReport.R(result.WallSeconds), result is null ? "" : result.PeakMemoryBytes.ToString(CultureInfo.InvariantCulture),
-        result?.FinishedAt.ToString("O", CultureInfo.InvariantCulture) ?? "", result?.Error ?? "",
+        result?.FinishedAt.ToString("O", CultureInfo.InvariantCulture) ?? "", result?.Error ?? "", I(trainings.GetValueOrDefault(cell.CellKey)),
     ];
 
     private static string I(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -73,6 +73,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
     {
         var final = await cluster.WaitForCompletionAsync(plan.SweepId, Patience);
         var cells = await SweepTruth.ReadAsync(cluster, plan.SweepId);
+
         foreach (var c in cells)
         {
             output.WriteLine($"{c.Label}: {c.Status ?? "-"} attempt {c.ResultAttempt}, attempts {c.Attempts}/{c.AttemptLimit}, " +
