@@ -202,7 +202,8 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
     public async Task A_poison_cell_that_kills_its_worker_every_time_fails_with_that_reason_while_the_rest_of_the_sweep_finishes()
     {
         await using var cluster = await StartAsync("poison", workers: 1);
-        var plan = Plan("poison", seeds: 3, steps: 20, maxAttempts: 2);
+        // Long enough (seconds) that the kill below always lands while the poison cell trains.
+        var plan = Plan("poison", seeds: 3, steps: 300, maxAttempts: 2);
         var poison = plan.Cells[1].Key;
         await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, plan));
 
