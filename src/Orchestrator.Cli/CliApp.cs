@@ -59,6 +59,10 @@ public static class CliApp
         };
 
         var maxCells = MaxCellsOption();
+        var uiPort = Commands.UiCommand.Port();
+        var uiBind = Commands.UiCommand.Bind();
+        var uiTokenFile = Commands.UiCommand.TokenFile();
+        var ui = new UiSettings(uiPort, uiBind, uiTokenFile);
 
         var demo = new Command("demo", "Run the demo sweep (sweeps/demo.yaml) in embedded mode and print its table.");
         var demoSpec = new Option<string?>("--spec") { Description = "Spec to run instead of sweeps/demo.yaml" };
@@ -69,8 +73,9 @@ public static class CliApp
         demo.Options.Add(verbose);
         demo.Options.Add(dashboardPort);
         demo.Options.Add(maxCells);
+        ui.AddTo(demo);
         demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(demoPack),
-            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct));
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct, ui.Read(pr)));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -81,8 +86,9 @@ public static class CliApp
         run.Options.Add(verbose);
         run.Options.Add(dashboardPort);
         run.Options.Add(maxCells);
+        ui.AddTo(run);
         run.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(runSpec)!, pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(pack),
-            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct));
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct, ui.Read(pr)));
 
         var validate = new Command("validate", "Check a sweep spec (and its data) without running anything; print its cells.");
         var validateSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -104,6 +110,7 @@ public static class CliApp
         Commands.PretrainCommand.Register(root, dataDir);
         ResultsCommands.Register(root, dataDir, verbose);
         CurveCommands.Register(root, dataDir, verbose);
+        Commands.UiCommand.Register(root, dataDir, verbose);
         return await root.Parse(args).InvokeAsync();
     }
 
@@ -164,8 +171,21 @@ public static class CliApp
         }
     }
 
+    /// <summary>The results page options of <c>run</c> and <c>demo</c>.</summary>
+    private sealed record UiSettings(Option<int?> Port, Option<string> Bind, Option<string?> TokenFile)
+    {
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Port);
+            command.Options.Add(Bind);
+            command.Options.Add(TokenFile);
+        }
+
+        public (int? Port, string Bind, string? TokenFile) Read(ParseResult pr) => (pr.GetValue(Port), pr.GetValue(Bind)!, pr.GetValue(TokenFile));
+    }
+
     private static async Task<int> RunSweepAsync(string specPath, string? dataDir, int slots, int pack, bool verbose, int? dashboardPort, long maxCells,
-        CancellationToken ct)
+        CancellationToken ct, (int? Port, string Bind, string? TokenFile) ui = default)
     {
         if (!TryPlan(specPath, maxCells, out var plan))
         {
@@ -181,6 +201,19 @@ public static class CliApp
         {
             Console.Error.WriteLine(ex.Message);
             return 1;
+        }
+
+        try
+        {
+            if (ui.Port is not null)
+            {
+                new Orchestrator.Web.WebUiOptions { Port = ui.Port.Value, BindAddress = ui.Bind ?? "127.0.0.1", TokenFile = ui.TokenFile }.ResolveToken();
+            }
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitInvalidInput;
         }
 
         var home = OrchestratorHome.Locate(dataDir);
@@ -205,8 +238,10 @@ public static class CliApp
             Console.WriteLine($"Orleans Dashboard: {dashboard} (while the sweep runs)");
         }
 
+        Orchestrator.Web.WebUi? page = null;
         try
         {
+            page = await Commands.UiCommand.StartAsync(ui.Port, ui.Bind ?? "127.0.0.1", ui.TokenFile, host.Services, ct);
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
             Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
@@ -215,10 +250,23 @@ public static class CliApp
                 Console.WriteLine(ResearchWarnings.Estimate(plan, Environment.ProcessorCount, submitted.Queued));
             }
 
-            return await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
+            var exit = await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
+            await Commands.UiCommand.ServeUntilCancelledAsync(page, ct);
+            page = null;
+            return exit;
+        }
+        catch (InvalidOperationException ex) when (page is null && ui.Port is not null)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 1;
         }
         finally
         {
+            if (page is not null)
+            {
+                await page.DisposeAsync();
+            }
+
             await host.StopAsync(CancellationToken.None);
         }
     }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Hosting;
+using Orchestrator.Web;
 using Orchestrator.Worker;
 
 // Orchestrator.Silo: a long-running silo process.
@@ -37,6 +38,9 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--dashboard"] = "Dashboard",
     ["--dashboard-port"] = "DashboardPort",
     ["--dashboard-address"] = "DashboardAddress",
+    ["--ui-port"] = "Ui:Port",
+    ["--ui-bind"] = "Ui:BindAddress",
+    ["--ui-token-file"] = "Ui:TokenFile",
 };
 
 var normalized = new List<string>();
@@ -48,7 +52,8 @@ for (var i = 0; i < args.Length; i++)
                           "[--silo-port N] [--gateway-port N] [--advertise-address IP] [--fast-membership] [--slots N] [--pack 0|1|N] [--max-pack N] " +
                           "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] [--workers-on-machine N] " +
                           "[--drain-seconds N (on SIGTERM, let running cells finish this long, then release them)] [--spool DIR] " +
-                          "[--dashboard-port N (coordinator, all)] [--dashboard-address IP (default 127.0.0.1)] [--dashboard (workers of a cluster with a dashboard)]");
+                          "[--dashboard-port N (coordinator, all)] [--dashboard-address IP (default 127.0.0.1)] [--dashboard (workers of a cluster with a dashboard)] " +
+                          "[--ui-port N [--ui-bind ADDR] [--ui-token-file FILE] (the results page; coordinator, all)]");
         return 0;
     }
 
@@ -81,11 +86,18 @@ var config = new ConfigurationBuilder()
 
 var cluster = new ClusterSiloOptions();
 var worker = new WorkerOptions();
+var ui = new WebUiOptions();
 IHost host;
 try
 {
     config.Bind(cluster);
     config.GetSection("Worker").Bind(worker);
+    config.GetSection("Ui").Bind(ui);
+    if (ui.Port != 0)
+    {
+        ui.ResolveToken(); // refuse to start without a token on a non-loopback address
+    }
+
     // ORCHESTRATOR_CLUSTER and ORCHESTRATOR_CLUSTER_FILE arrive as the keys CLUSTER and CLUSTER_FILE.
     // An explicit connection string wins over a file.
     var explicitConnection = config.GetConnectionString("Orchestrator");
@@ -137,9 +149,29 @@ using (host)
         return 1;
     }
 
+    WebUi? page = null;
+    if (ui.Port != 0)
+    {
+        try
+        {
+            page = await WebUi.StartAsync(ui, host.Services);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"error: the results page could not start: {ex.Message}");
+            await host.StopAsync();
+            return 2;
+        }
+    }
+
     var dashboard = cluster.DashboardOptions?.LocalUrl is { } url ? $" dashboard={url}" : "";
-    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}");
+    var results = page is null ? "" : $" results-page={page.LocalUrl}";
+    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}{results}");
     await host.WaitForShutdownAsync();
+    if (page is not null)
+    {
+        await page.DisposeAsync();
+    }
 }
 
 return 0;

@@ -51,9 +51,14 @@ public sealed record StatusReport(
 
     public static async Task<StatusReport> BuildAsync(IGrainFactory grains, IResultStore store, SweepRecord sweep, CancellationToken ct)
     {
-        var grain = grains.GetGrain<ISweepGrain>(sweep.SweepId);
-        var queued = (await grain.GetCellsAsync()).ToDictionary(c => c.CellKey, StringComparer.Ordinal);
-        var stored = await store.GetSweepCellsAsync(sweep.SweepId, ct);
+        var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
+        return Build(sweep, queue, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+    }
+
+    /// <summary>The report from the queue's cells and the stored cells (for callers that need the stored rows too).</summary>
+    public static StatusReport Build(SweepRecord sweep, IReadOnlyList<CellState> queue, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> stored)
+    {
+        var queued = queue.ToDictionary(c => c.CellKey, StringComparer.Ordinal);
         var definitions = stored.ToDictionary(c => c.Cell.CellKey, c => TryParse(c.Cell.CellJson), StringComparer.Ordinal);
         var cells = stored.Select(c =>
         {

@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orchestrator.Cli;
+using Orchestrator.Data;
+using Orchestrator.Hosting;
+using Orchestrator.Results;
+using Orchestrator.Worker;
+
+namespace Orchestrator.Web.Tests;
+
+/// <summary>
+/// A real small sweep, trained for real by an embedded host (in-process silo, worker, SQLite), with the results page served
+/// beside it on a free loopback port: 2 methods × 2 sizes × 1 subsample × 2 seeds = 8 cells. Started once for the collection.
+/// </summary>
+public sealed class SweepFixture : IAsyncLifetime
+{
+    public const string Name = "web-it";
+
+    public static string Spec(string name, string seeds) => $$"""
+        name: {{name}}
+        dataset:
+          kind: synthetic-e2e
+          options: {mrs: 60, seed: 3}
+          eval_limit: 6
+        model:
+          preset: test
+        methods: [finetune, lora]
+        grid:
+          sizes: [10, 20]
+          subsamples: 1
+          seeds: [{{seeds}}]
+        training:
+          learning_rate: 3.0e-3
+          batch_size: 5
+          max_steps: 12
+          warmup_steps: 2
+          eval_every: 4
+        decoding:
+          strategy: greedy
+          max_new_tokens: 8
+          min_new_tokens: 1
+        metrics: [bleu, rouge]
+        """;
+
+    public DirectoryInfo Dir { get; } = Directory.CreateTempSubdirectory("orch-web-");
+
+    public IHost Host { get; private set; } = null!;
+
+    public WebUi Page { get; private set; } = null!;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public SweepPlan Plan { get; private set; } = null!;
+
+    public IResultStore Store => Host.Services.GetRequiredService<IResultStore>();
+
+    public IGrainFactory Grains => Host.Services.GetRequiredService<IGrainFactory>();
+
+    public string BaseUrl => Page.LocalUrl.TrimEnd('/');
+
+    public async Task InitializeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        Host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = Dir.FullName, WorkerSlots = 1 });
+        await Host.StartAsync(cts.Token);
+        Page = await WebUi.StartAsync(new WebUiOptions { Port = 0 }, Host.Services, cts.Token);
+        Http = new HttpClient { BaseAddress = new Uri(Page.LocalUrl), Timeout = TimeSpan.FromMinutes(2) };
+        Plan = SweepPlanner.PlanText(Spec(Name, "0, 1"), OrchestratorVocabulary.Default, Dir.FullName);
+        await SweepSubmitter.SubmitAsync(Grains, Plan);
+        var final = await SweepSubmitter.WaitAsync(Grains, Plan.SweepId, null, TimeSpan.FromMilliseconds(250), cts.Token);
+        if (final.Done != Plan.Cells.Count)
+        {
+            throw new InvalidOperationException($"the fixture sweep did not finish: {final.Done}/{Plan.Cells.Count} done, {final.Failed} failed");
+        }
+    }
+
+    /// <summary>The real command line, in process, on the fixture's data directory (its own embedded silo beside the fixture's).</summary>
+    public async Task<string> CliAsync(params string[] args)
+    {
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var (outText, errText) = (new StringWriter(CultureInfo.InvariantCulture), new StringWriter(CultureInfo.InvariantCulture));
+        Console.SetOut(outText);
+        Console.SetError(errText);
+        int exit;
+        try
+        {
+            exit = await CliApp.RunAsync([.. args, "--data-dir", Dir.FullName]);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+        }
+
+        Assert.True(exit == 0, $"orchestrator {string.Join(' ', args)} exited {exit}: {errText}");
+        return outText.ToString();
+    }
+
+    public async Task<string> GetStringAsync(string path, string? token = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        using var response = await Http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {body}");
+        return body;
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        if (Page is not null)
+        {
+            await Page.DisposeAsync();
+        }
+
+        if (Host is not null)
+        {
+            await Host.StopAsync(CancellationToken.None);
+            Host.Dispose();
+        }
+
+        try
+        {
+            Dir.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // a file still held by a closing pool; the temp folder is cleaned by the OS
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SweepCollection : ICollectionFixture<SweepFixture>
+{
+    public const string Name = "sweep";
+}
