@@ -74,9 +74,17 @@ public sealed class SweepFixture : IAsyncLifetime
         {
             throw new InvalidOperationException($"the fixture sweep did not finish: {final.Done}/{Plan.Cells.Count} done, {final.Failed} failed");
         }
+
+        await SnapshotDatabaseAsync(Path.Combine(Dir.FullName, "results.db"), Path.Combine(CliDir.FullName, "results.db"));
     }
 
-    /// <summary>The real command line, in process, on the fixture's data directory (its own embedded silo beside the fixture's).</summary>
+    /// <summary>
+    /// A copy of the finished sweep's database in a data directory of its own: the fixture's host holds its data directory
+    /// (one embedded process per folder), so the command line reads the same rows from here.
+    /// </summary>
+    public DirectoryInfo CliDir { get; } = Directory.CreateTempSubdirectory("orch-web-cli-");
+
+    /// <summary>The real command line, in process, on a copy of the fixture's database (its own embedded silo beside the fixture's).</summary>
     public async Task<string> CliAsync(params string[] args)
     {
         var (stdout, stderr) = (Console.Out, Console.Error);
@@ -86,7 +94,7 @@ public sealed class SweepFixture : IAsyncLifetime
         int exit;
         try
         {
-            exit = await CliApp.RunAsync([.. args, "--data-dir", Dir.FullName]);
+            exit = await CliApp.RunAsync([.. args, "--data-dir", CliDir.FullName]);
         }
         finally
         {
@@ -96,6 +104,17 @@ public sealed class SweepFixture : IAsyncLifetime
 
         Assert.True(exit == 0, $"orchestrator {string.Join(' ', args)} exited {exit}: {errText}");
         return outText.ToString();
+    }
+
+    /// <summary>A consistent copy of a live SQLite database (<c>VACUUM INTO</c> reads one snapshot, WAL included).</summary>
+    private static async Task SnapshotDatabaseAsync(string from, string to)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={from};Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "VACUUM INTO $to";
+        command.Parameters.AddWithValue("$to", to);
+        await command.ExecuteNonQueryAsync();
     }
 
     public async Task<string> GetStringAsync(string path, string? token = null)
@@ -126,13 +145,16 @@ public sealed class SweepFixture : IAsyncLifetime
             Host.Dispose();
         }
 
-        try
+        foreach (var dir in new[] { Dir, CliDir })
         {
-            Dir.Delete(recursive: true);
-        }
-        catch (IOException)
-        {
-            // a file still held by a closing pool; the temp folder is cleaned by the OS
+            try
+            {
+                dir.Delete(recursive: true);
+            }
+            catch (IOException)
+            {
+                // a file still held by a closing pool; the temp folder is cleaned by the OS
+            }
         }
     }
 }
