@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Npgsql;
 using Orchestrator.Abstractions;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
@@ -196,6 +197,69 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         var cell = (await FinalTruthAsync(cluster, plan)).Single();
         Assert.Equal(("succeeded", 1, 1), (cell.Status, cell.ResultAttempt, cell.Trainings));
         Assert.False(Directory.EnumerateFiles(Path.Combine(_dir.FullName, cluster.ClusterId, "worker-1")).Any(), "the spool was not emptied");
+    }
+
+    [Fact]
+    public async Task A_slow_database_during_resume_does_not_expire_a_short_lease_that_keeps_renewing()
+    {
+        await using var cluster = await StartAsync("slow_resume", workers: 1);
+
+        // The cell that trains holds a 2 s lease (below the spec's 5 s minimum, so submitted to the grain directly), renewed every
+        // ~0.7 s; its worker has one slot, so it leases nothing else meanwhile.
+        var training = Plan("slow_resume", seeds: 1, steps: 300, maxAttempts: 1);
+        var submission = SweepSubmitter.ToSubmission(training, training.SweepId);
+        submission = submission with { LeaseSeconds = 2, Cells = [.. submission.Cells.Select(c => c with { LeaseSeconds = 2 })] };
+        await cluster.CallAsync(g => g.GetGrain<ISweepGrain>(training.SweepId).SubmitAsync(submission));
+        var key = await SweepTruth.WaitForTrainingAsync(cluster, "worker-1", TimeSpan.FromSeconds(90));
+
+        // Another sweep, cancelled before any of its cells was leased, is resumed while the database stalls.
+        var resumed = Plan("slow_resume_other", seeds: 2, steps: 10, maxAttempts: 1);
+        await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, resumed));
+        await cluster.CallAsync(async g => { await g.GetGrain<ISweepGrain>(resumed.SweepId).CancelAsync(); return 0; });
+
+        // The stall is real: another connection holds the tables the reload reads (and the worker's result write needs) for
+        // three lease periods, shorter than the silos' 10 s call timeout so that the resume itself succeeds.
+        var stall = TimeSpan.FromSeconds(6);
+        await using var blocker = new NpgsqlConnection(cluster.ConnectionString);
+        await blocker.OpenAsync();
+        await using (var transaction = await blocker.BeginTransactionAsync())
+        {
+            await using (var command = new NpgsqlCommand("LOCK TABLE cell_attempts, cell_results IN ACCESS EXCLUSIVE MODE", blocker, transaction))
+            {
+                await command.ExecuteNonQueryAsync();
+            }
+
+            var clock = Stopwatch.StartNew();
+            var resume = cluster.Grains.GetGrain<ISweepGrain>(resumed.SweepId).ResumeAsync();
+            await Task.Delay(stall / 2);
+            Assert.False(resume.IsCompleted, "resume did not wait for the locked tables: the test would prove nothing");
+
+            // Half way and at the end of the stall the queue answers at once, and the short lease is still held: renewals went through.
+            for (var probe = 0; probe < 2; probe++)
+            {
+                var asked = Stopwatch.StartNew();
+                var answer = cluster.Grains.GetGrain<ISweepGrain>(training.SweepId).GetCellsAsync();
+                Assert.True(await Task.WhenAny(answer, Task.Delay(stall / 3)) == answer,
+                    $"the queue did not answer within {(stall / 3).TotalSeconds} s while the database stalled: renewals wait as long");
+                output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s into the stall the queue answered in {asked.Elapsed.TotalMilliseconds:F0} ms");
+                var cell = Assert.Single(await answer);
+                Assert.Equal((key, "leased", "worker-1", 1), (cell.CellKey, cell.State, cell.WorkerId, cell.Attempts));
+                if (clock.Elapsed < stall)
+                {
+                    await Task.Delay(stall - clock.Elapsed);
+                }
+            }
+
+            Assert.False(resume.IsCompleted, "resume finished while its tables were locked");
+            await transaction.RollbackAsync();
+            Assert.Equal(2, await resume);
+            output.WriteLine($"resume returned {clock.Elapsed.TotalSeconds:F1} s after the lock was taken");
+        }
+
+        var cellTruth = (await FinalTruthAsync(cluster, training)).Single();
+        Assert.Equal(("succeeded", 1, 1, 1, 1), (cellTruth.Status, cellTruth.ResultAttempt, cellTruth.Attempts, cellTruth.Trainings, cellTruth.SucceededTrainings));
+        Assert.All(await FinalTruthAsync(cluster, resumed), c => Assert.Equal(("succeeded", 1), (c.Status, c.Trainings)));
+        Assert.DoesNotContain("is no longer current", cluster.Silos.Single(s => s.Name == "worker-1").Log);
     }
 
     [Fact]
