@@ -18,7 +18,7 @@ public sealed class SweepFixture : IAsyncLifetime
 {
     public const string Name = "web-it";
 
-    public static string Spec(string name, string seeds) => $$"""
+    public static string Spec(string name, string seeds, int steps = 12) => $$"""
         name: {{name}}
         dataset:
           kind: synthetic-e2e
@@ -34,9 +34,9 @@ public sealed class SweepFixture : IAsyncLifetime
         training:
           learning_rate: 3.0e-3
           batch_size: 5
-          max_steps: 12
+          max_steps: {{steps}}
           warmup_steps: 2
-          eval_every: 4
+          eval_every: {{steps / 3}}
         decoding:
           strategy: greedy
           max_new_tokens: 8
@@ -59,6 +59,11 @@ public sealed class SweepFixture : IAsyncLifetime
     public IGrainFactory Grains => Host.Services.GetRequiredService<IGrainFactory>();
 
     public string BaseUrl => Page.LocalUrl.TrimEnd('/');
+
+    private Task<Browser.Chromium>? _browser;
+
+    /// <summary>The one headless Chromium of the page tests, started on first use (the API tests need none).</summary>
+    public Task<Browser.Chromium> BrowserAsync() => _browser ??= Browser.Chromium.StartAsync();
 
     public async Task InitializeAsync()
     {
@@ -133,6 +138,11 @@ public sealed class SweepFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        if (_browser is { IsCompletedSuccessfully: true })
+        {
+            await (await _browser).DisposeAsync();
+        }
+
         Http?.Dispose();
         if (Page is not null)
         {
