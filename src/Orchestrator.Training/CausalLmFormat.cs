@@ -131,6 +131,21 @@ public static class CausalLmFormat
     }
 
     /// <summary>
+    /// The training loss of a batch: <see cref="TrainingLoss.TokenMean"/> is <see cref="Loss(Tensor, Tensor, bool)"/>;
+    /// <see cref="TrainingLoss.SequenceSum"/> is the sum of all target-token losses divided by the number of sequences B.
+    /// </summary>
+    public static Tensor Loss(Tensor logits, Tensor labels, TrainingLoss loss)
+    {
+        if (loss == TrainingLoss.TokenMean)
+        {
+            return Loss(logits, labels);
+        }
+
+        using var total = Loss(logits, labels, sum: true);
+        return total / logits.shape[0];
+    }
+
+    /// <summary>
     /// Token-level cross-entropy of logits [B,T,V] against labels [B,T] (shifted by one: logits at i predict label i+1),
     /// ignoring <see cref="IgnoreIndex"/>; <paramref name="sum"/> gives the sum instead of the mean.
     /// </summary>

@@ -85,11 +85,6 @@ public sealed class CausalLmTrainer
         EncodedExample[] trainSet = EncodeAll(train, "training");
         EncodedExample[] devSet = EncodeAll(dev, "dev");
 
-        if (Model.Config.Dropout > 0)
-        {
-            torch.manual_seed(options.Seed);
-        }
-
         IReadOnlyList<Parameter> trainable = Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer) { Dependencies = Dependencies });
         if (!Method.Trains)
         {
@@ -124,8 +119,18 @@ public sealed class CausalLmTrainer
             using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
             if (gradientFree) tokens += batch.Tokens;
             using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
-            return CausalLmFormat.Loss(logits, batch.Labels);
+            return CausalLmFormat.Loss(logits, batch.Labels, options.Loss);
         }, cancellationToken);
+
+        // The base (and a method's own trained model: proxy-tuning's expert) train with the options' base dropout; their
+        // checkpoint rates come back at the end.
+        Gpt2Model[] models = Method.TrainedModel is { } trained && !ReferenceEquals(trained, Model) ? [Model, trained] : [Model];
+        double[] checkpointRates = models.Select(m => m.Dropout).ToArray();
+        foreach (var m in models) m.Dropout = options.BaseDropoutOn(m);
+        if (models.Any(m => m.Dropout > 0))
+        {
+            torch.manual_seed(options.Seed);
+        }
 
         try
         {
@@ -164,7 +169,7 @@ public sealed class CausalLmTrainer
                     using var batch = CausalLmFormat.Collate(indices.Select(i => trainSet[i]).ToArray(), Tokenizer.Pad, device);
                     optimizer.zero_grad();
                     using var logits = PeftForward.Logits(Method, Model, batch.InputIds);
-                    using var lossTensor = CausalLmFormat.Loss(logits, batch.Labels);
+                    using var lossTensor = CausalLmFormat.Loss(logits, batch.Labels, options.Loss);
                     loss = lossTensor.item<float>();
                     if (!double.IsFinite(loss))
                     {
@@ -238,6 +243,7 @@ public sealed class CausalLmTrainer
         finally
         {
             SetTraining(false);
+            for (int i = 0; i < models.Length; i++) models[i].Dropout = checkpointRates[i];
             if (best is not null)
             {
                 foreach (Tensor t in best) t.Dispose();

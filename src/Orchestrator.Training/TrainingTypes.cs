@@ -27,6 +27,18 @@ public sealed record TrainingOptions(
     /// <summary>Passes over the training set instead of <see cref="MaxSteps"/> (0: use MaxSteps).</summary>
     public int Epochs { get; init; }
 
+    /// <summary>
+    /// The base model's dropout rate while training (0 = the base as in eval mode); null keeps the checkpoint's own rate
+    /// (<see cref="Models.Gpt2Config.Dropout"/>). The method's own dropout is not affected.
+    /// </summary>
+    public double? BaseDropout { get; init; }
+
+    /// <summary>How the token losses of a batch make the training loss (the dev loss is always the token mean).</summary>
+    public TrainingLoss Loss { get; init; } = TrainingLoss.TokenMean;
+
+    /// <summary>The dropout rate the base trains with on <paramref name="model"/>.</summary>
+    public double BaseDropoutOn(Models.Gpt2Model model) => BaseDropout ?? model.Config.Dropout;
+
     /// <summary>Number of updates for a training set of <paramref name="examples"/> examples.</summary>
     public int StepsFor(int examples) =>
         Epochs > 0 ? checked(Epochs * ((Math.Max(1, examples) + BatchSize - 1) / BatchSize)) : MaxSteps;
@@ -44,6 +56,7 @@ public sealed record TrainingOptions(
         if (EvalEvery < 0) problems.Add($"EvalEvery must not be negative (got {EvalEvery})");
         if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay)) problems.Add($"WeightDecay must be >= 0 (got {WeightDecay})");
         if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm)) problems.Add($"MaxGradNorm must be >= 0 (got {MaxGradNorm})");
+        if (BaseDropout is { } rate && !(rate >= 0 && rate < 1)) problems.Add($"BaseDropout must be in [0, 1) (got {rate})");
         if (problems.Count > 0)
         {
             throw new ArgumentException("Invalid training options: " + string.Join("; ", problems) + ".");
@@ -57,6 +70,20 @@ public sealed record TrainingOptions(
         step < WarmupSteps
             ? (double)step / Math.Max(1, WarmupSteps)
             : Math.Max(0.0, (double)(MaxSteps - step) / Math.Max(1, MaxSteps - WarmupSteps));
+}
+
+/// <summary>How the token losses of a training batch are reduced to the loss that is minimised.</summary>
+public enum TrainingLoss
+{
+    /// <summary>The mean over every target token of the batch (transformers' default cross-entropy).</summary>
+    TokenMean,
+
+    /// <summary>
+    /// The sum of each sequence's target-token losses, averaged over the sequences of the batch (Li &amp; Liang's
+    /// prefix-tuning, objective_mode=1): longer targets weigh more, and the gradient is about the mean target length
+    /// times the token mean's.
+    /// </summary>
+    SequenceSum,
 }
 
 /// <summary>

@@ -137,7 +137,7 @@ public sealed class TrialRunner
             IPeftMethod method = fresh;
             TrainReport report;
             object? packing = null;
-            if (CanPack(cell) && trialBase.Model.Config.Dropout == 0)
+            if (CanPack(cell) && (BaseDropoutOf(cell) ?? trialBase.Model.Config.Dropout) == 0)
             {
                 // A pack of one, padded as in any pack of this group: the same bits as the cell trained with other cells.
                 int padLength = PadLength(cell, data.Dataset, trialBase);
@@ -173,6 +173,11 @@ public sealed class TrialRunner
             if (cell.Dependencies.Count > 0)
             {
                 return false; // trained alone, with the artifacts it needs
+            }
+
+            if (BaseDropoutOf(cell) > 0)
+            {
+                return false; // its base dropout masks need a stream of its own
             }
 
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
@@ -390,7 +395,21 @@ public sealed class TrialRunner
 
     private static TrainingOptions OptionsFor(CellDefinition cell) => new(
         cell.Training.MaxSteps, cell.Training.BatchSize, cell.Training.LearningRate, cell.Training.WarmupSteps,
-        cell.Training.EvalEvery, cell.Seed, cell.Training.WeightDecay);
+        cell.Training.EvalEvery, cell.Seed, cell.Training.WeightDecay)
+    {
+        BaseDropout = BaseDropoutOf(cell),
+        Loss = cell.Training.LossOrDefault switch
+        {
+            TrainingSpec.LossTokenMean => TrainingLoss.TokenMean,
+            TrainingSpec.LossSequenceSum => TrainingLoss.SequenceSum,
+            var other => throw new NotSupportedException($"cell {cell.Label}: unknown training loss '{other}' (known: {string.Join(", ", TrainingSpec.Losses)})"),
+        },
+    };
+
+    /// <summary>The base dropout rate of a cell (0 for <c>eval</c>); null for a cell stored before the setting, which keeps the checkpoint's.</summary>
+    private static double? BaseDropoutOf(CellDefinition cell) =>
+        cell.Training.BaseDropout is { } d ? TrainingSpec.BaseDropoutRate(TrainingSpec.CanonicalBaseDropout(d)
+            ?? throw new NotSupportedException($"cell {cell.Label}: base_dropout '{d}' is neither 'eval' nor a rate in [0, 1)")) : null;
 
     private sealed record TrialData(LoadedDataset Dataset, SubsampleManifest Manifest, List<TrainingExample> Train, List<TrainingExample> Dev,
         IReadOnlyList<DataEntry> Eval);
@@ -444,7 +463,15 @@ public sealed class TrialRunner
         {
             MaxNewTokens = cell.Decoding.MaxNewTokens,
             MinNewTokens = cell.Decoding.MinNewTokens,
+            MinLength = cell.Decoding.MinLength ?? 0,
             BeamSize = cell.Decoding.Strategy == Beam ? cell.Decoding.BeamSize : 1,
+            LengthPenalty = cell.Decoding.LengthPenalty ?? 1.0,
+            Normalization = cell.Decoding.LengthNormalization switch
+            {
+                null or DecodingSpec.NormalizeNewTokens => LengthNormalization.NewTokens,
+                DecodingSpec.NormalizeFullSequence => LengthNormalization.FullSequence,
+                var other => throw new NotSupportedException($"cell {cell.Label}: unknown length normalisation '{other}' (known: {string.Join(", ", DecodingSpec.Normalizations)})"),
+            },
             BannedTokenIds = TokenizerFiles.NewlineTokenIds(tokenizer),
             BatchSize = DecodeBatchSize,
         };

@@ -15,5 +15,8 @@ public static class OrchestratorVocabulary
         MetricSuite.Names,
         TrialRunner.DecodingStrategies,
         Gpt2Config.PresetNames,
-        PeftRegistry.NotApplicable);
+        PeftRegistry.NotApplicable)
+    {
+        BaseDropoutDefaults = PeftRegistry.BaseDropoutDefaults,
+    };
 }

@@ -6,7 +6,10 @@ internal static class TestVocabulary
 {
     public static SpecVocabulary Value { get; } = new(
         ["finetune", "prefix", "lora"], ["synthetic-e2e", "e2e"], ["bleu", "rouge"], ["greedy"], ["tiny", "test", "gpt2"],
-        new Dictionary<string, string> { ["null-prompt"] = "classification only: a masked LM's [MASK] prediction" });
+        new Dictionary<string, string> { ["null-prompt"] = "classification only: a masked LM's [MASK] prediction" })
+    {
+        BaseDropoutDefaults = new Dictionary<string, string> { ["prefix"] = "eval" },
+    };
 
     public const string MinimalSpec = """
         name: t

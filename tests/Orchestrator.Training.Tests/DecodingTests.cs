@@ -116,17 +116,26 @@ public sealed class DecodingTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1.0, 0)]
-    [InlineData(0.8, 1)]
-    [InlineData(0.0, 2)]
-    public void Wide_beams_find_the_best_sequence_of_an_exhaustive_search(double lengthPenalty, int minNew)
+    [InlineData(1.0, 0, LengthNormalization.NewTokens, 0)]
+    [InlineData(0.8, 1, LengthNormalization.NewTokens, 0)]
+    [InlineData(0.0, 2, LengthNormalization.NewTokens, 0)]
+    [InlineData(1.0, 0, LengthNormalization.FullSequence, 0)]
+    [InlineData(0.8, 0, LengthNormalization.FullSequence, 0)]
+    [InlineData(2.0, 0, LengthNormalization.FullSequence, 0)]
+    [InlineData(0.8, 0, LengthNormalization.FullSequence, 5)] // counts the prompt: binds for "c" (2 prompt tokens), not "b a c a" (5)
+    [InlineData(1.0, 1, LengthNormalization.NewTokens, 4)]
+    public void Wide_beams_find_the_best_sequence_of_an_exhaustive_search(double lengthPenalty, int minNew, LengthNormalization normalization, int minLength)
     {
         // Four possible tokens (a, b, c and the end token; pad, unk and the other symbols are banned) and at most 3 new
-        // tokens: 4^2 = 16 beams hold every prefix, so beam search is exact.
+        // tokens: 4^2 = 16 beams hold every prefix, so beam search is exact under either scoring.
         var tokenizer = WordLevelTokenizer.Build(["a", "b", "c"]);
         int[] banned = [tokenizer.Pad, tokenizer.Unknown];
         using var model = new Gpt2Model(Gpt2Config.Preset("test", tokenizer.VocabSize), 9);
-        var options = new DecodingOptions { MaxNewTokens = 3, MinNewTokens = minNew, BeamSize = 16, LengthPenalty = lengthPenalty, BannedTokenIds = banned };
+        var options = new DecodingOptions
+        {
+            MaxNewTokens = 3, MinNewTokens = minNew, BeamSize = 16, LengthPenalty = lengthPenalty, BannedTokenIds = banned,
+            Normalization = normalization, MinLength = minLength,
+        };
         string[] sources = ["a b", "c", "b a c a"];
         var hypotheses = BeamSearchDecoder.DecodeHypotheses(model, tokenizer, sources, options);
         for (int i = 0; i < sources.Length; i++)
@@ -151,6 +160,16 @@ public sealed class DecodingTests(ITestOutputHelper output)
         Assert.All(batched, ids => Assert.InRange(ids.Count, 3, 7));
         Assert.All(batched, ids => Assert.DoesNotContain(banned, ids));
         Assert.All(batched, ids => Assert.DoesNotContain(tokenizer.EndOfText, ids));
+        // Scored as transformers 3.x, with a min_length that counts each source's own prompt (left padding must not count).
+        var paper = options with { Normalization = LengthNormalization.FullSequence, MinNewTokens = 0, MinLength = 8 };
+        var paperBatched = BeamSearchDecoder.DecodeIds(model, tokenizer, Sources, paper);
+        Assert.Equal(BeamSearchDecoder.DecodeIds(model, tokenizer, Sources, paper with { BatchSize = 1 }), paperBatched);
+        for (int i = 0; i < Sources.Length; i++)
+        {
+            int prompt = tokenizer.Encode(CausalLmFormat.Prompt(Sources[i])).Count;
+            Assert.True(prompt + paperBatched[i].Count >= Math.Min(8, prompt + 7), $"{Sources[i]}: {paperBatched[i].Count} tokens after a prompt of {prompt}");
+        }
+
         var texts = BeamSearchDecoder.Decode(model, tokenizer, Sources, options with { BannedTokenIds = [], MinNewTokens = 0, MaxNewTokens = 20 });
         output.WriteLine(string.Join(" | ", texts));
         Assert.Equal(Sources, texts); // the model memorised the copies
@@ -236,13 +255,16 @@ public sealed class DecodingTests(ITestOutputHelper output)
             var logp = nn.functional.log_softmax(model.forward(tensor(ids, [1, ids.Length]))[0, -1].to_type(ScalarType.Float64), 0).data<double>().ToArray();
             for (int v = 0; v < tokenizer.VocabSize; v++)
             {
-                if (options.BannedTokenIds.Contains(v) || (v == tokenizer.EndOfText && generated.Count < options.MinNewTokens)) continue;
+                bool endBanned = generated.Count < options.MinNewTokens || prompt.Count + generated.Count < options.MinLength;
+                if (options.BannedTokenIds.Contains(v) || (v == tokenizer.EndOfText && endBanned)) continue;
                 double total = sum + logp[v];
                 int length = generated.Count + 1;
                 if (v == tokenizer.EndOfText || length == options.MaxNewTokens)
                 {
                     var tokens = v == tokenizer.EndOfText ? generated.ToList() : [.. generated, v];
-                    double score = total / Math.Pow(length, options.LengthPenalty);
+                    // New tokens: generated tokens with the end token. Full sequence (transformers 3.x): prompt + tokens kept.
+                    int normalizer = options.Normalization == LengthNormalization.NewTokens ? length : prompt.Count + tokens.Count;
+                    double score = total / Math.Pow(normalizer, options.LengthPenalty);
                     if (score > best.Score) best = (tokens, score);
                 }
                 else

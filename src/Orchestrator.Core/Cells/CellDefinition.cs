@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Orchestrator.Core.Hashing;
+using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Core.Cells;
 
@@ -116,16 +117,50 @@ public sealed record ManifestIdentity(
     [property: JsonPropertyName("nested")] bool Nested,
     [property: JsonPropertyName("dev_fraction")] double DevFraction);
 
+/// <summary>A cell's training hyper-parameters.</summary>
+/// <param name="BaseDropout">
+/// Dropout in the base model while training: <c>eval</c> (none, the base as in eval mode) or a rate such as <c>0.1</c>
+/// (<see cref="TrainingSpec.BaseDropoutEval"/>; canonical, from <see cref="TrainingSpec.CanonicalBaseDropout"/>). Every cell
+/// a spec expands names it; null only in cells stored before the setting existed, which trained with the checkpoint's own
+/// rate (our presets: 0).
+/// </param>
+/// <param name="Loss">
+/// <c>sequence_sum</c> (token losses summed per sequence, mean over the batch: Li &amp; Liang's objective_mode=1), or null
+/// for the token mean (left out of the key, so cells with the mean keep the keys they had).
+/// </param>
 public sealed record TrainingSettings(
     [property: JsonPropertyName("learning_rate")] double LearningRate,
     [property: JsonPropertyName("batch_size")] int BatchSize,
     [property: JsonPropertyName("max_steps")] int MaxSteps,
     [property: JsonPropertyName("warmup_steps")] int WarmupSteps,
     [property: JsonPropertyName("eval_every")] int EvalEvery,
-    [property: JsonPropertyName("weight_decay")] double WeightDecay);
+    [property: JsonPropertyName("weight_decay")] double WeightDecay,
+    [property: JsonPropertyName("base_dropout"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? BaseDropout = null,
+    [property: JsonPropertyName("loss"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Loss = null)
+{
+    /// <summary>The training loss by name: <c>token_mean</c> unless <see cref="Loss"/> says otherwise.</summary>
+    [JsonIgnore]
+    public string LossOrDefault => Loss ?? TrainingSpec.LossTokenMean;
+}
 
+/// <summary>A cell's decoding settings.</summary>
+/// <param name="LengthPenalty">
+/// Exponent α of the length in a finished beam hypothesis' score (Σ log p / length^α); null = 1 (left out of the key).
+/// </param>
+/// <param name="LengthNormalization">
+/// What the length of a finished hypothesis counts: null = <c>new_tokens</c> (generated tokens, the end token included;
+/// current transformers), or <c>full_sequence</c> (the prompt too, as the transformers 3.x the paper ran).
+/// </param>
+/// <param name="MinLength">
+/// The end token is banned while prompt + generated tokens are fewer than this (transformers' <c>min_length</c>, which
+/// counts the prompt: with GPT-2's E2E prompts of 20+ tokens, 5 never binds); null = no such bound. Independent of
+/// <see cref="LengthNormalization"/>; <see cref="MinNewTokens"/> (generated tokens only) applies as well.
+/// </param>
 public sealed record DecodingSettings(
     [property: JsonPropertyName("strategy")] string Strategy,
     [property: JsonPropertyName("beam_size")] int BeamSize,
     [property: JsonPropertyName("max_new_tokens")] int MaxNewTokens,
-    [property: JsonPropertyName("min_new_tokens")] int MinNewTokens);
+    [property: JsonPropertyName("min_new_tokens")] int MinNewTokens,
+    [property: JsonPropertyName("length_penalty"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? LengthPenalty = null,
+    [property: JsonPropertyName("length_normalization"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? LengthNormalization = null,
+    [property: JsonPropertyName("min_length"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MinLength = null);

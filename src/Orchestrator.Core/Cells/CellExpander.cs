@@ -20,9 +20,7 @@ public static class CellExpander
     /// <summary>Expands a spec; <paramref name="datasetOf"/> gives the identity of each stage's dataset (the spec's own included).</summary>
     public static IReadOnlyList<CellDefinition> Expand(SweepSpec spec, Func<DatasetSpec, DatasetIdentity> datasetOf, ModelIdentity model)
     {
-        var decoding = spec.Decoding.Strategy == "greedy"
-            ? new DecodingSettings("greedy", 1, spec.Decoding.MaxNewTokens, spec.Decoding.MinNewTokens)
-            : new DecodingSettings(spec.Decoding.Strategy, spec.Decoding.BeamSize, spec.Decoding.MaxNewTokens, spec.Decoding.MinNewTokens);
+        var decoding = Decoding(spec.Decoding);
 
         var cells = new List<CellDefinition>();
         var byStage = new Dictionary<string, List<CellDefinition>>(StringComparer.Ordinal);
@@ -50,8 +48,7 @@ public static class CellExpander
             {
                 foreach (var size in grid.Sizes)
                 {
-                    var t = method.TrainingOr(sweepTraining);
-                    var training = new TrainingSettings(t.LearningRate, t.BatchSize, t.MaxStepsFor(size), t.WarmupSteps, t.EvalEvery, t.WeightDecay);
+                    var training = Training(method.TrainingOr(sweepTraining), method, size);
                     for (var subsample = 0; subsample < grid.Subsamples; subsample++)
                     {
                         foreach (var seed in grid.Seeds)
@@ -89,6 +86,32 @@ public static class CellExpander
 
         return cells;
     }
+
+    /// <summary>
+    /// A cell's decoding settings. Settings at their former behaviour (length penalty 1, lengths of new tokens, no
+    /// min_length) stay out of the key, so cells decoded that way keep the keys they had.
+    /// </summary>
+    public static DecodingSettings Decoding(DecodingSpec d)
+    {
+        if (d.Strategy == "greedy")
+        {
+            return new DecodingSettings("greedy", 1, d.MaxNewTokens, d.MinNewTokens, MinLength: d.MinLength);
+        }
+
+        return new DecodingSettings(d.Strategy, d.BeamSize, d.MaxNewTokens, d.MinNewTokens,
+            d.LengthPenalty == 1.0 ? null : d.LengthPenalty,
+            d.LengthNormalization == DecodingSpec.NormalizeNewTokens ? null : d.LengthNormalization,
+            d.MinLength);
+    }
+
+    /// <summary>
+    /// A cell's training settings for <paramref name="method"/> at <paramref name="size"/>. The base dropout is always in the
+    /// key: the defaults changed what runs (the base used to train with its checkpoint's rate, 0 in our presets), so no cell
+    /// stored before may pass for one with the new defaults. The token-mean loss, the former behaviour, stays out.
+    /// </summary>
+    public static TrainingSettings Training(TrainingSpec t, MethodSpec method, int size) =>
+        new(t.LearningRate, t.BatchSize, t.MaxStepsFor(size), t.WarmupSteps, t.EvalEvery, t.WeightDecay,
+            t.BaseDropoutFor(method), t.Loss == TrainingSpec.LossTokenMean ? null : t.Loss);
 
     /// <summary>Stages in dependency order (each after the stages it needs; declaration order otherwise). The graph is acyclic.</summary>
     public static IReadOnlyList<StageSpec> InDependencyOrder(IReadOnlyList<StageSpec> stages)

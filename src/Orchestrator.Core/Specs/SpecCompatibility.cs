@@ -38,6 +38,8 @@ public static class SpecCompatibility
             Same(at + ".warmup_steps", t0.WarmupSteps, t1.WarmupSteps);
             Same(at + ".eval_every", t0.EvalEvery, t1.EvalEvery);
             Same(at + ".weight_decay", t0.WeightDecay, t1.WeightDecay);
+            Same(at + ".base_dropout", t0.BaseDropout, t1.BaseDropout);
+            Same(at + ".loss", t0.Loss, t1.Loss);
             foreach (var size in existing.Grid.Sizes.Where(updated.Grid.Sizes.Contains))
             {
                 if (t0.MaxStepsFor(size) != t1.MaxStepsFor(size))

@@ -524,7 +524,7 @@ public static partial class SpecParser
                 continue;
             }
 
-            result.Add(new MethodSpec(name, options, training) { Needs = needs });
+            result.Add(new MethodSpec(name, options, training) { Needs = needs, DefaultBaseDropout = v.DefaultBaseDropout(name) });
         }
 
         return result;
@@ -594,7 +594,7 @@ public static partial class SpecParser
         return new GridSpec(sizes, subsamples, seeds, manifestSeed, nested);
     }
 
-    private static readonly string[] TrainingKeys = ["learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay"];
+    private static readonly string[] TrainingKeys = ["learning_rate", "batch_size", "max_steps", "warmup_steps", "eval_every", "weight_decay", "base_dropout", "loss"];
 
     private static TrainingSpec? ReadTraining(Reader r, YamlMappingNode top, GridSpec? grid, string at = "", TrainingSpec? defaults = null)
     {
@@ -614,6 +614,29 @@ public static partial class SpecParser
         var warmup = r.Int(m, "warmup_steps", at + ".warmup_steps", min: 0, max: SpecLimits.MaxWarmupSteps) ?? defaults?.WarmupSteps ?? 100;
         var evalEvery = r.Int(m, "eval_every", at + ".eval_every", min: 1, max: SpecLimits.MaxSteps) ?? defaults?.EvalEvery ?? 50;
         var wd = r.Double(m, "weight_decay", at + ".weight_decay", minInclusive: 0) ?? defaults?.WeightDecay ?? 0.0;
+        var baseDropout = defaults?.BaseDropout;
+        if (r.String(m, "base_dropout", at + ".base_dropout", required: false) is { } dropoutText)
+        {
+            baseDropout = TrainingSpec.CanonicalBaseDropout(dropoutText);
+            if (baseDropout is null)
+            {
+                r.Error(at + ".base_dropout", $"expected 'eval' (no dropout in the base) or a rate in [0, 1), got '{SpecLimits.Quote(dropoutText)}'", m, "base_dropout");
+            }
+        }
+
+        var loss = defaults?.Loss ?? TrainingSpec.LossTokenMean;
+        if (r.String(m, "loss", at + ".loss", required: false) is { } lossText)
+        {
+            if (TrainingSpec.Losses.Contains(lossText.Trim(), StringComparer.Ordinal))
+            {
+                loss = lossText.Trim();
+            }
+            else
+            {
+                r.Error(at + ".loss", $"unknown loss '{SpecLimits.Quote(lossText)}'{Reader.DidYouMean(Reader.Closest(lossText, TrainingSpec.Losses))} " +
+                    $"(known: {string.Join(", ", TrainingSpec.Losses)})", m, "loss");
+            }
+        }
 
         var steps = new SortedDictionary<int, int>();
         var sizes = grid?.Sizes ?? [];
@@ -674,7 +697,7 @@ public static partial class SpecParser
             r.Error(at + ".max_steps", $"expected a number or a map from size to steps, got {Reader.Describe(stepsNode)}", stepsNode);
         }
 
-        return new TrainingSpec(lr, batch, steps, warmup, evalEvery, wd);
+        return new TrainingSpec(lr, batch, steps, warmup, evalEvery, wd) { BaseDropout = baseDropout, Loss = loss };
     }
 
     /// <summary>Default max update steps per size (PEFT_METHODS.md, E2E low-data fine-tuning: 100/100/200/400).</summary>
@@ -688,7 +711,8 @@ public static partial class SpecParser
     private static DecodingSpec? ReadDecoding(Reader r, YamlMappingNode top, SpecVocabulary v)
     {
         var node = r.Child(top, "decoding", "", required: false);
-        var m = node is null ? new YamlMappingNode() : r.Map(node, "decoding", "strategy", "beam_size", "max_new_tokens", "min_new_tokens");
+        var m = node is null ? new YamlMappingNode() : r.Map(node, "decoding", "strategy", "beam_size", "max_new_tokens", "min_new_tokens",
+            "length_penalty", "length_normalization", "min_length");
         if (m is null)
         {
             return null;
@@ -709,7 +733,22 @@ public static partial class SpecParser
             r.Error("decoding.min_new_tokens", $"min_new_tokens ({minNew}) is larger than max_new_tokens ({maxNew})", m, "min_new_tokens");
         }
 
-        return new DecodingSpec(strategy, beam, maxNew, minNew);
+        var lengthPenalty = r.Double(m, "length_penalty", "decoding.length_penalty") ?? 1.0;
+        var normalization = r.String(m, "length_normalization", "decoding.length_normalization", required: false)?.Trim() ?? DecodingSpec.NormalizeNewTokens;
+        if (!DecodingSpec.Normalizations.Contains(normalization, StringComparer.Ordinal))
+        {
+            r.Error("decoding.length_normalization", $"unknown length normalisation '{SpecLimits.Quote(normalization)}'{Reader.DidYouMean(Reader.Closest(normalization, DecodingSpec.Normalizations))} " +
+                $"(known: {string.Join(", ", DecodingSpec.Normalizations)}: generated tokens only, or the prompt too as transformers 3.x)", m, "length_normalization");
+        }
+
+        var minLength = r.Int(m, "min_length", "decoding.min_length", min: 0, max: 1_000_000);
+        var beamOnly = strategy != "beam";
+        if (beamOnly && (m.Children.ContainsKey(new YamlScalarNode("length_penalty")) || m.Children.ContainsKey(new YamlScalarNode("length_normalization"))))
+        {
+            r.Error("decoding.length_penalty", $"length_penalty and length_normalization score beam hypotheses; strategy '{SpecLimits.Quote(strategy)}' has none (use strategy: beam)", m, "length_penalty");
+        }
+
+        return new DecodingSpec(strategy, beam, maxNew, minNew, lengthPenalty, normalization, minLength);
     }
 
     private static IReadOnlyList<string>? ReadMetrics(Reader r, YamlMappingNode top, SpecVocabulary v)

@@ -76,6 +76,12 @@ public sealed record ModelSpec(string? Preset, string? Path, int InitSeed, Pretr
 /// </param>
 public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string> Options, TrainingSpec? Training = null)
 {
+    /// <summary>
+    /// The base dropout this method's cells train with when no <c>training.base_dropout</c> is given (canonical; from the
+    /// method plugin through <see cref="SpecVocabulary.DefaultBaseDropout"/>).
+    /// </summary>
+    public string DefaultBaseDropout { get; init; } = TrainingSpec.BaseDropoutGpt2;
+
     /// <summary>Cells of earlier stages whose trained methods this method's cells receive, in this order (<c>needs:</c>).</summary>
     public IReadOnlyList<CellSelector> Needs { get; init; } = [];
 
@@ -100,12 +106,80 @@ public sealed record TrainingSpec(
     int EvalEvery,
     double WeightDecay)
 {
+    /// <summary><c>base_dropout: eval</c>: no dropout in the base while training (as in eval mode).</summary>
+    public const string BaseDropoutEval = "eval";
+
+    /// <summary>The default base dropout of a method that does not declare one (GPT-2's own rate).</summary>
+    public const string BaseDropoutGpt2 = "0.1";
+
+    /// <summary>Token losses averaged over the target tokens of the batch (the default).</summary>
+    public const string LossTokenMean = "token_mean";
+
+    /// <summary>Token losses summed per sequence, then averaged over the batch (Li &amp; Liang's objective_mode=1).</summary>
+    public const string LossSequenceSum = "sequence_sum";
+
+    /// <summary>The losses <c>training.loss</c> may name.</summary>
+    public static IReadOnlyList<string> Losses { get; } = [LossTokenMean, LossSequenceSum];
+
+    /// <summary>
+    /// Dropout in the base while training: <c>eval</c>, a rate in [0, 1) as a canonical string, or null for the method's
+    /// default (<see cref="MethodSpec.DefaultBaseDropout"/>).
+    /// </summary>
+    public string? BaseDropout { get; init; }
+
+    /// <summary>The training loss: <see cref="LossTokenMean"/> or <see cref="LossSequenceSum"/>.</summary>
+    public string Loss { get; init; } = LossTokenMean;
+
     /// <summary>Max update steps for one training-set size.</summary>
     public int MaxStepsFor(int size) => MaxStepsBySize[size];
+
+    /// <summary>The base dropout a cell of <paramref name="method"/> trains with: the spec's, else the method's default.</summary>
+    public string BaseDropoutFor(MethodSpec method) => BaseDropout ?? method.DefaultBaseDropout;
+
+    /// <summary>
+    /// The canonical form of a base dropout: <c>eval</c> for <c>eval</c> and for a rate of 0 (the same work), else the rate
+    /// in invariant round-trip form. Null when <paramref name="text"/> is neither <c>eval</c> nor a rate in [0, 1).
+    /// </summary>
+    public static string? CanonicalBaseDropout(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var trimmed = text.Trim();
+        if (string.Equals(trimmed, BaseDropoutEval, StringComparison.OrdinalIgnoreCase))
+        {
+            return BaseDropoutEval;
+        }
+
+        if (!double.TryParse(trimmed, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var rate)
+            || !(rate >= 0 && rate < 1))
+        {
+            return null;
+        }
+
+        return rate == 0 ? BaseDropoutEval : rate.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The dropout rate of a canonical base dropout (<c>eval</c> = 0).</summary>
+    public static double BaseDropoutRate(string canonical) =>
+        canonical == BaseDropoutEval ? 0 : double.Parse(canonical, System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>How outputs are decoded for scoring.</summary>
-public sealed record DecodingSpec(string Strategy, int BeamSize, int MaxNewTokens, int MinNewTokens);
+/// <param name="LengthPenalty">Exponent α of the length in a finished beam hypothesis' score Σ log p / length^α.</param>
+/// <param name="LengthNormalization">
+/// What that length counts: <see cref="NormalizeNewTokens"/> (generated tokens with the end token; current transformers) or
+/// <see cref="NormalizeFullSequence"/> (prompt + generated tokens without the end token, as transformers 3.x scored them in
+/// Li &amp; Liang's runs).
+/// </param>
+/// <param name="MinLength">The end token is banned while prompt + generated tokens are fewer than this (counts the prompt, as transformers' min_length); null = none.</param>
+public sealed record DecodingSpec(string Strategy, int BeamSize, int MaxNewTokens, int MinNewTokens,
+    double LengthPenalty = 1.0, string LengthNormalization = DecodingSpec.NormalizeNewTokens, int? MinLength = null)
+{
+    public const string NormalizeNewTokens = "new_tokens";
+    public const string NormalizeFullSequence = "full_sequence";
+
+    /// <summary>The values <c>decoding.length_normalization</c> may take.</summary>
+    public static IReadOnlyList<string> Normalizations { get; } = [NormalizeNewTokens, NormalizeFullSequence];
+}
 
 /// <summary>Run-time policy: not part of a cell's identity.</summary>
 /// <param name="Device">Device kind a worker must have (<c>cpu</c>, <c>cuda</c>), or null for any worker.</param>

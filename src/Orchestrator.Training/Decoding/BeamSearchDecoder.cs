@@ -10,11 +10,15 @@ namespace Orchestrator.Training.Decoding;
 /// <para>
 /// Each step scores every beam's continuations by the model's log-probability (banned continuations get −∞ without
 /// renormalising the others: ids the tokenizer has no text for, <see cref="DecodingOptions.BannedTokenIds"/>, and the end token
-/// before <see cref="DecodingOptions.MinNewTokens"/>), keeps
+/// before <see cref="DecodingOptions.MinNewTokens"/> generated tokens or <see cref="DecodingOptions.MinLength"/> prompt +
+/// generated tokens), keeps
 /// the 2K best (beam, token) candidates of a source and walks them in order: an end token among the first K closes a
-/// hypothesis (without the end token) scored Σ log p / L^<see cref="DecodingOptions.LengthPenalty"/> (L = generated tokens
-/// including the end token); other candidates fill the K beams of the next step. A source is finished when it has K
-/// hypotheses and its best running beam, normalised by its current length, does not beat the worst of them; at
+/// hypothesis (without the end token) scored Σ log p / L^<see cref="DecodingOptions.LengthPenalty"/>; other candidates fill
+/// the K beams of the next step. With <see cref="LengthNormalization.NewTokens"/> L = generated tokens including the end
+/// token, and a source is finished when it has K hypotheses and its best running beam, normalised by its current length,
+/// does not beat the worst of them. With <see cref="LengthNormalization.FullSequence"/> (transformers 3.x) L = prompt +
+/// generated tokens without the end token (a running beam at the limit: prompt + its tokens), and a source is finished
+/// when it has K hypotheses and its best candidate of the step over prompt + tokens so far does not beat the worst. At
 /// <see cref="DecodingOptions.MaxNewTokens"/> (or when the positions are used up) its running beams become hypotheses. The
 /// output is the best hypothesis. This follows Hugging Face's beam search without early stopping, so beam size 1 is greedy
 /// decoding.
@@ -126,6 +130,8 @@ public static class BeamSearchDecoder
                     // Log-probabilities of the model, then the bans (as Hugging Face: banned tokens get -inf, the rest is not renormalised).
                     Tensor logp = nn.functional.log_softmax(logits.to_type(ScalarType.Float64), 1);
                     CachedLm.Constrain(logp, tokenizer, options.BannedTokenIds, banEnd: step < options.MinNewTokens);
+                    int[] rowSources = sourceOf;
+                    CachedLm.BanEndBelowMinLength(logp, tokenizer, options.MinLength, row => prompts[rowSources[row / k]].Length, step);
                     Tensor total = logp + tensor(scores, ScalarType.Float64, logp.device).unsqueeze(1);
                     var (values, indices) = total.view(active, k * vocab).topk(Math.Min(2 * k, (int)(k * vocab)), 1);
                     candidateScores = values.cpu().data<double>().ToArray();
@@ -140,10 +146,14 @@ public static class BeamSearchDecoder
                 var nextPads = new List<int>(active * k);
                 var nextSources = new List<int>(active);
                 int generated = step + 1;
-                double norm = Math.Pow(generated, alpha);
+                bool full = options.Normalization == LengthNormalization.FullSequence;
                 for (int i = 0; i < active; i++)
                 {
                     int source = sourceOf[i];
+                    // Lengths of a hypothesis closed here (end token excluded with the full sequence) and of a running one.
+                    int prompt = prompts[source].Length;
+                    double closedNorm = Math.Pow(full ? prompt + step : generated, alpha);
+                    double norm = Math.Pow(full ? prompt + generated : generated, alpha);
                     var chosen = new List<(int Beam, int Token, double Score)>(k);
                     for (int c = 0; c < width && chosen.Count < k; c++)
                     {
@@ -160,7 +170,7 @@ public static class BeamSearchDecoder
                         {
                             if (c < k)
                             {
-                                finished[source].Add(new BeamHypothesis(beams[i * k + beam].ToArray(), score / norm));
+                                finished[source].Add(new BeamHypothesis(beams[i * k + beam].ToArray(), score / closedNorm));
                             }
 
                             continue;
@@ -179,6 +189,12 @@ public static class BeamSearchDecoder
                         }
 
                         done = true;
+                    }
+                    else if (full)
+                    {
+                        // transformers 3.x: the best of this step's candidates (end tokens included) over the length so far.
+                        double best = candidateScores[i * width];
+                        done = finished[source].Count >= k && best / closedNorm <= WorstOfBest(finished[source], k);
                     }
                     else
                     {

@@ -171,6 +171,26 @@ internal sealed class CachedLm : IDisposable
         }
     }
 
+    /// <summary>
+    /// Forbids the end token in the rows of <paramref name="logits"/> [R,V] whose prompt + generated tokens are still fewer
+    /// than <paramref name="minLength"/> (transformers' min_length); <paramref name="promptLength"/> gives each row's prompt.
+    /// </summary>
+    public static void BanEndBelowMinLength(Tensor logits, ITextTokenizer tokenizer, int minLength, Func<int, int> promptLength, int generatedSoFar)
+    {
+        if (minLength <= 0) return;
+        long rows = logits.shape[0];
+        var banned = new List<long>();
+        for (int r = 0; r < rows; r++)
+        {
+            if (promptLength(r) + generatedSoFar < minLength) banned.Add(r);
+        }
+
+        if (banned.Count == 0) return;
+        using var index = tensor(banned.ToArray(), ScalarType.Int64, logits.device);
+        using var column = logits.select(1, tokenizer.EndOfText);
+        column.index_fill_(0, index, float.NegativeInfinity);
+    }
+
     public void Dispose()
     {
         foreach (var m in _members) m.DisposeCache();

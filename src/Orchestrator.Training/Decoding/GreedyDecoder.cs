@@ -109,7 +109,7 @@ public static class GreedyDecoder
         using (var scope = NewDisposeScope())
         {
             Tensor logits = lm.Prefill(ids, pads, t);
-            next = Pick(logits, tokenizer, options, 0);
+            next = Pick(logits, tokenizer, options, 0, r => prompts[rows[r]].Length);
         }
 
         for (int step = 0; ; step++)
@@ -148,15 +148,16 @@ public static class GreedyDecoder
             using var scope = NewDisposeScope();
             Tensor logits = lm.Step(next, pads, length);
             length++;
-            next = Pick(logits, tokenizer, options, step + 1);
+            next = Pick(logits, tokenizer, options, step + 1, r => prompts[rows[r]].Length);
         }
 
         return generated;
     }
 
-    private static long[] Pick(Tensor logits, ITextTokenizer tokenizer, DecodingOptions options, int generatedSoFar)
+    private static long[] Pick(Tensor logits, ITextTokenizer tokenizer, DecodingOptions options, int generatedSoFar, Func<int, int> promptLength)
     {
         CachedLm.Constrain(logits, tokenizer, options.BannedTokenIds, banEnd: generatedSoFar < options.MinNewTokens);
+        CachedLm.BanEndBelowMinLength(logits, tokenizer, options.MinLength, promptLength, generatedSoFar);
         return logits.argmax(1).cpu().data<long>().ToArray();
     }
 }

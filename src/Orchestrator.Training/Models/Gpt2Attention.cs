@@ -17,13 +17,17 @@ public sealed class Gpt2Attention : Module
     private readonly Linear c_proj;
     private readonly int _heads;
     private readonly int _width;
-    private readonly double _dropout;
+    private readonly Gpt2Dropout _dropout;
 
-    public Gpt2Attention(Gpt2Config config) : base(nameof(Gpt2Attention))
+    // scaled_dot_product_attention divides the scores by √HeadDim; queries are multiplied by this to get the config's scale.
+    private readonly double _queryFactor;
+
+    public Gpt2Attention(Gpt2Config config, int layer, Gpt2Dropout dropout) : base(nameof(Gpt2Attention))
     {
         _heads = config.Heads;
         _width = config.Width;
-        _dropout = config.Dropout;
+        _dropout = dropout;
+        _queryFactor = (config.ScaleAttentionWeights ? 1.0 : Math.Sqrt(config.HeadDim)) * (config.ScaleByInverseLayerIndex ? 1.0 / (layer + 1) : 1.0);
         c_attn = Linear(config.Width, 3L * config.Width);
         c_proj = Linear(config.Width, config.Width);
         RegisterComponents();
@@ -52,7 +56,8 @@ public sealed class Gpt2Attention : Module
         long headDim = _width / _heads;
         using var qkv = hooks is null ? c_attn.forward(x) : hooks.Project(layer, Gpt2Projection.AttentionQkv, c_attn, x, training);
         Tensor[] parts = qkv.split(_width, -1);
-        using var q = parts[0].view(b, t, _heads, headDim).transpose(1, 2);
+        using var q0 = parts[0].view(b, t, _heads, headDim).transpose(1, 2);
+        using var q = _queryFactor == 1.0 ? q0.alias() : q0 * _queryFactor;
         Tensor k = parts[1].view(b, t, _heads, headDim).transpose(1, 2);
         Tensor v = parts[2].view(b, t, _heads, headDim).transpose(1, 2);
         foreach (var part in parts) part.Dispose();
@@ -66,7 +71,7 @@ public sealed class Gpt2Attention : Module
             v = vv;
         }
 
-        double p = training ? _dropout : 0.0;
+        double p = training ? _dropout.Rate : 0.0;
         using var y = mask is null
             ? functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: true)
             : functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: p);

@@ -12,12 +12,15 @@ public sealed class Gpt2Block : Module
     private readonly LayerNorm ln_2;
     private readonly Gpt2Mlp mlp;
 
-    public Gpt2Block(Gpt2Config config) : base(nameof(Gpt2Block))
+    /// <param name="config">The model's shape.</param>
+    /// <param name="layer">This block's index (0-based), for the attention's per-layer scale.</param>
+    /// <param name="dropout">The model's dropout rate, shared by all blocks.</param>
+    public Gpt2Block(Gpt2Config config, int layer, Gpt2Dropout dropout) : base(nameof(Gpt2Block))
     {
         ln_1 = LayerNorm(config.Width, config.LayerNormEps);
-        attn = new Gpt2Attention(config);
+        attn = new Gpt2Attention(config, layer, dropout);
         ln_2 = LayerNorm(config.Width, config.LayerNormEps);
-        mlp = new Gpt2Mlp(config);
+        mlp = new Gpt2Mlp(config, dropout);
         RegisterComponents();
     }
 

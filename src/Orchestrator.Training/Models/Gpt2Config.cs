@@ -16,10 +16,32 @@ public sealed record Gpt2Config(
     double Dropout = 0,
     double LayerNormEps = 1e-5)
 {
+    /// <summary>transformers' GPT2Config default for resid_pdrop, embd_pdrop and attn_pdrop.</summary>
+    public const double TransformersDefaultDropout = 0.1;
+
     private static readonly string[] Names = ["gpt2", "gpt2-medium", "gpt2-large", "small", "tiny", "test"];
 
     /// <summary>The preset names <see cref="Preset"/> knows.</summary>
     public static IReadOnlyList<string> PresetNames => Names;
+
+    /// <summary>
+    /// Hugging Face's <c>scale_attn_weights</c>: attention scores are divided by √<see cref="HeadDim"/> (true, GPT-2's
+    /// default). False leaves them unscaled.
+    /// </summary>
+    public bool ScaleAttentionWeights { get; init; } = true;
+
+    /// <summary>
+    /// Hugging Face's <c>scale_attn_by_inverse_layer_idx</c>: the scores of block i (0-based) are further divided by i + 1.
+    /// </summary>
+    public bool ScaleByInverseLayerIndex { get; init; }
+
+    /// <summary>
+    /// The factor by which the attention scores q·k of block <paramref name="layer"/> (0-based) are multiplied before the
+    /// softmax: 1/√HeadDim unless <see cref="ScaleAttentionWeights"/> is false, times 1/(layer + 1) with
+    /// <see cref="ScaleByInverseLayerIndex"/>.
+    /// </summary>
+    public double AttentionScale(int layer) =>
+        (ScaleAttentionWeights ? 1.0 / Math.Sqrt(HeadDim) : 1.0) * (ScaleByInverseLayerIndex ? 1.0 / (layer + 1) : 1.0);
 
     /// <summary>Width of one attention head.</summary>
     public int HeadDim => Width / Heads;
@@ -106,12 +128,18 @@ public sealed record Gpt2Config(
             ["initializer_range"] = 0.02,
             ["tie_word_embeddings"] = true,
         };
+        if (!ScaleAttentionWeights) node["scale_attn_weights"] = false;
+        if (ScaleByInverseLayerIndex) node["scale_attn_by_inverse_layer_idx"] = true;
         return node.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
     /// <summary>
-    /// Reads a Hugging Face GPT-2 config.json (or one written by <see cref="ToJson"/>). Missing dropout/epsilon take GPT-2's
-    /// defaults of this class; differing dropout rates are not supported and the residual rate wins.
+    /// Reads a Hugging Face GPT-2 config.json (or one written by <see cref="ToJson"/>). A missing <c>resid_pdrop</c> takes
+    /// transformers' default 0.1 and a missing epsilon 1e-5; differing dropout rates are not supported and the residual rate
+    /// wins (a cell's <c>training.base_dropout</c> replaces it anyway). The fields that change the attention maths are read:
+    /// <c>scale_attn_weights</c> and <c>scale_attn_by_inverse_layer_idx</c> are implemented; <c>reorder_and_upcast_attn</c>
+    /// only changes the order and precision of half-precision arithmetic, and every computation here is float32, so it is
+    /// the same maths and is accepted.
     /// </summary>
     public static Gpt2Config FromJson(string json)
     {
@@ -130,6 +158,12 @@ public sealed record Gpt2Config(
 
         int Required(string key) => root[key]?.GetValue<int>() ?? throw new FormatException($"config.json lacks '{key}'.");
         double Optional(string key, double fallback) => root[key]?.GetValue<double>() ?? fallback;
+        bool Flag(string key, bool fallback) => root[key] switch
+        {
+            null => fallback,
+            JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+            var other => throw new FormatException($"config.json: '{key}' must be true or false, got {other.ToJsonString()}."),
+        };
 
         return new Gpt2Config(
             Required("n_layer"),
@@ -137,7 +171,11 @@ public sealed record Gpt2Config(
             Required("n_embd"),
             Required("vocab_size"),
             Required("n_positions"),
-            Optional("resid_pdrop", 0),
-            Optional("layer_norm_epsilon", 1e-5)).Validate();
+            Optional("resid_pdrop", TransformersDefaultDropout),
+            Optional("layer_norm_epsilon", 1e-5))
+        {
+            ScaleAttentionWeights = Flag("scale_attn_weights", true),
+            ScaleByInverseLayerIndex = Flag("scale_attn_by_inverse_layer_idx", false),
+        }.Validate();
     }
 }

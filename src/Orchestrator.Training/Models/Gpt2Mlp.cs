@@ -9,11 +9,11 @@ public sealed class Gpt2Mlp : Module
 {
     private readonly Linear c_fc;
     private readonly Linear c_proj;
-    private readonly double _dropout;
+    private readonly Gpt2Dropout _dropout;
 
-    public Gpt2Mlp(Gpt2Config config) : base(nameof(Gpt2Mlp))
+    public Gpt2Mlp(Gpt2Config config, Gpt2Dropout dropout) : base(nameof(Gpt2Mlp))
     {
-        _dropout = config.Dropout;
+        _dropout = dropout;
         c_fc = Linear(config.Width, config.InnerWidth);
         c_proj = Linear(config.InnerWidth, config.Width);
         RegisterComponents();
@@ -31,6 +31,6 @@ public sealed class Gpt2Mlp : Module
         using var hidden = hooks is null ? c_fc.forward(x) : hooks.Project(layer, Gpt2Projection.MlpIn, c_fc, x, training);
         using var activated = functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh);
         using var projected = hooks is null ? c_proj.forward(activated) : hooks.Project(layer, Gpt2Projection.MlpOut, c_proj, activated, training);
-        return functional.dropout(projected, training ? _dropout : 0.0, training);
+        return functional.dropout(projected, training ? _dropout.Rate : 0.0, training);
     }
 }

@@ -37,13 +37,26 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
         Config = config;
         wte = new Gpt2Embedding(config.VocabSize, config.Width);
         wpe = new Gpt2Embedding(config.Positions, config.Width);
-        h = new ModuleList<Gpt2Block>(Enumerable.Range(0, config.Layers).Select(_ => new Gpt2Block(config)).ToArray());
+        _dropout = new Gpt2Dropout(config.Dropout);
+        h = new ModuleList<Gpt2Block>(Enumerable.Range(0, config.Layers).Select(i => new Gpt2Block(config, i, _dropout)).ToArray());
         ln_f = LayerNorm(config.Width, config.LayerNormEps);
         RegisterComponents();
         ResetParameters(seed);
     }
 
     public Gpt2Config Config { get; }
+
+    private readonly Gpt2Dropout _dropout;
+
+    /// <summary>
+    /// The dropout rate of the embedding, attention and residual dropout in training mode: the checkpoint's
+    /// (<see cref="Gpt2Config.Dropout"/>) until a trainer sets a cell's <c>training.base_dropout</c>.
+    /// </summary>
+    public double Dropout
+    {
+        get => _dropout.Rate;
+        set => _dropout.Rate = value;
+    }
 
     /// <summary>Validates the config and loads the native backend before the base constructor touches torch.</summary>
     private static string Prepare(Gpt2Config config)
@@ -235,7 +248,7 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
         }
 
         x = x + wpe.forward(positions);
-        x = functional.dropout(x, training ? Config.Dropout : 0.0, training);
+        x = functional.dropout(x, training ? _dropout.Rate : 0.0, training);
 
         if (attentionMask is not null && virtualTokens > 0 && attentionMask.dim() == 2 && attentionMask.shape[1] == t)
         {

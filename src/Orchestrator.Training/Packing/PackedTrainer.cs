@@ -21,8 +21,8 @@ namespace Orchestrator.Training.Packing;
 /// <see cref="CausalLmTrainer"/>, up to float rounding (the batch is padded further and the matmuls are larger); the tests
 /// check 1e-4 on losses and weights. With a fixed <see cref="PackMember.PadLength"/>, a member gets bit for bit what it gets
 /// in a pack of one (its rows have the same shape whoever its partners are; every operation on them is row by row), which
-/// is how <see cref="TrialRunner"/> trains packable cells alone. The base must have no dropout (its masks would be drawn
-/// from one shared stream).
+/// is how <see cref="TrialRunner"/> trains packable cells alone. Every member must train without base dropout
+/// (<see cref="TrainingOptions.BaseDropout"/> 0, or null on a base whose rate is 0): masks would be drawn from one shared stream.
 /// </para>
 /// </summary>
 public sealed class PackedTrainer
@@ -31,13 +31,6 @@ public sealed class PackedTrainer
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
-        if (model.Config.Dropout > 0)
-        {
-            throw new ArgumentException(
-                $"Packed training needs a base without dropout (this one has {model.Config.Dropout}): its dropout masks would come from one stream shared by the trials.",
-                nameof(model));
-        }
-
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Config.VocabSize} embeddings.", nameof(tokenizer));
@@ -68,6 +61,8 @@ public sealed class PackedTrainer
         ArgumentNullException.ThrowIfNull(finished);
         var active = new List<PackMember>();
         int steps = 0;
+        double checkpointDropout = Model.Dropout;
+        Model.Dropout = 0; // every member trains without base dropout (TryStart refuses the others)
         try
         {
             while (true)
@@ -123,6 +118,7 @@ public sealed class PackedTrainer
         finally
         {
             Model.train(false);
+            Model.Dropout = checkpointDropout;
         }
     }
 
@@ -141,6 +137,13 @@ public sealed class PackedTrainer
         {
             var options = member.Options.Validate();
             if (member.Train.Count == 0) throw new ArgumentException("The training set is empty.");
+            double rate = options.BaseDropoutOn(Model);
+            if (rate > 0)
+            {
+                throw new ArgumentException(
+                    $"Packed training needs a base without dropout (this trial's is {rate.ToString(System.Globalization.CultureInfo.InvariantCulture)}; train it alone, or with training.base_dropout: eval): its dropout masks would come from one stream shared by the trials.");
+            }
+
             if (member.Method is not IPackableMethod packable)
             {
                 throw new ArgumentException($"Method '{member.Method.Name}' cannot be packed (it changes base weights or hooks into the base other than row by row).");
@@ -252,17 +255,19 @@ public sealed class PackedTrainer
         bool any = false;
         foreach (var m in active)
         {
+            // The member's own loss: per target token, or per sequence (TrainingLoss.SequenceSum), as CausalLmTrainer.
             long targets = m.Batch.Sum(i => (long)m.TargetCounts[i]);
+            long divisor = m.Options.Loss == TrainingLoss.SequenceSum ? m.Batch.Length : targets;
             double loss = 0;
             for (int r = 0; r < m.Batch.Length; r++) loss += rowValues[row + r];
-            loss = targets > 0 ? loss / targets : double.NaN;
+            loss = targets > 0 ? loss / divisor : double.NaN;
             if (!double.IsFinite(loss))
             {
                 m.Error = new TrainingDivergedException(m.Step, loss);
             }
             else
             {
-                for (int r = 0; r < m.Batch.Length; r++) weights[row + r] = (float)(1.0 / targets);
+                for (int r = 0; r < m.Batch.Length; r++) weights[row + r] = (float)(1.0 / divisor);
                 m.StepLosses.Add(loss);
                 m.Tokens += m.Batch.Sum(i => (long)m.TrainSet[i].InputIds.Length);
                 any = true;

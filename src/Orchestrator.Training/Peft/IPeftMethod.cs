@@ -26,6 +26,14 @@ public interface IPeftMethod : IDisposable
     /// <summary>True when training changes base parameters (fine-tuning, FT-top, BitFit, Houlsby's LayerNorms): such a base cannot be shared.</summary>
     bool TrainsBaseWeights { get; }
 
+    /// <summary>
+    /// The dropout of the base while this method trains when the spec gives no <c>training.base_dropout</c>: <c>eval</c> or a
+    /// rate. Li &amp; Liang trained fine-tuning and adapters with GPT-2's dropout 0.1 and prefix-tuning with the base in eval
+    /// mode. Here: 0.1 (the default) for methods that train base weights or insert adapter modules; <c>eval</c> for methods that
+    /// keep the base frozen and add virtual tokens, key/values, low-rank or scaling terms (docs/training.md lists them).
+    /// </summary>
+    string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutGpt2;
+
     /// <summary>False for methods that only combine existing models at decoding time (the trainer then does nothing).</summary>
     bool Trains { get; }
 

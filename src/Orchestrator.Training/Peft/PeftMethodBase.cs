@@ -28,6 +28,9 @@ public abstract class PeftMethodBase : IPeftMethod
 
     public virtual bool TrainsBaseWeights => false;
 
+    /// <inheritdoc />
+    public virtual string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutGpt2;
+
     public virtual bool Trains => true;
 
     public virtual Gpt2Hooks? Hooks => null;

@@ -77,6 +77,16 @@ public static class PeftRegistry
         ChildTuningMethod.TaskFreeName, ChildTuningMethod.TaskDrivenName, BbtMethod.MethodName, AdapterFusionMethod.MethodName,
     ];
 
+    /// <summary>Each method's default <c>training.base_dropout</c> (<see cref="IPeftMethod.DefaultBaseDropout"/>), by name.</summary>
+    public static IReadOnlyDictionary<string, string> BaseDropoutDefaults { get; } = Factories.Keys.ToDictionary(
+        name => name,
+        name =>
+        {
+            using var method = Create(name, null);
+            return method.DefaultBaseDropout;
+        },
+        StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Names of the registered methods, sorted.</summary>
     public static IReadOnlyList<string> Names => Factories.Keys.ToArray();
 

@@ -17,7 +17,7 @@ public sealed class PeftTrainingContext
     /// <param name="trainable">What <see cref="IPeftMethod.Prepare"/> returned.</param>
     /// <param name="options">The training options (MaxSteps resolved from Epochs).</param>
     /// <param name="trainExamples">Number of training examples (indices 0 .. n−1).</param>
-    /// <param name="loss">Token-mean training loss of the examples with the given indices (see <see cref="Loss"/>).</param>
+    /// <param name="loss">Training loss of the examples with the given indices (see <see cref="Loss"/>).</param>
     /// <param name="cancellationToken">The run's cancellation.</param>
     public PeftTrainingContext(
         Gpt2Model model,
@@ -51,7 +51,7 @@ public sealed class PeftTrainingContext
     public long LossEvaluations { get; private set; }
 
     /// <summary>
-    /// The token-mean cross-entropy of the training examples with indices <paramref name="examples"/>, through the method's
+    /// The training loss (<see cref="TrainingOptions.Loss"/>) of the training examples with indices <paramref name="examples"/>, through the method's
     /// forward (<see cref="PeftForward.Logits"/>), in the model's current mode. Differentiable unless called under no_grad.
     /// The result belongs to the caller's DisposeScope.
     /// </summary>

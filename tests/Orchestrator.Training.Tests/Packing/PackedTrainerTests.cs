@@ -25,7 +25,7 @@ public sealed class PackedTrainerTests
         return
         [
             new("a", TestData.CopyTask(12, 3, seed: 1), TestData.CopyTask(5, 3, seed: 11), new TrainingOptions(8, 4, lr, 2, 3, Seed: 0)),
-            new("b", TestData.CopyTask(20, 4, seed: 2, reverse: true), TestData.CopyTask(4, 4, seed: 12), new TrainingOptions(5, 3, lr * 0.5, 1, 2, Seed: 1)),
+            new("b", TestData.CopyTask(20, 4, seed: 2, reverse: true), TestData.CopyTask(4, 4, seed: 12), new TrainingOptions(5, 3, lr * 0.5, 1, 2, Seed: 1) { Loss = TrainingLoss.SequenceSum }),
             new("c", TestData.CopyTask(7, 2, seed: 3), TestData.CopyTask(3, 2, seed: 13), new TrainingOptions(10, 5, lr, 0, 4, Seed: 2)),
         ];
     }
@@ -217,7 +217,7 @@ public sealed class PackedTrainerTests
     }
 
     [Fact]
-    public void A_cancelled_trial_leaves_and_a_base_with_dropout_is_refused()
+    public void A_cancelled_trial_leaves_and_a_trial_that_keeps_its_bases_dropout_is_refused()
     {
         var trial = Trials("prompt")[0];
         using var shared = Base();
@@ -235,9 +235,21 @@ public sealed class PackedTrainerTests
         Assert.IsAssignableFrom<OperationCanceledException>(done["stopped"].Error);
         Assert.Equal(trial.Options.MaxSteps, done["kept"].Report!.StepLosses.Count);
 
+        // A base with dropout: a trial that keeps it is refused; one with base_dropout eval (0) trains, without dropout.
         using var dropping = new Gpt2Model(Gpt2Config.Preset("tiny", Tokenizer.VocabSize) with { Dropout = 0.1 }, seed: 3);
-        var refused = Assert.Throws<ArgumentException>(() => new PackedTrainer(dropping, Tokenizer));
-        Assert.Contains("without dropout", refused.Message, StringComparison.Ordinal);
+        using var keeps = PeftRegistry.Create("lora", Options("lora"));
+        using var evalMode = PeftRegistry.Create("lora", Options("lora"));
+        var onDropping = new Queue<PackMember>(
+        [
+            new PackMember("keeps", keeps, trial.Train, trial.Dev, trial.Options),
+            new PackMember("eval", evalMode, trial.Train, trial.Dev, trial.Options with { BaseDropout = 0 }),
+        ]);
+        var outcome = new Dictionary<string, PackMember>();
+        new PackedTrainer(dropping, Tokenizer).Run(2, () => onDropping.Count > 0 ? onDropping.Dequeue() : null, m => outcome[m.Id] = m);
+        Assert.Contains("without dropout", Assert.IsType<ArgumentException>(outcome["keeps"].Error).Message, StringComparison.Ordinal);
+        Assert.Null(outcome["eval"].Error);
+        Assert.Equal(trial.Options.MaxSteps, outcome["eval"].Report!.StepLosses.Count);
+        Assert.Equal(0.1, dropping.Dropout);
     }
 
     private static Dictionary<string, float[]> Weights(IPeftMethod method) =>

@@ -54,6 +54,18 @@ internal sealed class HfGpt2Fixture
     /// <summary>Hugging Face names (no prefix) → (shape, values as written: rounded by <see cref="Write"/>).</summary>
     public Dictionary<string, (long[] Shape, double[] Values)> Tensors { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>config.json's <c>scale_attn_weights</c> (written only when false): scores divided by √head_dim.</summary>
+    public bool ScaleAttnWeights { get; init; } = true;
+
+    /// <summary>config.json's <c>scale_attn_by_inverse_layer_idx</c> (written when true): block l's scores also divided by l + 1.</summary>
+    public bool ScaleAttnByInverseLayerIdx { get; init; }
+
+    /// <summary>config.json's <c>reorder_and_upcast_attn</c> (written when true): the same maths in float32.</summary>
+    public bool ReorderAndUpcastAttn { get; init; }
+
+    /// <summary>Leave the three dropout rates out of config.json (transformers then uses 0.1).</summary>
+    public bool OmitDropout { get; init; }
+
     private void Add(string name, long[] shape, double[] values) => Tensors[name] = (shape, values);
 
     /// <summary>
@@ -96,7 +108,9 @@ internal sealed class HfGpt2Fixture
         File.WriteAllText(Path.Combine(directory, "config.json"), $$"""
             {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
              "n_ctx": {{Positions}}, "n_embd": {{Width}}, "n_head": {{Heads}}, "n_layer": {{Layers}}, "n_positions": {{Positions}},
-             "layer_norm_epsilon": 1e-05, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "vocab_size": {{Vocab}}}
+             "layer_norm_epsilon": 1e-05, {{(OmitDropout ? "" : "\"resid_pdrop\": 0.0, \"embd_pdrop\": 0.0, \"attn_pdrop\": 0.0, ")}}
+             {{(ScaleAttnWeights ? "" : "\"scale_attn_weights\": false, ")}}{{(ScaleAttnByInverseLayerIdx ? "\"scale_attn_by_inverse_layer_idx\": true, " : "")}}
+             {{(ReorderAndUpcastAttn ? "\"reorder_and_upcast_attn\": true, " : "")}}"vocab_size": {{Vocab}}}
             """);
         WriteByteVocabulary(directory);
     }
@@ -159,7 +173,7 @@ internal sealed class HfGpt2Fixture
                     {
                         double s = 0;
                         for (int d = 0; d < hd; d++) s += qkv[i, h * hd + d] * qkv[j, c + h * hd + d];
-                        scores[j] = s / Math.Sqrt(hd);
+                        scores[j] = s * (ScaleAttnWeights ? 1 / Math.Sqrt(hd) : 1) * (ScaleAttnByInverseLayerIdx ? 1.0 / (l + 1) : 1);
                         max = Math.Max(max, scores[j]);
                     }
 

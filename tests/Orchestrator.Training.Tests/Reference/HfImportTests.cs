@@ -49,6 +49,70 @@ public sealed class HfImportTests : IDisposable
         Assert.True(expected.Cast<double>().Max() - expected.Cast<double>().Min() > 1, "the fixture's logits should not be trivial");
     }
 
+    [Theory]
+    [InlineData(false, false, false)]
+    [InlineData(true, true, false)]
+    [InlineData(false, true, true)]
+    [InlineData(true, false, true)]
+    public void Config_fields_that_change_the_attention_maths_are_honoured(bool unscaled, bool inverseLayer, bool reorder)
+    {
+        var fixture = new HfGpt2Fixture(layers: 3, heads: 2, width: 16, vocab: 260, positions: 32, seed: 8)
+        {
+            ScaleAttnWeights = !unscaled, ScaleAttnByInverseLayerIdx = inverseLayer, ReorderAndUpcastAttn = reorder,
+        };
+        string dir = Path.Combine(_root.FullName, $"attn-{unscaled}-{inverseLayer}-{reorder}");
+        fixture.Write(dir, "F32", false, false, false);
+        using var checkpoint = ModelCheckpoint.Load(dir);
+        Assert.Equal(!unscaled, checkpoint.Config.ScaleAttentionWeights);
+        Assert.Equal(inverseLayer, checkpoint.Config.ScaleByInverseLayerIndex);
+
+        int[] ids = [3, 77, 256, 12, 255, 0, 199, 42];
+        var expected = fixture.Logits(ids);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        double[] got = checkpoint.Model.forward(tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Length])).to_type(ScalarType.Float64).data<double>().ToArray();
+        double worst = 0;
+        for (int t = 0; t < ids.Length; t++)
+            for (int v = 0; v < fixture.Vocab; v++)
+                worst = Math.Max(worst, Math.Abs(got[t * fixture.Vocab + v] - expected[t, v]));
+        Assert.True(worst < 1e-4, $"max |logit difference| {worst:E2}");
+
+        // The flags matter: the reference without them differs.
+        if (unscaled || inverseLayer)
+        {
+            var plain = new HfGpt2Fixture(layers: 3, heads: 2, width: 16, vocab: 260, positions: 32, seed: 8);
+            var other = plain.Logits(ids);
+            double gap = 0;
+            for (int t = 0; t < ids.Length; t++)
+                for (int v = 0; v < fixture.Vocab; v++)
+                    gap = Math.Max(gap, Math.Abs(other[t, v] - expected[t, v]));
+            Assert.True(gap > 1e-3, $"the scaling should change the logits (gap {gap:E2})");
+        }
+
+        // Our export keeps the flags, so a re-load computes the same.
+        string again = Path.Combine(_root.FullName, $"attn-export-{unscaled}-{inverseLayer}-{reorder}");
+        ModelCheckpoint.Save(checkpoint.Model, checkpoint.Config, checkpoint.Tokenizer, again);
+        using var reloaded = ModelCheckpoint.Load(again);
+        Assert.Equal(checkpoint.Config, reloaded.Config);
+    }
+
+    [Fact]
+    public void A_missing_dropout_rate_is_transformers_default_and_a_malformed_flag_is_refused_by_name()
+    {
+        var fixture = new HfGpt2Fixture(layers: 1, heads: 2, width: 16, vocab: 260, positions: 32, seed: 2) { OmitDropout = true };
+        string dir = Path.Combine(_root.FullName, "no-dropout-keys");
+        fixture.Write(dir, "F32", false, false, false);
+        using (var checkpoint = ModelCheckpoint.Load(dir))
+        {
+            Assert.Equal(0.1, checkpoint.Config.Dropout);
+        }
+
+        string config = File.ReadAllText(Path.Combine(dir, "config.json"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.Replace("\"vocab_size\"", "\"scale_attn_by_inverse_layer_idx\": \"yes\", \"vocab_size\"", StringComparison.Ordinal));
+        var e = Assert.ThrowsAny<Exception>(() => ModelCheckpoint.Load(dir));
+        Assert.Contains("scale_attn_by_inverse_layer_idx", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Our_export_is_read_back_by_the_reference_and_by_us()
     {

@@ -32,6 +32,9 @@ namespace Orchestrator.Training.Peft.Bbt;
 /// </summary>
 public sealed class BbtMethod : PeftMethodBase
 {
+    /// <summary>Eval: black-box tuning queries the model as an inference service, and dropout would add noise to the losses CMA-ES compares.</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "bbt";
     public const string StoredName = "prompt_embeddings";
 

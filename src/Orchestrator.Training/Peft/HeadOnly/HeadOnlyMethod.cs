@@ -12,6 +12,9 @@ namespace Orchestrator.Training.Peft.HeadOnly;
 /// </summary>
 public sealed class HeadOnlyMethod : PeftMethodBase
 {
+    /// <summary>Eval: the base stays frozen and the method adds its own terms, so it trains as Li &amp; Liang trained their frozen-base method, prefix-tuning (and packs with other cells).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "head-only";
     public const string WeightName = "lm_head.weight";
     public const string BiasName = "lm_head.bias";

@@ -12,6 +12,9 @@ namespace Orchestrator.Training.Peft.IA3;
 /// </summary>
 public sealed class IA3Method : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
+    /// <summary>Eval: the base stays frozen and the method adds its own terms, so it trains as Li &amp; Liang trained their frozen-base method, prefix-tuning (and packs with other cells).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "ia3";
     public const string TargetsCAttn = "c_attn";
     public const string TargetsKv = "k,v";

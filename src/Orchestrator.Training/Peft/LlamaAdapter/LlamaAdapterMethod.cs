@@ -17,6 +17,9 @@ namespace Orchestrator.Training.Peft.LlamaAdapter;
 /// </summary>
 public sealed class LlamaAdapterMethod : PeftMethodBase
 {
+    /// <summary>Eval: adaption prompts are attention key/values like a prefix (and LLaMA itself has no dropout).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "llama-adapter";
     public const string GateScalar = "scalar";
     public const string GateHead = "head";
@@ -103,7 +106,7 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
             Tensor kv = functional.linear(adaption.Prompt, weight.narrow(0, d, 2 * d), bias.narrow(0, d, 2 * d)); // [1,K,2d]
             Tensor key = kv.narrow(2, 0, d).view(1, k, heads, headDim).transpose(1, 2);          // [1,H,K,hd]
             Tensor value = kv.narrow(2, d, d).view(1, k, heads, headDim).transpose(1, 2);
-            Tensor scores = q.matmul(key.transpose(2, 3)) / Math.Sqrt(headDim);                  // [B,H,T,K]
+            Tensor scores = q.matmul(key.transpose(2, 3)) * method.Model!.Config.AttentionScale(layer); // [B,H,T,K], scaled as the base's own scores
             Tensor weighted = functional.softmax(scores, -1).matmul(value);                     // [B,H,T,hd]
             weighted = method.Gate == GateScalar ? weighted * adaption.Gate : weighted * adaption.Gate.tanh();
             Tensor merged = weighted.transpose(1, 2).reshape(b, t, d);

@@ -16,6 +16,9 @@ namespace Orchestrator.Training.Peft.Lora;
 /// </summary>
 public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
+    /// <summary>Eval: the base stays frozen and the method adds its own terms, so it trains as Li &amp; Liang trained their frozen-base method, prefix-tuning (and packs with other cells).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "lora";
     public const string TargetsQv = "q,v";
     public const string TargetsCAttn = "c_attn";

@@ -19,6 +19,9 @@ namespace Orchestrator.Training.Peft.PromptTuning;
 /// </summary>
 public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
+    /// <summary>Eval: virtual tokens only, trained as Li &amp; Liang trained prefix-tuning (their embedding-only ablation ran in the same code).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "prompt";
     public const string StoredName = "prompt_embeddings";
 

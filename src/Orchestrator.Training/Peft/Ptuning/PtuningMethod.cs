@@ -15,6 +15,9 @@ namespace Orchestrator.Training.Peft.Ptuning;
 /// </summary>
 public sealed class PtuningMethod : PeftMethodBase
 {
+    /// <summary>Eval: virtual tokens only, trained as Li &amp; Liang trained prefix-tuning.</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string MethodName = "ptuning";
     public const string StoredName = "prompt_embeddings";
 

@@ -14,6 +14,9 @@ namespace Orchestrator.Training.Peft.Shared;
 /// </summary>
 public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
+    /// <summary>Eval: Li &amp; Liang trained prefix-tuning with the base in eval mode (no dropout).</summary>
+    public override string DefaultBaseDropout => Core.Specs.TrainingSpec.BaseDropoutEval;
+
     public const string StoredName = "prompt_embeddings";
 
     private readonly PrefixHooks _hooks;
