@@ -37,6 +37,13 @@ public interface ISweepStore
     /// <summary>The sweep's cells with their results (null where none yet); empty when the sweep does not exist.</summary>
     Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(string sweepId, CancellationToken ct = default);
 
+    /// <summary>
+    /// As <see cref="GetSweepCellsAsync(string, CancellationToken)"/>; without <paramref name="withOutputs"/> each result's
+    /// <see cref="CellResultRecord.Outputs"/> is left empty (not read), for views that count and aggregate cells: the decoded outputs
+    /// are most of a sweep's stored bytes.
+    /// </summary>
+    Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(string sweepId, bool withOutputs, CancellationToken ct = default);
+
     /// <summary>The training curve stored with the cell's current result (<see cref="CellResultRecord.CurveJson"/>), or null.</summary>
     Task<string?> GetCurveAsync(string cellKey, CancellationToken ct = default);
 }

@@ -342,7 +342,10 @@ internal sealed partial class ResultStore : IResultStore
     }
 
     public Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(
-        string sweepId, CancellationToken ct = default)
+        string sweepId, CancellationToken ct = default) => GetSweepCellsAsync(sweepId, withOutputs: true, ct);
+
+    public Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(
+        string sweepId, bool withOutputs, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(sweepId);
         return InTransactionAsync(write: false, async (_, _, db, token) =>
@@ -359,9 +362,11 @@ internal sealed partial class ResultStore : IResultStore
                     .Join(db.CellMetrics, sc => sc.CellKey, m => m.CellKey, (_, m) => m)
                     .ToListAsync(token).ConfigureAwait(false))
                 .ToLookup(m => m.CellKey, StringComparer.Ordinal);
-            var outputs = await members
-                .Join(db.CellOutputs, sc => sc.CellKey, o => o.CellKey, (_, o) => o)
-                .ToDictionaryAsync(o => o.CellKey, o => o.OutputsJson, StringComparer.Ordinal, token).ConfigureAwait(false);
+            var outputs = withOutputs
+                ? await members
+                    .Join(db.CellOutputs, sc => sc.CellKey, o => o.CellKey, (_, o) => o)
+                    .ToDictionaryAsync(o => o.CellKey, o => o.OutputsJson, StringComparer.Ordinal, token).ConfigureAwait(false)
+                : new Dictionary<string, string>(StringComparer.Ordinal);
 
             IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> list = cells
                 .OrderBy(c => c.Dataset, StringComparer.Ordinal)

@@ -18,7 +18,11 @@ public sealed record ProblemCell(string Key, string Label, string State, int Att
 /// <summary>A sweep's progress: the summary, per stage and method, the stage graph, and the cells that need attention.</summary>
 public sealed record SweepProgressView(
     SweepSummary Sweep, IReadOnlyList<MethodProgressRow> Methods, IReadOnlyList<StatusStage> Stages, IReadOnlyList<ProblemCell> Problems,
-    IReadOnlyList<string> Metrics);
+    IReadOnlyList<string> Metrics)
+{
+    /// <summary>How many cells failed or are blocked; <see cref="Problems"/> lists the first <see cref="ResultsApi.MaxProblemsShown"/>.</summary>
+    public int ProblemsTotal { get; init; }
+}
 
 /// <summary>A stage of a staged sweep, the stages it needs, and its cells by state.</summary>
 public sealed record StatusStage(string Stage, IReadOnlyList<string> Needs, int Total, IReadOnlyDictionary<string, int> Counts);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Orchestrator.Abstractions;
 using Orchestrator.Core.Aggregation;
@@ -41,12 +42,79 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
         return list;
     }
 
+    /// <summary>
+    /// The sweep's stored cells (without their outputs) as of the results fingerprint: read again only when a result was written,
+    /// a cell added or the sweep's status changed, so that a 100,000-cell sweep is read once, not on every request.
+    /// </summary>
+    private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct)
+    {
+        var v = await VersionAsync(sweep.SweepId);
+        var version = $"{sweep.CellCount}:{sweep.Status}:{v.Results}:{v.AttemptSum}:{v.LastFinishedAt}";
+        if (_stored.TryGetValue(sweep.SweepId, out var cached) && cached.Version == version)
+        {
+            return cached;
+        }
+
+        var fresh = new StoredSnapshot(version, await store.GetSweepCellsAsync(sweep.SweepId, withOutputs: false, ct));
+        _stored[sweep.SweepId] = fresh;
+        return fresh;
+    }
+
+    /// <summary>
+    /// <c>status</c>'s report: rebuilt when the stored results or the queue's counts change (the queue's per-cell list is read only
+    /// then), else the last one.
+    /// </summary>
     private async Task<(StatusReport Report, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> Stored)> StatusAsync(SweepRecord sweep, CancellationToken ct)
     {
-        var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
-        var stored = await store.GetSweepCellsAsync(sweep.SweepId, ct);
-        return (StatusReport.Build(sweep, queue, stored), stored);
+        var stored = await StoredAsync(sweep, ct);
+        var sweepGrain = grains.GetGrain<ISweepGrain>(sweep.SweepId);
+        var key = $"{stored.Version}|{await sweepGrain.GetProgressAsync()}";
+        if (_status.TryGetValue(sweep.SweepId, out var cached) && cached.Key == key && ReferenceEquals(cached.Stored, stored))
+        {
+            return (cached.Report, stored.Cells);
+        }
+
+        var report = StatusReport.Build(sweep, await sweepGrain.GetCellsAsync(), stored.Cells);
+        _status[sweep.SweepId] = new StatusSnapshot(key, stored, report);
+        return (report, stored.Cells);
     }
+
+    /// <summary>
+    /// The results fingerprint, read at most once a second per sweep however many pages and streams ask (on a 100,000-cell
+    /// SQLite sweep the query takes a few hundred milliseconds); concurrent requests share one read.
+    /// </summary>
+    private Task<ResultsVersion> VersionAsync(string sweepId)
+    {
+        var now = _time.GetUtcNow();
+        if (_versions.TryGetValue(sweepId, out var recent) && now - recent.At < VersionReuse && !recent.Read.IsFaulted && !recent.Read.IsCanceled)
+        {
+            return recent.Read;
+        }
+
+        // Not the caller's token: other requests may share this read after the caller went away.
+        var read = store.GetResultsVersionAsync(sweepId, CancellationToken.None);
+        _versions[sweepId] = (read, now);
+        return read;
+    }
+
+    private static readonly TimeSpan VersionReuse = TimeSpan.FromSeconds(1);
+
+    private readonly ConcurrentDictionary<string, (Task<ResultsVersion> Read, DateTimeOffset At)> _versions = new(StringComparer.Ordinal);
+
+    private sealed class StoredSnapshot(string version, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> cells)
+    {
+        public string Version { get; } = version;
+
+        public IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> Cells { get; } = cells;
+
+        /// <summary>The compute table of these results (built on first request).</summary>
+        public ComputeView? Compute { get; set; }
+    }
+
+    private sealed record StatusSnapshot(string Key, StoredSnapshot Stored, StatusReport Report);
+
+    private readonly ConcurrentDictionary<string, StoredSnapshot> _stored = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, StatusSnapshot> _status = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Elapsed: from submission to the last finish (complete) or to now. ETA: the cells still to run times the time per cell
@@ -72,12 +140,16 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
             .Select(g => new MethodProgressRow(g.Key.Stage, g.Key.Method, g.Count(),
                 g.GroupBy(c => c.State, StringComparer.Ordinal).ToDictionary(s => s.Key, s => s.Count(), StringComparer.Ordinal)))
             .ToList();
-        var problems = report.Cells.Where(c => c.State is "failed" or "blocked")
+        var problemCells = report.Cells.Where(c => c.State is "failed" or "blocked").ToList();
+        var problems = problemCells.Take(MaxProblemsShown)
             .Select(c => new ProblemCell(c.Key, Label(c), c.State, c.Attempts, c.Error ?? (c.State == "blocked" ? "a cell it needs failed" : null)))
             .ToList();
         var stages = report.Stages.Select(s => new StatusStage(s.Stage, s.Needs, s.Total, s.Counts)).ToList();
-        return new SweepProgressView(Summary(sweep, report, stored), methods, stages, problems, sweep.Metrics);
+        return new SweepProgressView(Summary(sweep, report, stored), methods, stages, problems, sweep.Metrics) { ProblemsTotal = problemCells.Count };
     }
+
+    /// <summary>The failed and blocked cells listed with the progress (the rest are in the cells list, filtered by state).</summary>
+    public const int MaxProblemsShown = 100;
 
     private static string Label(StatusReport.Cell c) =>
         $"{c.Method} n={c.Size} sub{c.Subsample} seed{c.Seed}" + (c.Split == "default" ? "" : $" [{c.Split}]");
@@ -104,7 +176,7 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     public async Task<ProgressEvent> ProgressEventAsync(SweepRecord sweep, CancellationToken ct)
     {
         var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetProgressAsync();
-        var version = await store.GetResultsVersionAsync(sweep.SweepId, ct);
+        var version = await VersionAsync(sweep.SweepId);
         return new ProgressEvent(sweep.SweepId, queue.Total, queue.Done, queue.Leased, queue.Pending, queue.Failed, queue.Blocked, queue.Waiting,
             queue.IsComplete, $"{version.Results}:{version.AttemptSum}:{version.LastFinishedAt}");
     }
@@ -146,8 +218,14 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
 
     public async Task<ComputeView> ComputeAsync(SweepRecord sweep, CancellationToken ct)
     {
-        var (rows, elapsed, cells) = ComputeReport.Build(await store.GetSweepCellsAsync(sweep.SweepId, ct));
-        return new ComputeView(rows.Select(r => new ComputeRow(r.Method, r.Cells, r.Packed, r.ReusedTraining, r.WallSeconds, N(r.MeanSeconds))).ToList(),
+        var stored = await StoredAsync(sweep, ct);
+        if (stored.Compute is { } cached)
+        {
+            return cached;
+        }
+
+        var (rows, elapsed, cells) = ComputeReport.Build(stored.Cells);
+        return stored.Compute = new ComputeView(rows.Select(r => new ComputeRow(r.Method, r.Cells, r.Packed, r.ReusedTraining, r.WallSeconds, N(r.MeanSeconds))).ToList(),
             elapsed, cells, elapsed > 0 ? cells / (elapsed / 3600) : null);
     }
 

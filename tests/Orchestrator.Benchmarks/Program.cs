@@ -12,6 +12,8 @@ public static class Program
         ["training"] = ("fp32 matmul peak; tokens/s, share of peak and memory of finetune/prefix/lora training on the tiny and gpt2 shapes", TrainingBenchmark.Run),
         ["packing"] = ("packed against sequential training of K = 1..16 prefix/lora trials on the tiny and gpt2 shapes (trial-steps/s, speed-up, share of peak)", PackingBenchmark.Run),
         ["cluster"] = ("cluster dispatch on loopback: results persisted/s with 1, 2, 4 worker processes; makespan overhead of 10,000 sleeping cells", args => ClusterBenchmark.RunAsync(args).GetAwaiter().GetResult()),
+        ["web"] = ("the results page on stored sweeps of 2,000 and 100,000 cells: each API request (p50/p95) and each page's load in headless Chromium (--cells, --iterations)",
+            args => WebBenchmark.RunAsync(args).GetAwaiter().GetResult()),
         ["results"] = ("aggregate and paired-comparison latency (p50/p95) over 100,000 result rows in PostgreSQL", args => ResultsBenchmark.RunAsync(args).GetAwaiter().GetResult()),
     };
 

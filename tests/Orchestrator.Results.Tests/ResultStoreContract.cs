@@ -253,6 +253,13 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
         AssertSameResult(failed, rows[2].Result);
         Assert.Equal("diverged", rows[2].Result!.Error);
         Assert.Empty(await Store.GetSweepCellsAsync(K("missing")));
+
+        // Without outputs: the same cells and results, the outputs left out.
+        var lean = await Store.GetSweepCellsAsync(K("s"), withOutputs: false);
+        Assert.Equal(rows.Select(r => r.Cell), lean.Select(r => r.Cell));
+        AssertSameResult(succeeded with { Outputs = [] }, lean[0].Result);
+        Assert.Null(lean[1].Result);
+        AssertSameResult(failed, lean[2].Result);
     }
 
     [Fact]

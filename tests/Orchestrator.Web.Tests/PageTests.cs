@@ -5,7 +5,7 @@ using Orchestrator.Cli;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Worker;
-using Orchestrator.Web.Tests.Browser;
+using Orchestrator.TestKit.Browser;
 
 namespace Orchestrator.Web.Tests;
 

@@ -60,10 +60,10 @@ public sealed class SweepFixture : IAsyncLifetime
 
     public string BaseUrl => Page.LocalUrl.TrimEnd('/');
 
-    private Task<Browser.Chromium>? _browser;
+    private Task<Orchestrator.TestKit.Browser.Chromium>? _browser;
 
     /// <summary>The one headless Chromium of the page tests, started on first use (the API tests need none).</summary>
-    public Task<Browser.Chromium> BrowserAsync() => _browser ??= Browser.Chromium.StartAsync();
+    public Task<Orchestrator.TestKit.Browser.Chromium> BrowserAsync() => _browser ??= Orchestrator.TestKit.Browser.Chromium.StartAsync();
 
     public async Task InitializeAsync()
     {

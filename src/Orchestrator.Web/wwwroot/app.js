@@ -193,6 +193,8 @@ async function sweepView(id) {
           Object.entries(st.counts).map(([k, v]) => `${v} ${k === 'leased' ? 'running' : k}`).join(', ') + ')' +
           (st.needs.length ? ` ← needs ${st.needs.join(', ')}` : ''))))),
       h('h2', {}, 'Failed and blocked cells'),
+      p.problems_total > p.problems.length ? h('p', { class: 'muted', id: 'problems-more' }, `The first ${p.problems.length} of ${p.problems_total}; all of them: `,
+        h('a', { href: '#/sweep/' + enc(id) + '/cells?state=failed' }, 'failed'), ', ', h('a', { href: '#/sweep/' + enc(id) + '/cells?state=blocked' }, 'blocked'), '.') : null,
       p.problems.length === 0 ? h('p', { class: 'muted', id: 'no-problems' }, 'None.') :
         table('problems-table', [{ key: 'cell', label: 'cell' }, { key: 'state', label: 'state' }, { key: 'attempts', label: 'attempts', num: 1 },
           { key: 'reason', label: 'reason' }], p.problems.map(c => h('tr', {},

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Orchestrator.Web.Tests.Browser;
+namespace Orchestrator.TestKit.Browser;
 
 /// <summary>
 /// One tab of <see cref="Chromium"/>: navigates, evaluates JavaScript (results come back as JSON), and records every error the

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Orchestrator.Web.Tests.Browser;
+namespace Orchestrator.TestKit.Browser;
 
 /// <summary>
 /// A real headless Chromium (Debian's <c>chromium</c> package), driven over the Chrome DevTools Protocol on its WebSocket:
