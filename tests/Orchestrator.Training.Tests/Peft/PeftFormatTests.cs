@@ -33,15 +33,12 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
         { "finetune", "", null },
         { "ft-top2", "layers=1", null },
         { "bitfit", "", null },
-        { "adapter", "bottleneck=4", null },
-        { "adapter-houlsby", "bottleneck=4", null },
-        { "adapter-parallel", "bottleneck=4", null },
-        { "proxy", "", null },
         { "ln-tuning", "", null },
-        { "head-only", "bias=true", null },
+        { "head-only", "bias=false", null },
+        { "prompt", "length=3;init=text;init_text=a b", "PROMPT_TUNING" },
+        { "prompt", "length=2;init=uniform", "PROMPT_TUNING" },
         { "child-tuning-d", "", null },
         { "bbt", "length=2;dim=8", "PROMPT_TUNING" },
-        { "adapter-fusion", "bottleneck=8", null },
     };
 
     private static Dictionary<string, string> Options(string spec) =>
@@ -84,7 +81,9 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
 
         if (peftType is not null)
         {
-            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile)))!.AsObject();
+            string json = File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile));
+            Assert.Empty(PeftConfigRules.Problems(json)); // PEFT's own rules for this type accept it
+            var config = JsonNode.Parse(json)!.AsObject();
             Assert.Equal(peftType, config["peft_type"]!.GetValue<string>());
             Assert.Equal("CAUSAL_LM", config["task_type"]!.GetValue<string>());
             Assert.Equal("test/tiny-base", config["base_model_name_or_path"]!.GetValue<string>());
@@ -119,6 +118,105 @@ public sealed class PeftFormatTests(PeftTaskFixture fixture, ITestOutputHelper o
         using var imported = HfPeftFormat.Import(fresh, _dir, new PeftContext(0, fixture.Tokenizer));
         Tensor actual = Logits(imported, fresh);
         Assert.True(actual.allclose(expected, rtol: 1e-4, atol: 1e-5), $"{name} ({options}): outputs differ after export/import");
+    }
+
+    public static TheoryData<string, string, string> Refused() => new()
+    {
+        { "adapter", "bottleneck=4", "drop its adapter tensors" },
+        { "adapter-houlsby", "bottleneck=4", "drop its adapter tensors" },
+        { "adapter-parallel", "bottleneck=4", "drop its adapter tensors" },
+        { "adapter-fusion", "bottleneck=8", "drop its adapter tensors" },
+        { "head-only", "bias=true", "has no bias" },
+        { "proxy", "", "expert alone" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Refused))]
+    public void A_method_whose_folder_would_load_as_something_else_is_refused_and_nothing_is_written(string name, string options, string reason)
+    {
+        using var scope = NewDisposeScope();
+        using var model = fixture.NewBase();
+        using var method = PreparedAndPerturbed(model, name, options);
+        var e = Assert.Throws<NotSupportedException>(() => HfPeftFormat.Export(method, model, _dir, "test/tiny-base"));
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+        Assert.Contains("PeftCheckpoint", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir));
+    }
+
+    [Fact]
+    public void A_text_initialised_prompt_is_labelled_TEXT_only_with_a_tokenizer_and_with_the_text_PEFT_tokenises_to_our_ids()
+    {
+        using var scope = NewDisposeScope();
+        using var model = fixture.NewBase();
+        using var method = PreparedAndPerturbed(model, "prompt", "length=4;init=text;init_text=a b c");
+
+        HfPeftFormat.Export(method, model, _dir, "test/tiny-base");
+        string json = File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile));
+        Assert.Empty(PeftConfigRules.Problems(json));
+        var config = JsonNode.Parse(json)!.AsObject();
+        Assert.Equal("TEXT", config["prompt_tuning_init"]!.GetValue<string>());
+        Assert.Equal("test/tiny-base", config["tokenizer_name_or_path"]!.GetValue<string>());
+        // PEFT: tokenizer(prompt_tuning_init_text)["input_ids"], repeated or cut to the virtual tokens; ours: ' ' + text.
+        string text = config["prompt_tuning_init_text"]!.GetValue<string>();
+        Assert.Equal(" a b c", text); // for GPT-2's BPE " a" and "a" are different tokens: PEFT must see the space
+        var peftIds = fixture.Tokenizer.Encode(text);
+        var ourIds = fixture.Tokenizer.Encode(" a b c");
+        Assert.Equal(ourIds, peftIds);
+
+        // Without a tokenizer PEFT refuses TEXT: the file says RANDOM (PEFT reads it only to initialise a new prompt).
+        Directory.Delete(_dir, recursive: true);
+        HfPeftFormat.Export(method, model, _dir);
+        string bare = File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile));
+        Assert.Empty(PeftConfigRules.Problems(bare));
+        Assert.Equal("RANDOM", JsonNode.Parse(bare)!["prompt_tuning_init"]!.GetValue<string>());
+        Assert.Null(JsonNode.Parse(bare)!["tokenizer_name_or_path"]);
+
+        // What an old export wrote is what PEFT refuses, and the rules say so.
+        Assert.Contains(PeftConfigRules.Problems(bare.Replace("\"RANDOM\"", "\"TEXT\"", StringComparison.Ordinal)),
+            p => p.Contains("tokenizer_name_or_path can't be None", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_vocabulary_sample_is_SAMPLE_VOCAB_only_when_it_covers_every_embedding_row()
+    {
+        using var scope = NewDisposeScope();
+        using (var model = fixture.NewBase())
+        using (var method = PreparedAndPerturbed(model, "prompt", "length=3;init=vocab"))
+        {
+            Assert.Equal(model.Config.VocabSize, ((Orchestrator.Training.Peft.PromptTuning.PromptTuningMethod)method).SampledVocabulary);
+            HfPeftFormat.Export(method, model, _dir);
+            Assert.Equal("SAMPLE_VOCAB", JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile)))!["prompt_tuning_init"]!.GetValue<string>());
+        }
+
+        // A base with more embedding rows than the tokenizer has ids: the sample does not reach them.
+        Directory.Delete(_dir, recursive: true);
+        using var wider = new Gpt2Model(fixture.Config with { VocabSize = fixture.Config.VocabSize + 8 }, seed: 1);
+        using var prompt = PeftRegistry.Create("prompt", Options("length=3;init=vocab"));
+        prompt.Prepare(wider, fixture.Context("prompt", 3));
+        HfPeftFormat.Export(prompt, wider, _dir);
+        string json = File.ReadAllText(Path.Combine(_dir, HfPeftFormat.AdapterConfigFile));
+        Assert.Empty(PeftConfigRules.Problems(json));
+        Assert.Equal("RANDOM", JsonNode.Parse(json)!["prompt_tuning_init"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void The_PEFT_rules_of_the_test_refuse_what_PEFT_refuses()
+    {
+        // The validator can fail: each rule on a file PEFT rejects.
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "IA3", "target_modules": ["c_attn"], "feedforward_modules": ["mlp.c_proj"]}"""),
+            p => p.Contains("subset", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "LORA", "r": 4, "target_modules": "c_attn", "layers_to_transform": [0]}"""),
+            p => p.Contains("`layers_to_transform` cannot be used", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "LORA", "r": 0}"""), p => p.Contains("positive", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 3, "prompt_tuning_init": "TEXT", "tokenizer_name_or_path": "gpt2"}"""),
+            p => p.Contains("prompt_tuning_init_text can't be None", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "P_TUNING", "num_virtual_tokens": 3, "encoder_reparameterization_type": "GRU"}"""),
+            p => p.Contains("GRU", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 3, "task_type": "CAUSAL"}"""),
+            p => p.Contains("Invalid task type", StringComparison.Ordinal));
+        Assert.Contains(PeftConfigRules.Problems("""{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 3, "orchestrator": 1}"""),
+            p => p.Contains("no field 'orchestrator'", StringComparison.Ordinal));
+        Assert.Empty(PeftConfigRules.Problems("""{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 3, "task_type": "CAUSAL_LM"}"""));
     }
 
     [Fact]

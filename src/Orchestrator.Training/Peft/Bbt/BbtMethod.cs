@@ -78,6 +78,12 @@ public sealed class BbtMethod : PeftMethodBase
 
     public string Init { get; }
 
+    /// <summary>
+    /// With init=vocab, after Prepare: how many ids the initialisation sampled from (ids 0 .. n−1); null otherwise or when
+    /// loaded. PEFT's SAMPLE_VOCAB samples the whole embedding matrix, so an export names it only when n is all of it.
+    /// </summary>
+    public int? SampledVocabulary { get; private set; }
+
     public string? InitText { get; }
 
     /// <summary>The CMA-ES state of the current training run (null before training).</summary>
@@ -108,6 +114,7 @@ public sealed class BbtMethod : PeftMethodBase
         PeftInit.Normal(_projection, embeddingStd / (Math.Sqrt(Dim) * Sigma), generator);
         if (Init != "zero")
         {
+            SampledVocabulary = Init == "vocab" ? PromptInit.VocabularyLimit(context, config) : null;
             long[] ids = Init == "text" ? PromptInit.TextIds(context, MethodName, InitText!, Length) : PromptInit.VocabularyIds(context, config, Length);
             using var index = tensor(ids, ScalarType.Int64, model.Device);
             _offset.copy_(model.TokenEmbeddings.index_select(0, index).flatten());

@@ -23,13 +23,15 @@ namespace Orchestrator.Training.Peft.HuggingFace;
 /// Export and import in the Hugging Face PEFT format (PEFT_METHODS.md §5): <c>adapter_config.json</c> (sorted keys, indent 2)
 /// and <c>adapter_model.safetensors</c> (metadata format=pt) for LoRA (LORA), prefix-tuning and P-tuning v2 (PREFIX_TUNING,
 /// the materialised inference form), prompt tuning (PROMPT_TUNING), P-tuning (P_TUNING, the encoder's output), IA3 and
-/// LLaMA-Adapter with the scalar gate (ADAPTION_PROMPT). Methods PEFT has no type for are written as a full Hugging Face
-/// GPT-2 checkpoint (<c>config.json</c> + <c>model.safetensors</c>, <c>transformer.*</c> keys, Conv1D weights [in, out]):
-/// the base with the method's weights (fine-tuning, FT-top, BitFit), plus the adapters' own tensors under
-/// <c>transformer.h.{i}.adapter*</c> (adapters), the untied <c>lm_head.weight</c> (head-only, with
-/// <c>tie_word_embeddings: false</c>), or proxy-tuning's expert; <c>config.json</c> then names the method under
-/// <c>orchestrator_peft</c> so that <see cref="Import"/> can rebuild it. Black-box tuning exports its materialised prompt as
-/// PROMPT_TUNING (it imports as prompt tuning).
+/// LLaMA-Adapter with the scalar gate (ADAPTION_PROMPT). Methods PEFT has no type for whose weights are a plain GPT-2 are
+/// written as a full Hugging Face GPT-2 checkpoint (<c>config.json</c> + <c>model.safetensors</c>, <c>transformer.*</c> keys,
+/// Conv1D weights [in, out]): the base with the method's weights (fine-tuning, FT-top, BitFit, LN-tuning, Child-Tuning) or
+/// the untied <c>lm_head.weight</c> (head-only without bias, <c>tie_word_embeddings: false</c>); <c>config.json</c> then
+/// names the method under <c>orchestrator_peft</c> so that <see cref="Import"/> can rebuild it. Adapters, AdapterFusion,
+/// head-only with a bias and proxy-tuning are refused (<see cref="FullCheckpointRefusal"/>): transformers would load their
+/// folder as something else. Folders written before that rule (adapters' tensors under <c>transformer.h.{i}.adapter*</c>,
+/// proxy's expert) still import here. Black-box tuning exports its materialised prompt as PROMPT_TUNING (it imports as
+/// prompt tuning).
 /// </summary>
 public static class HfPeftFormat
 {
@@ -57,12 +59,25 @@ public static class HfPeftFormat
     /// <summary>
     /// Writes <paramref name="method"/> (prepared or loaded on <paramref name="model"/>) to <paramref name="directory"/>.
     /// </summary>
-    /// <exception cref="NotSupportedException">A variant PEFT cannot express (LLaMA-Adapter with per-head gates).</exception>
-    public static void Export(IPeftMethod method, Gpt2Model model, string directory, string? baseModelNameOrPath = null)
+    /// <exception cref="NotSupportedException">
+    /// A variant PEFT cannot express (LLaMA-Adapter with per-head gates), or a method whose full checkpoint Hugging Face would
+    /// load as something else (<see cref="FullCheckpointRefusal"/>): nothing is written then.
+    /// </exception>
+    /// <param name="tokenizerNameOrPath">
+    /// The tokenizer PEFT would load to initialise a new prompt from text (<c>tokenizer_name_or_path</c>); defaults to
+    /// <paramref name="baseModelNameOrPath"/> (a GPT-2 folder carries its tokenizer). Without either, a text-initialised prompt
+    /// is labelled RANDOM: PEFT refuses TEXT without a tokenizer.
+    /// </param>
+    public static void Export(IPeftMethod method, Gpt2Model model, string directory, string? baseModelNameOrPath = null, string? tokenizerNameOrPath = null)
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
+        if (PeftTypeOf(method) is null && FullCheckpointRefusal(method) is { } reason)
+        {
+            throw new NotSupportedException(reason); // before anything is written
+        }
+
         Directory.CreateDirectory(directory);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -83,19 +98,13 @@ public static class HfPeftFormat
                 break;
             case PromptTuningMethod prompt:
                 fields = PromptLearning(config, prompt.Length);
-                fields["prompt_tuning_init"] = prompt.Init switch { "text" => "TEXT", "vocab" => "SAMPLE_VOCAB", _ => "RANDOM" };
-                fields["prompt_tuning_init_text"] = prompt.InitText;
-                fields["tokenizer_name_or_path"] = null;
-                fields["tokenizer_kwargs"] = null;
+                PromptInitFields(fields, prompt.Init, prompt.InitText, prompt.SampledVocabulary, config, tokenizerNameOrPath ?? baseModelNameOrPath);
                 tensors.Add(new("prompt_embeddings", stored[PromptTuningMethod.StoredName]));
                 break;
             case BbtMethod bbt:
                 // The inference form of black-box tuning is a plain prompt: it imports as prompt tuning.
                 fields = PromptLearning(config, bbt.Length);
-                fields["prompt_tuning_init"] = bbt.Init switch { "text" => "TEXT", "vocab" => "SAMPLE_VOCAB", _ => "RANDOM" };
-                fields["prompt_tuning_init_text"] = bbt.InitText;
-                fields["tokenizer_name_or_path"] = null;
-                fields["tokenizer_kwargs"] = null;
+                PromptInitFields(fields, bbt.Init, bbt.InitText, bbt.SampledVocabulary, config, tokenizerNameOrPath ?? baseModelNameOrPath);
                 tensors.Add(new("prompt_embeddings", stored[BbtMethod.StoredName]));
                 break;
             case PtuningMethod ptuning:
@@ -165,6 +174,45 @@ public static class HfPeftFormat
         }
 
         throw new FileNotFoundException($"{directory} has neither {AdapterConfigFile} (PEFT) nor {FullConfigFile} (full checkpoint).");
+    }
+
+    /// <summary>
+    /// Why <paramref name="method"/> cannot be exported as a full Hugging Face checkpoint, or null when it can. transformers
+    /// loads such a folder as a plain GPT2LMHeadModel and silently drops tensors it does not know: adapters' modules (the
+    /// folder would evaluate as the base model), a head-only bias (GPT-2's lm_head has none) and proxy-tuning's decoding-time
+    /// mixture (the folder would be the expert alone). The AdapterHub <c>adapters</c> format is not written by this tool.
+    /// </summary>
+    public static string? FullCheckpointRefusal(IPeftMethod method)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        const string Keep = "keep the cell's own checkpoint (PeftCheckpoint: orchestrator generate --adapter and reproduce read it)";
+        return method switch
+        {
+            Adapter.AdapterMethod or AdapterHoulsby.AdapterHoulsbyMethod or AdapterParallel.AdapterParallelMethod or AdapterFusion.AdapterFusionMethod =>
+                $"{method.Name} has no Hugging Face PEFT type, and as a full GPT-2 checkpoint transformers would drop its adapter tensors without a word and " +
+                $"evaluate the base model; the AdapterHub 'adapters' format is not written by this tool: {Keep}",
+            HeadOnlyMethod { Bias: true } =>
+                $"head-only with bias=true: transformers' GPT-2 output layer has no bias, so a full checkpoint would load without it; export bias=false or {Keep}",
+            ProxyMethod =>
+                $"proxy-tuning mixes base, expert and anti-expert logits at decoding time; a full checkpoint would load as the expert alone: {Keep}",
+            _ => null,
+        };
+    }
+
+    /// <summary>
+    /// PEFT's prompt initialisation fields, labelled only as PEFT would reproduce them: TEXT with <c>' ' + text</c> (PEFT
+    /// tokenises the text as given and adds no special tokens for GPT-2, so it gets our ids) and the tokenizer, and only when
+    /// a tokenizer is named (PEFT refuses TEXT without one); SAMPLE_VOCAB only when the sample covered every embedding row,
+    /// as PEFT's does; RANDOM otherwise. PEFT reads the field only to initialise a new prompt; the trained prompt is the weights.
+    /// </summary>
+    private static void PromptInitFields(JsonObject fields, string init, string? initText, int? sampledVocabulary, Gpt2Config config, string? tokenizer)
+    {
+        bool text = init == "text" && initText is not null && !string.IsNullOrEmpty(tokenizer);
+        bool wholeVocabulary = init == "vocab" && sampledVocabulary == config.VocabSize;
+        fields["prompt_tuning_init"] = text ? "TEXT" : wholeVocabulary ? "SAMPLE_VOCAB" : "RANDOM";
+        fields["prompt_tuning_init_text"] = text ? " " + initText : null;
+        fields["tokenizer_name_or_path"] = text ? tokenizer : null;
+        fields["tokenizer_kwargs"] = null;
     }
 
     private static JsonObject PromptLearning(Gpt2Config config, int virtualTokens) => new()
@@ -251,7 +299,7 @@ public static class HfPeftFormat
 
     private static void ExportFull(IPeftMethod method, Gpt2Model model, string directory, string? baseModelNameOrPath)
     {
-        Gpt2Model weightsOf = method is ProxyMethod proxy ? ProxyExpert(proxy) : model;
+        Gpt2Model weightsOf = model;
         var config = JsonNode.Parse(weightsOf.Config.ToJson())!.AsObject();
         var options = new JsonObject();
         foreach (var (k, v) in method.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal)) options[k] = v;
@@ -271,22 +319,16 @@ public static class HfPeftFormat
             tensors.Add(new("transformer." + name, IsConv1D(name) ? p.detach().t().contiguous() : p.detach()));
         }
 
-        if (method is not ProxyMethod)
+        foreach (var (name, t) in method.StoredTensors().Where(kv => !baseNames.Contains(kv.Key)))
         {
-            foreach (var (name, t) in method.StoredTensors().Where(kv => !baseNames.Contains(kv.Key)))
-            {
-                // The output layer sits beside the transformer in Hugging Face's GPT2LMHeadModel (lm_head.weight).
-                tensors.Add(new(name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : "transformer." + name, t.detach()));
-            }
+            // The output layer sits beside the transformer in Hugging Face's GPT2LMHeadModel (lm_head.weight).
+            tensors.Add(new(name.StartsWith("lm_head.", StringComparison.Ordinal) ? name : "transformer." + name, t.detach()));
         }
 
         SafeTensors.Save(Path.Combine(directory, FullWeightsFile),
             tensors.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.to_type(ScalarType.Float32))),
             new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Orchestrator.Training" });
     }
-
-    private static Gpt2Model ProxyExpert(ProxyMethod proxy) =>
-        proxy.ExpertModel ?? throw new InvalidOperationException("The proxy method has no expert (prepare or load it first).");
 
     private static IPeftMethod ImportFull(Gpt2Model model, string directory, string configPath, PeftContext context)
     {
@@ -446,7 +488,10 @@ public static class HfPeftFormat
         {
             case "TEXT":
                 options["init"] = "text";
-                options["init_text"] = cfg["prompt_tuning_init_text"]?.GetValue<string>() ?? "";
+                // Our init_text gets a leading space before tokenising; PEFT tokenises the text as written (our exports
+                // write ' ' + text), so one leading space is ours.
+                string text = cfg["prompt_tuning_init_text"]?.GetValue<string>() ?? "";
+                options["init_text"] = text.StartsWith(' ') ? text[1..] : text;
                 break;
             case "SAMPLE_VOCAB":
                 options["init"] = "vocab";

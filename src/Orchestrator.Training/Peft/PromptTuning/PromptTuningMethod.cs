@@ -46,6 +46,12 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
 
     public string Init { get; }
 
+    /// <summary>
+    /// With init=vocab, after Prepare: how many ids the initialisation sampled from (ids 0 .. n−1); null otherwise or when
+    /// loaded. PEFT's SAMPLE_VOCAB samples the whole embedding matrix, so an export names it only when n is all of it.
+    /// </summary>
+    public int? SampledVocabulary { get; private set; }
+
     public string? InitText { get; }
 
     public static PromptTuningMethod Create(PeftOptionReader options) => new(options);
@@ -78,6 +84,7 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
                 CopyFromDependency(_prompt, model, context);
                 break;
             default:
+                SampledVocabulary = Init == "vocab" ? PromptInit.VocabularyLimit(context, config) : null;
                 long[] ids = Init == "text" ? PromptInit.TextIds(context, MethodName, InitText!, Length) : PromptInit.VocabularyIds(context, config, Length);
                 using (var scope = NewDisposeScope())
                 {

@@ -11,10 +11,14 @@ internal static class PromptInit
     /// <summary><paramref name="length"/> ids drawn uniformly from the first <see cref="VocabularySample"/> ids (seeded by the context).</summary>
     public static long[] VocabularyIds(PeftContext context, Gpt2Config config, int length)
     {
-        int limit = Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
+        int limit = VocabularyLimit(context, config);
         var random = new Random(unchecked((int)(context.Seed * 2654435761L ^ 0x51A3)));
         return Enumerable.Range(0, length).Select(_ => (long)random.Next(limit)).ToArray();
     }
+
+    /// <summary>How many ids <see cref="VocabularyIds"/> samples from (the whole vocabulary only when it has at most <see cref="VocabularySample"/>).</summary>
+    public static int VocabularyLimit(PeftContext context, Gpt2Config config) =>
+        Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
 
     /// <summary>The tokens of <c>' ' + text</c>, repeated or cut to <paramref name="length"/>.</summary>
     public static long[] TextIds(PeftContext context, string method, string text, int length)
