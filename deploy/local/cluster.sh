@@ -2,10 +2,12 @@
 # A throwaway Orchestrator cluster on this machine: PostgreSQL (membership + results), the schema migration,
 # one coordinator silo and N worker silos on loopback.
 #
-#   deploy/local/cluster.sh start [N] [--unsafe-fast]
+#   deploy/local/cluster.sh start [N] [--unsafe-fast] [--tls]
 #                                       start (default N=2 workers); prints how to point the CLI at it.
 #                                       --unsafe-fast runs PostgreSQL with fsync off: faster, but a machine crash or
 #                                       power loss can corrupt the database and lose acknowledged results
+#                                       --tls: mutual TLS on the silo and gateway ports with a generated cluster
+#                                       certificate ($STATE/secrets/cluster.pfx, its password in tls.password; needs openssl)
 #   deploy/local/cluster.sh status      what is running
 #   deploy/local/cluster.sh stop        stop exactly what `start` started (recorded PIDs) and delete the database
 #   deploy/local/cluster.sh stop --keep-data   stop everything but keep the database (results, queue state) on disk;
@@ -71,12 +73,30 @@ start_silo() { # name role extra-args...
   die "$name did not become ready in 60 s (see $STATE/logs/$name.log)"
 }
 
+# The cluster's certificate for --tls: self-signed (ECDSA P-256, 10 years), usable by both ends of a connection, in a
+# PKCS#12 file with a generated password; every silo and client presents it and accepts only peers that present it too.
+# Kept with the secrets (stop --keep-data keeps it); the key exists unwrapped only for a moment, in the 0700 secrets folder.
+make_certificate() {
+  [ -f "$STATE/secrets/cluster.pfx" ] && [ -f "$STATE/secrets/tls.password" ] && return
+  generate_password >"$STATE/secrets/tls.password"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=orchestrator-local-cluster" \
+    -addext "keyUsage=critical,digitalSignature" -addext "extendedKeyUsage=serverAuth,clientAuth" \
+    -keyout "$STATE/secrets/cluster.key" -out "$STATE/secrets/cluster.crt" 2>"$STATE/logs/openssl.log" \
+    && openssl pkcs12 -export -inkey "$STATE/secrets/cluster.key" -in "$STATE/secrets/cluster.crt" \
+      -out "$STATE/secrets/cluster.pfx" -passout "file:$STATE/secrets/tls.password" 2>>"$STATE/logs/openssl.log" \
+    || { rm -f "$STATE/secrets/cluster.key"; cat "$STATE/logs/openssl.log" >&2; die "could not make the cluster's certificate"; }
+  rm -f "$STATE/secrets/cluster.key"
+  chmod 0600 "$STATE/secrets/cluster.pfx" "$STATE/secrets/tls.password" "$STATE/secrets/cluster.crt"
+  echo "  TLS: cluster certificate $STATE/secrets/cluster.pfx (password in tls.password)"
+}
+
 cmd_start() {
-  local workers=2 unsafe=0 arg
+  local workers=2 unsafe=0 tls=0 arg
   for arg in "$@"; do
     case "$arg" in
       --unsafe-fast) unsafe=1 ;;
-      *) [[ "$arg" =~ ^[0-9]+$ ]] || die "start [N] [--unsafe-fast]: N must be a number of workers, got '$arg'"; workers=$arg ;;
+      --tls) tls=1 ;;
+      *) [[ "$arg" =~ ^[0-9]+$ ]] || die "start [N] [--unsafe-fast] [--tls]: N must be a number of workers, got '$arg'"; workers=$arg ;;
     esac
   done
   [ -f "$STATE/pids/postgres" ] && die "a local cluster is already recorded in $STATE; run '$0 stop' first"
@@ -87,6 +107,7 @@ cmd_start() {
     dashboard_line="Orleans Dashboard: http://127.0.0.1:$dashboard_port/"
   fi
   command -v dotnet >/dev/null || die "the .NET SDK (dotnet) is required"
+  [ "$tls" = 0 ] || command -v openssl >/dev/null || die "--tls needs openssl to make the cluster's certificate"
   if [ ! -f "$SILO_DLL" ] || [ ! -f "$CLI_DLL" ] || [ "${ORCHESTRATOR_SKIP_BUILD:-0}" != 1 ]; then
     echo "building ($CONFIG)…"
     dotnet build -c "$CONFIG" -v quiet -nologo "$ROOT/src/Orchestrator.Silo" >/dev/null
@@ -151,21 +172,28 @@ SQL
   echo "Host=127.0.0.1;Port=$PGPORT;Username=orchestrator_runtime;Password=$runtime_password;Database=orchestrator" >"$STATE/connection"
   chmod 0600 "$STATE/secrets/"* "$STATE/connection"
   CONN_FILE="$STATE/connection"
+  local tls_lines="" tls_args=()
+  if [ "$tls" = 1 ]; then
+    make_certificate
+    tls_args=(--tls-cert "$STATE/secrets/cluster.pfx" --tls-cert-password-file "$STATE/secrets/tls.password")
+    tls_lines="  export ORCHESTRATOR_TLS_CERT=\"$STATE/secrets/cluster.pfx\" ORCHESTRATOR_TLS_CERT_PASSWORD_FILE=\"$STATE/secrets/tls.password\""
+  fi
   dotnet "$CLI_DLL" db migrate --cluster-file "$STATE/secrets/owner-connection"
   echo "starting silos…"
   # shellcheck disable=SC2086
-  start_silo coordinator coordinator $coordinator_args
+  start_silo coordinator coordinator $coordinator_args "${tls_args[@]}"
   local i
   for i in $(seq 1 "$workers"); do
     # shellcheck disable=SC2086
     # --workers-on-machine: each worker's default torch threads are its share of the cores (cores / N), not all of them.
-    start_silo "worker-$i" worker --worker-id "local-worker-$i" --workers-on-machine "$workers" $worker_args ${ORCHESTRATOR_WORKER_ARGS:-}
+    start_silo "worker-$i" worker --worker-id "local-worker-$i" --workers-on-machine "$workers" $worker_args "${tls_args[@]}" ${ORCHESTRATOR_WORKER_ARGS:-}
   done
   cat <<MSG
 
 Local cluster is up (1 coordinator, $workers worker(s), each with its share of the $(nproc) cores). Point the CLI at it:
 
   export ORCHESTRATOR_CLUSTER_FILE="$CONN_FILE"
+${tls_lines}
   dotnet run -c $CONFIG --project src/Orchestrator.Cli -- submit sweeps/demo.yaml --watch
 
 Logs: $STATE/logs   Stop with: $0 stop
@@ -233,5 +261,5 @@ case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 start [N] [--unsafe-fast] | stop [--keep-data] | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [N] [--unsafe-fast] [--tls] | stop [--keep-data] | status" >&2; exit 2 ;;
 esac

@@ -60,6 +60,11 @@ public static class ClusterHost
                 silo.Configure<ClusterMembershipOptions>(Tune);
             }
 
+            if (cluster.Tls is { } tls)
+            {
+                silo.UseTls(tls.Certificate, tls.Configure);
+            }
+
             silo.UseSiloMetadata(Metadata(cluster.Role, worker));
             if (cluster.Role == SiloRole.Worker)
             {
@@ -76,8 +81,11 @@ public static class ClusterHost
         return builder.BuildHost();
     }
 
-    /// <summary>An Orleans client of the cluster (for the CLI), with its results store.</summary>
-    public static IHost BuildClient(string connectionString, string clusterId = "orchestrator", string serviceId = "orchestrator")
+    /// <summary>
+    /// An Orleans client of the cluster (for the CLI), with its results store; <paramref name="tls"/>: the cluster's certificate,
+    /// when its silos use TLS (a client without it, or with another, cannot talk to them).
+    /// </summary>
+    public static IHost BuildClient(string connectionString, string clusterId = "orchestrator", string serviceId = "orchestrator", ClusterTls? tls = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
@@ -94,6 +102,11 @@ public static class ClusterHost
                 o.Invariant = Invariant;
                 o.ConnectionString = connectionString;
             });
+            if (tls is not null)
+            {
+                client.UseTls(tls.Certificate, tls.Configure);
+            }
+
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(30));
         });

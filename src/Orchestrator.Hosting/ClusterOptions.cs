@@ -64,6 +64,12 @@ public sealed class ClusterSiloOptions
         ? new DashboardHostOptions { Port = DashboardPort, BindAddress = DashboardAddress is null ? IPAddress.Loopback : IPAddress.Parse(DashboardAddress) }
         : null;
 
+    /// <summary>
+    /// Mutual TLS on the silo and gateway ports with the cluster's certificate (<c>--tls-cert</c>, see <see cref="ClusterTls"/>);
+    /// null: plain TCP. Set from the switches by the silo's entry point, never bound from configuration.
+    /// </summary>
+    public ClusterTls? Tls { get; set; }
+
     public IPAddress Advertised => AdvertiseAddress is null ? IPAddress.Loopback : IPAddress.Parse(AdvertiseAddress);
 
     public void Validate()

@@ -41,6 +41,10 @@ var switches = new Dictionary<string, string>(StringComparer.Ordinal)
     ["--ui-port"] = "Ui:Port",
     ["--ui-bind"] = "Ui:BindAddress",
     ["--ui-token-file"] = "Ui:TokenFile",
+    // The keys of ORCHESTRATOR_TLS_CERT and ORCHESTRATOR_TLS_CERT_PASSWORD_FILE, as for the CLI. The password itself has no
+    // switch (arguments are visible to every user): ORCHESTRATOR_TLS_CERT_PASSWORD or the file.
+    ["--tls-cert"] = "TLS_CERT",
+    ["--tls-cert-password-file"] = "TLS_CERT_PASSWORD_FILE",
 };
 
 var normalized = new List<string>();
@@ -53,7 +57,8 @@ for (var i = 0; i < args.Length; i++)
                           "[--device cpu|cuda] [--device-count N] [--worker-id ID] [--data-dir DIR] [--artifacts DIR] [--threads N] [--workers-on-machine N] " +
                           "[--drain-seconds N (on SIGTERM, let running cells finish this long, then release them)] [--spool DIR] " +
                           "[--dashboard-port N (coordinator, all)] [--dashboard-address IP (default 127.0.0.1)] [--dashboard (workers of a cluster with a dashboard)] " +
-                          "[--ui-port N [--ui-bind ADDR] [--ui-token-file FILE] (the results page; coordinator, all)]");
+                          "[--ui-port N [--ui-bind ADDR] [--ui-token-file FILE] (the results page; coordinator, all)] " +
+                          "[--tls-cert FILE.pfx (mutual TLS with the cluster's certificate; password from --tls-cert-password-file FILE or env ORCHESTRATOR_TLS_CERT_PASSWORD)]");
         return 0;
     }
 
@@ -103,12 +108,19 @@ try
     var explicitConnection = config.GetConnectionString("Orchestrator");
     cluster.ConnectionString = ClusterConnection.Resolve(explicitConnection,
         string.IsNullOrWhiteSpace(explicitConnection) ? config["CLUSTER_FILE"] : null, config["CLUSTER"], null) ?? "";
+    cluster.Tls = ClusterTls.Resolve(config["TLS_CERT"], config["TLS_CERT_PASSWORD_FILE"], config["TLS_CERT_PASSWORD"]);
     Action<ILoggingBuilder> logging = l => l.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
         .SetMinimumLevel(LogLevel.Information)
         .AddFilter("Orleans", Environment.GetEnvironmentVariable("ORCHESTRATOR_ORLEANS_LOG") == "info" ? LogLevel.Information : LogLevel.Warning)
         .AddFilter("Microsoft", LogLevel.Warning);
     if (cluster.ConnectionString.Length == 0)
     {
+        if (cluster.Tls is not null)
+        {
+            Console.Error.WriteLine("error: --tls-cert is for cluster mode (a single-host silo listens on loopback only): give --cluster-file PATH too");
+            return 2;
+        }
+
         if (cluster.Role != SiloRole.All)
         {
             Console.Error.WriteLine($"error: --role {cluster.Role.ToString().ToLowerInvariant()} needs cluster mode: give --cluster-file PATH (a file holding the PostgreSQL connection string) or --cluster \"<connection string>\"");

@@ -7,7 +7,8 @@ namespace Orchestrator.Deploy.Tests;
 /// <summary>
 /// deploy/local/cluster.sh for real: PostgreSQL asks every client for a password, the connection strings are in 0600
 /// files passed by path (never in a process's arguments), the socket folder is the PostgreSQL user's alone, fsync is
-/// on, and a silo and the CLI started from those files work. One coordinator and no workers, to keep it short.
+/// on, and a silo and the CLI started from those files work, over mutual TLS with the certificate <c>--tls</c> made (its
+/// password in a 0600 file too). One coordinator and no workers, to keep it short.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed partial class LocalClusterScriptTests : IDisposable
@@ -34,18 +35,27 @@ public sealed partial class LocalClusterScriptTests : IDisposable
             ["ORCHESTRATOR_CLUSTER"] = null,
             ["ORCHESTRATOR_CLUSTER_FILE"] = null,
             ["ORCHESTRATOR_DASHBOARD_PORT"] = null,
+            ["ORCHESTRATOR_TLS_CERT"] = null,
+            ["ORCHESTRATOR_TLS_CERT_PASSWORD"] = null,
+            ["ORCHESTRATOR_TLS_CERT_PASSWORD_FILE"] = null,
             ["PGPASSWORD"] = null,
             ["PGPASSFILE"] = "/dev/null",
         };
     }
 
     [Fact]
-    public void Start_uses_passwords_from_0600_files_a_private_socket_folder_and_fsync_and_the_silo_and_CLI_work_from_those_files()
+    public void Start_uses_passwords_from_0600_files_a_private_socket_folder_and_fsync_and_the_silo_and_CLI_work_from_those_files_over_TLS()
     {
         var env = Environment();
-        var start = Run("bash", [_script, "start", "0"], env, TimeSpan.FromMinutes(6));
+        var start = Run("bash", [_script, "start", "0", "--tls"], env, TimeSpan.FromMinutes(6));
         Assert.True(start.Exit == 0, start.Output);
         Assert.Contains($"export ORCHESTRATOR_CLUSTER_FILE=\"{_state}/connection\"", start.Output, StringComparison.Ordinal);
+        var certificate = Path.Combine(_state, "secrets", "cluster.pfx");
+        var tlsPassword = Path.Combine(_state, "secrets", "tls.password");
+        Assert.Contains($"export ORCHESTRATOR_TLS_CERT=\"{certificate}\" ORCHESTRATOR_TLS_CERT_PASSWORD_FILE=\"{tlsPassword}\"", start.Output, StringComparison.Ordinal);
+        Assert.Equal(Mode("600"), File.GetUnixFileMode(certificate));
+        Assert.Equal(Mode("600"), File.GetUnixFileMode(tlsPassword));
+        Assert.False(File.Exists(Path.Combine(_state, "secrets", "cluster.key")), "the unwrapped key was left behind");
         Assert.DoesNotContain("Password=", start.Output, StringComparison.Ordinal);
 
         // Files and folders: secrets 0600 in a 0700 folder, the socket folder not writable (or enterable) by others.
@@ -88,13 +98,21 @@ public sealed partial class LocalClusterScriptTests : IDisposable
         var cmdline = File.ReadAllText($"/proc/{coordinator}/cmdline").Replace('\0', ' ');
         Assert.Contains("--cluster-file", cmdline, StringComparison.Ordinal);
         Assert.DoesNotContain(password, cmdline, StringComparison.Ordinal);
-        Assert.DoesNotContain("Password", cmdline, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Password=", cmdline, StringComparison.OrdinalIgnoreCase);   // no connection string ("--tls-cert-password-file" is a path)
+        Assert.Contains($"--tls-cert {certificate}", cmdline, StringComparison.Ordinal);
+        Assert.DoesNotContain(File.ReadAllText(tlsPassword).Trim(), cmdline, StringComparison.Ordinal);
 
-        // The CLI from ORCHESTRATOR_CLUSTER_FILE: submits a sweep through the coordinator's gateway (no worker trains it).
+        // The CLI from ORCHESTRATOR_CLUSTER_FILE and the TLS variables: submits a sweep through the coordinator's gateway, which
+        // speaks TLS only (no worker trains it).
         var spec = Path.Combine(_state, "tiny.yaml");
         File.WriteAllText(spec, "name: tiny\ndataset: {kind: synthetic-e2e}\nmodel: {preset: tiny}\nmethods: [lora]\ngrid: {sizes: [10], subsamples: 1, seeds: [0]}\n");
         var cli = Repo.Current.Path($"src/Orchestrator.Cli/bin/{env["ORCHESTRATOR_CONFIGURATION"]}/net10.0/linux-x64/orchestrator.dll");
-        var cliEnv = new Dictionary<string, string?>(env) { ["ORCHESTRATOR_CLUSTER_FILE"] = connectionFile };
+        var cliEnv = new Dictionary<string, string?>(env)
+        {
+            ["ORCHESTRATOR_CLUSTER_FILE"] = connectionFile,
+            ["ORCHESTRATOR_TLS_CERT"] = certificate,
+            ["ORCHESTRATOR_TLS_CERT_PASSWORD_FILE"] = tlsPassword,
+        };
         var submit = Run("dotnet", [cli, "submit", spec], cliEnv, TimeSpan.FromMinutes(2));
         Assert.True(submit.Exit == 0, submit.Output);
         Assert.Contains("1 cells: 0 already done, 1 queued", submit.Output, StringComparison.Ordinal);

@@ -96,11 +96,17 @@ internal sealed class Session : IAsyncDisposable
             Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER_FILE"));
 
     /// <param name="create">Whether the command may create the embedded database (submit, extend); reads refuse a missing one.</param>
+    /// <param name="tls">The cluster's certificate when its silos use TLS (cluster mode only).</param>
     public static async Task<Session> OpenAsync(string? cluster, string clusterId, string dataDir, bool train, int slots,
-        Action<ILoggingBuilder>? logging, CancellationToken ct, bool create = false)
+        Action<ILoggingBuilder>? logging, CancellationToken ct, bool create = false, ClusterTls? tls = null)
     {
         if (cluster is null)
         {
+            if (tls is not null)
+            {
+                throw new ArgumentException("--tls-cert is for a cluster (give --cluster-file or --cluster too); the embedded mode opens no port to others");
+            }
+
             var home = OrchestratorHome.Locate(dataDir);
             if (!create)
             {
@@ -114,7 +120,7 @@ internal sealed class Session : IAsyncDisposable
         }
 
         var endpoint = ClusterEndpoint = Endpoint(cluster);
-        var client = ClusterHost.BuildClient(cluster, clusterId);
+        var client = ClusterHost.BuildClient(cluster, clusterId, tls: tls);
         var logger = client.Services.GetRequiredService<ILoggerFactory>().CreateLogger("cli");
         try
         {
@@ -127,7 +133,8 @@ internal sealed class Session : IAsyncDisposable
         {
             client.Dispose();
             throw new ClusterUnreachableException(
-                $"cannot reach the cluster database at {endpoint} (from --cluster or ORCHESTRATOR_CLUSTER): {ex.GetBaseException().Message}", ex);
+                $"cannot reach the cluster database at {endpoint} (from --cluster or ORCHESTRATOR_CLUSTER), or its silos' gateways: " +
+                $"{ex.GetBaseException().Message}{(tls is null ? " (a cluster whose silos use TLS also needs its certificate: --tls-cert)" : "")}", ex);
         }
 
         return new Session(client, embedded: false, $"the cluster database at {endpoint}");
@@ -170,6 +177,17 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
 
     public Option<string> ClusterId { get; } = new Option<string>("--cluster-id") { Description = "Orleans cluster id", DefaultValueFactory = _ => "orchestrator" };
 
+    /// <summary><c>--tls-cert</c>: the cluster's PKCS#12 certificate, for a cluster whose silos use TLS.</summary>
+    public Option<string?> TlsCert { get; } = new Option<string?>("--tls-cert")
+    {
+        Description = "The cluster's certificate (PKCS#12 .pfx, or env ORCHESTRATOR_TLS_CERT) when its silos use TLS; password from --tls-cert-password-file or env ORCHESTRATOR_TLS_CERT_PASSWORD",
+    };
+
+    public Option<string?> TlsCertPasswordFile { get; } = new Option<string?>("--tls-cert-password-file")
+    {
+        Description = "File holding the password of --tls-cert (or env ORCHESTRATOR_TLS_CERT_PASSWORD_FILE, or the password in ORCHESTRATOR_TLS_CERT_PASSWORD)",
+    };
+
     public Option<string> DataDir => dataDir;
 
     /// <summary>Declares a command with its own arguments and options plus the shared ones, and adds it to the root.</summary>
@@ -188,6 +206,8 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
         command.Options.Add(Cluster);
         command.Options.Add(ClusterFile);
         command.Options.Add(ClusterId);
+        command.Options.Add(TlsCert);
+        command.Options.Add(TlsCertPasswordFile);
         command.Options.Add(dataDir);
         command.Options.Add(verbose);
         root.Subcommands.Add(command);
@@ -195,7 +215,27 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
     }
 
     /// <param name="create">True for the commands that may start a new embedded database (submit, extend).</param>
-    public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct, bool create = false) =>
-        Session.OpenAsync(Session.ClusterConnection(pr.GetValue(Cluster), pr.GetValue(ClusterFile)), pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
-            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create);
+    public Task<Session> OpenAsync(ParseResult pr, bool train, int slots, CancellationToken ct, bool create = false)
+    {
+        var cluster = Session.ClusterConnection(pr.GetValue(Cluster), pr.GetValue(ClusterFile));
+        return Session.OpenAsync(cluster, pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
+            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create, Tls(pr, cluster is not null));
+    }
+
+    /// <summary>
+    /// The cluster's certificate from <c>--tls-cert</c> or <c>ORCHESTRATOR_TLS_CERT</c> with its password; the variables count
+    /// only for a cluster (a shell that exports them for the cluster can still run embedded commands).
+    /// </summary>
+    private ClusterTls? Tls(ParseResult pr, bool cluster)
+    {
+        var certificate = pr.GetValue(TlsCert);
+        var passwordFile = pr.GetValue(TlsCertPasswordFile);
+        if (cluster)
+        {
+            certificate ??= Environment.GetEnvironmentVariable(ClusterTls.CertificateVariable);
+            passwordFile ??= Environment.GetEnvironmentVariable(ClusterTls.PasswordFileVariable);
+        }
+
+        return ClusterTls.Resolve(certificate, passwordFile, Environment.GetEnvironmentVariable(ClusterTls.PasswordVariable));
+    }
 }

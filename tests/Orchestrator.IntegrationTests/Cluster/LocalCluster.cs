@@ -178,9 +178,10 @@ public sealed class LocalCluster : IAsyncDisposable
         return silo;
     }
 
-    public async Task ConnectClientAsync()
+    /// <param name="tls">The cluster's certificate, for silos started with <c>--tls-cert</c>.</param>
+    public async Task ConnectClientAsync(ClusterTls? tls = null)
     {
-        _client = ClusterHost.BuildClient(ConnectionString, ClusterId);
+        _client = ClusterHost.BuildClient(ConnectionString, ClusterId, tls: tls);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
         {
