@@ -1,3 +1,5 @@
+using Orchestrator.Clustering;
+
 namespace Orchestrator.Results;
 
 /// <summary>One schema migration: the same change written for each provider.</summary>

@@ -1,4 +1,4 @@
-namespace Orchestrator.Results;
+namespace Orchestrator.Clustering;
 
 /// <summary>
 /// The PostgreSQL schema that Orleans' ADO.NET clustering provider (Microsoft.Orleans.Clustering.AdoNet 10.4.2)
@@ -7,9 +7,10 @@ namespace Orchestrator.Results;
 /// <c>@Port</c>, <c>@Generation</c>, <c>@Version</c>, …) and reads result columns by name. The SQL below is our
 /// own: plain statements with data-modifying CTEs instead of stored functions, so that a membership write and its
 /// table-version bump happen together or not at all (the version row is the optimistic-concurrency token).
-/// Only DML is needed at run time.
+/// Only DML is needed at run time. Applied by <c>orchestrator db migrate</c> as the results schema's migration 3, so one
+/// versioned sequence creates everything a cluster's database holds.
 /// </summary>
-internal static class OrleansClusteringSchema
+public static class OrleansClusteringSchema
 {
     public const string PostgresSql = """
         CREATE TABLE IF NOT EXISTS orleansquery (
