@@ -13,6 +13,7 @@ using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
 using Orchestrator.Training;
+using Orchestrator.Training.Pretraining;
 using Orchestrator.Worker;
 using Spectre.Console;
 
@@ -218,6 +219,16 @@ public static class CliApp
 
         var home = OrchestratorHome.Locate(dataDir);
         BaseModelCache.DefaultDataDirectory = home.Path;
+        try
+        {
+            SeedShippedBases(plan, specPath, home.Path);
+        }
+        catch (InvalidDataException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitInvalidInput;
+        }
+
         var options = new EmbeddedOptions { DataDirectory = home.Path, WorkerSlots = slots, PackSize = pack, DashboardPort = dashboardPort };
         IHost built;
         try
@@ -338,6 +349,29 @@ public static class CliApp
     /// <summary>Follows the sweep until complete: live progress per method (done, running, failed, ETA) with Spectre.Console.</summary>
     internal static Task<SweepProgress> WatchAsync(IGrainFactory grains, IResultStore store, string sweepId, CancellationToken ct) =>
         ProgressDisplay.WatchAsync(grains, store, sweepId, TimeSpan.FromMilliseconds(500), ct);
+
+    /// <summary>
+    /// Bases the spec pretrains that are kept beside it (<c>SPEC_DIR/bases/HASH/</c>, as the demo's is) go into the data
+    /// directory's cache, checked against their recorded content hash, so the run does not pretrain them again.
+    /// </summary>
+    internal static void SeedShippedBases(SweepPlan plan, string specPath, string dataDirectory)
+    {
+        var shippedRoot = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specPath))!, "bases");
+        if (!Directory.Exists(shippedRoot))
+        {
+            return;
+        }
+
+        foreach (var identity in plan.Cells.Select(c => c.Model).Prepend(plan.Model).DistinctBy(m => m.ContentHash))
+        {
+            if (PretrainRecipe.TryFromIdentity(identity, out var recipe) &&
+                Directory.Exists(Path.Combine(shippedRoot, recipe.Hash)) &&
+                !PretrainedBases.IsComplete(PretrainedBases.DirectoryFor(dataDirectory, recipe.Hash)))
+            {
+                PretrainedBases.Ensure(recipe, dataDirectory, Console.WriteLine, shippedRoot: shippedRoot);
+            }
+        }
+    }
 
     /// <summary>sweeps/demo.yaml from the working directory or a parent; else the copy embedded in this program.</summary>
     private static string DemoSpecPath()

@@ -55,6 +55,40 @@ public sealed class PretrainTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_base_kept_beside_a_spec_is_copied_after_its_hash_is_checked_and_a_changed_one_is_refused()
+    {
+        var recipe = Recipe(_root.FullName, steps: 10, seed: 3);
+        string built = PretrainedBases.Ensure(recipe, Path.Combine(_root.FullName, "first"));
+        string shippedRoot = Path.Combine(_root.FullName, "sweeps", "bases");
+        PretrainedBases.Ship(built, shippedRoot, recipe.Hash);
+
+        // A fresh data directory: the base is copied, byte for byte, without pretraining.
+        var log = new List<string>();
+        string fresh = Path.Combine(_root.FullName, "fresh");
+        string copied = PretrainedBases.Ensure(recipe, fresh, log.Add, shippedRoot: shippedRoot);
+        Assert.Equal(PretrainedBases.DirectoryFor(fresh, recipe.Hash), copied);
+        Assert.DoesNotContain(log, l => l.StartsWith("Pretraining base", StringComparison.Ordinal));
+        Assert.Contains(log, l => l.Contains("copied from", StringComparison.Ordinal));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(built, "model.safetensors")), File.ReadAllBytes(Path.Combine(copied, "model.safetensors")));
+
+        // One byte of the kept weights changed: refused, naming the folder and the hash file.
+        string weights = Path.Combine(shippedRoot, recipe.Hash, "model.safetensors");
+        byte[] bytes = File.ReadAllBytes(weights);
+        bytes[^1] ^= 1;
+        File.WriteAllBytes(weights, bytes);
+        var changed = Assert.Throws<InvalidDataException>(() => PretrainedBases.Ensure(recipe, Path.Combine(_root.FullName, "other"), shippedRoot: shippedRoot));
+        Assert.Contains("its files changed", changed.Message);
+        Assert.Contains(recipe.Hash + ".sha256", changed.Message);
+        Assert.False(Directory.Exists(PretrainedBases.DirectoryFor(Path.Combine(_root.FullName, "other"), recipe.Hash)));
+
+        // A base kept under another recipe's name: refused too.
+        var other = Recipe(_root.FullName, steps: 11, seed: 3);
+        PretrainedBases.Ship(built, shippedRoot, other.Hash);
+        var misnamed = Assert.Throws<InvalidDataException>(() => PretrainedBases.ShippedBase(other, shippedRoot));
+        Assert.Contains("was not pretrained from the recipe", misnamed.Message);
+    }
+
+    [Fact]
     public void A_recipe_is_pretrained_once_even_when_asked_concurrently()
     {
         var recipe = Recipe(_root.FullName, steps: 20, seed: 2);

@@ -46,9 +46,10 @@ internal static class PretrainCommand
         var vocab = new Option<int>("--vocab-size") { Description = "Byte-level BPE vocabulary size learnt from the corpus", DefaultValueFactory = _ => PretrainSpec.DefaultVocabSize };
         var documents = new Option<int>("--documents") { Description = "Documents of the synthetic corpus", DefaultValueFactory = _ => PretrainSpec.DefaultDocuments };
         var output = new Option<string?>("--out") { Description = "Also copy the base folder here" };
+        var ship = new Option<string?>("--ship") { Description = "Also keep the base in this folder as HASH/ with its content hash in HASH.sha256 (e.g. sweeps/bases): runs of specs beside it copy it instead of pretraining" };
 
         var command = new Command("pretrain", "Pretrain a small base on a text corpus (cached by content hash under DATA_DIR/bases) in Hugging Face GPT-2 layout.");
-        foreach (var option in new Option[] { spec, preset, initSeed, corpus, steps, seed, batch, lr, warmup, length, vocab, documents, dataDir, output })
+        foreach (var option in new Option[] { spec, preset, initSeed, corpus, steps, seed, batch, lr, warmup, length, vocab, documents, dataDir, output, ship })
         {
             command.Options.Add(option);
         }
@@ -96,7 +97,7 @@ internal static class PretrainCommand
                     return CliApp.ExitInvalidInput;
                 }
 
-                return Pretrain(resolved, Core.Paths.OrchestratorHome.Locate(pr.GetValue(dataDir)).Path, pr.GetValue(output), ct);
+                return Pretrain(resolved, Core.Paths.OrchestratorHome.Locate(pr.GetValue(dataDir)).Path, pr.GetValue(output), pr.GetValue(ship), ct);
             }
             catch (SpecValidationException ex) when (pr.GetValue(spec) is null)
             {
@@ -117,7 +118,7 @@ internal static class PretrainCommand
         root.Subcommands.Add(command);
     }
 
-    private static int Pretrain(PretrainRecipe recipe, string dataDir, string? output, CancellationToken ct)
+    private static int Pretrain(PretrainRecipe recipe, string dataDir, string? output, string? ship, CancellationToken ct)
     {
         TorchRuntime.EnsureAvailable();
         var clock = Stopwatch.StartNew();
@@ -144,6 +145,12 @@ internal static class PretrainCommand
             }
 
             Console.WriteLine($"  copied to {Path.GetFullPath(output)} (use it in a spec as model: {{path: {Path.GetFullPath(output)}}})");
+        }
+
+        if (ship is not null)
+        {
+            string shipped = PretrainedBases.Ship(folder, ship, recipe.Hash);
+            Console.WriteLine($"  kept in {Path.GetFullPath(shipped)} with its content hash in {PretrainedBases.ShippedHashFile(Path.GetFullPath(ship), recipe.Hash)}");
         }
 
         return 0;
