@@ -202,7 +202,12 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
     [Fact]
     public async Task A_slow_database_during_resume_does_not_expire_a_short_lease_that_keeps_renewing()
     {
-        await using var cluster = await StartAsync("slow_resume", workers: 1);
+        await using var cluster = await StartAsync("slow_resume", workers: 0);
+
+        // Another sweep, cancelled before any worker exists, is resumed below while the database stalls.
+        var resumed = Plan("slow_resume_other", seeds: 2, steps: 10, maxAttempts: 1);
+        await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, resumed));
+        await cluster.CallAsync(async g => { await g.GetGrain<ISweepGrain>(resumed.SweepId).CancelAsync(); return 0; });
 
         // The cell that trains holds a 2 s lease (below the spec's 5 s minimum, so submitted to the grain directly), renewed every
         // ~0.7 s; its worker has one slot, so it leases nothing else meanwhile.
@@ -210,15 +215,12 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         var submission = SweepSubmitter.ToSubmission(training, training.SweepId);
         submission = submission with { LeaseSeconds = 2, Cells = [.. submission.Cells.Select(c => c with { LeaseSeconds = 2 })] };
         await cluster.CallAsync(g => g.GetGrain<ISweepGrain>(training.SweepId).SubmitAsync(submission));
+        await StartWorkerAsync(cluster, "worker-1");
         var key = await SweepTruth.WaitForTrainingAsync(cluster, "worker-1", TimeSpan.FromSeconds(90));
 
-        // Another sweep, cancelled before any of its cells was leased, is resumed while the database stalls.
-        var resumed = Plan("slow_resume_other", seeds: 2, steps: 10, maxAttempts: 1);
-        await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, resumed));
-        await cluster.CallAsync(async g => { await g.GetGrain<ISweepGrain>(resumed.SweepId).CancelAsync(); return 0; });
-
         // The stall is real: another connection holds the tables the reload reads (and the worker's result write needs) for
-        // three lease periods, shorter than the silos' 10 s call timeout so that the resume itself succeeds.
+        // three lease periods, shorter than the silos' 10 s call timeout so that the resume itself succeeds. Taken as soon as
+        // the cell trains: however fast it trains, its result waits for the end of the stall, its lease held all along.
         var stall = TimeSpan.FromSeconds(6);
         await using var blocker = new NpgsqlConnection(cluster.ConnectionString);
         await blocker.OpenAsync();
