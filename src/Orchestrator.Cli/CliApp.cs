@@ -132,7 +132,7 @@ public static class CliApp
 
     private static int Validate(string specPath, long maxCells)
     {
-        if (!TryPlan(specPath, maxCells, out var plan))
+        if (!TryPlan(specPath, maxCells, out var plan, running: false))
         {
             return ExitInvalidInput;
         }
@@ -141,6 +141,16 @@ public static class CliApp
         foreach (var cell in plan.Cells)
         {
             Console.WriteLine($"  {cell.Key[..12]}  {cell.Label}");
+        }
+
+        if (plan.Selection.Count > 0)
+        {
+            Console.WriteLine($"Selection: {plan.Selection.Count} cells (chosen by {plan.Spec.Methods.First(m => m.Selection is not null).Selection!.By}; " +
+                "the grid's cells above show the spec's own settings until the choice is made)");
+            foreach (var s in plan.Selection)
+            {
+                Console.WriteLine($"  {s.Cell.Key[..12]}  {s.Cell.Label}  {SelectionSpec.Label(s.Candidate)}");
+            }
         }
 
         Console.WriteLine(ResearchWarnings.Estimate(plan, Environment.ProcessorCount));
@@ -157,11 +167,20 @@ public static class CliApp
         }
     }
 
-    internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan)
+    /// <param name="running">True when the plan is to be run or submitted: a spec with <c>selection:</c> is then refused (validate plans it).</param>
+    internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan, bool running = true)
     {
         try
         {
             plan = SweepPlanner.PlanFile(specPath, OrchestratorVocabulary.Default, maxCells);
+            if (running && plan.Selection.Count > 0)
+            {
+                Console.Error.WriteLine($"{specPath}: selection: this version plans and validates the {plan.Selection.Count} selection cells " +
+                    $"(orchestrator validate {specPath} lists them) but does not run them yet, so the grid would run with the spec's own settings, " +
+                    "not the chosen ones. Remove the selection block and give each method its settings, or validate only.");
+                return false;
+            }
+
             return true;
         }
         catch (SpecValidationException ex)

@@ -16,6 +16,9 @@ public sealed record SweepPlan(
 {
     /// <summary>A sweep's id: its name plus a short hash of the spec text, so an edited spec is a new sweep.</summary>
     public string SweepId => $"{Spec.Name}-{SpecHash[..10]}";
+
+    /// <summary>The selection cells (<c>selection:</c>), empty without one.</summary>
+    public IReadOnlyList<SelectionCell> Selection { get; init; } = [];
 }
 
 /// <summary>
@@ -77,7 +80,10 @@ public static class SweepPlanner
             throw new SpecValidationException(source, ex.Errors);
         }
 
-        return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells);
+        return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells)
+        {
+            Selection = CellExpander.ExpandSelection(spec, dataset, model),
+        };
     }
 
     /// <summary>

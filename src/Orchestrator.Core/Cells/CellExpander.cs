@@ -88,6 +88,35 @@ public static class CellExpander
     }
 
     /// <summary>
+    /// The selection cells of a spec (<c>selection:</c>): for each method with a selection, each combination of candidate
+    /// values, every grid size, the first <see cref="SelectionSpec.Subsamples"/> subsamples and the first
+    /// <see cref="SelectionSpec.Seeds"/> seeds, on the first split (the dev loss does not depend on the evaluation split).
+    /// They are ordinary cells of stage <see cref="SweepSpec.SelectionStage"/>, so their keys never collide with the grid's
+    /// and their results never average into the grid's points.
+    /// </summary>
+    public static IReadOnlyList<SelectionCell> ExpandSelection(SweepSpec spec, DatasetIdentity dataset, ModelIdentity model)
+    {
+        var decoding = Decoding(spec.Decoding);
+        var cells = new List<SelectionCell>();
+        var none = new Dictionary<string, List<CellDefinition>>(StringComparer.Ordinal);
+        foreach (var method in spec.Methods.Where(m => m.Selection is not null))
+        {
+            var selection = method.Selection!;
+            var grid = spec.Grid with { Subsamples = selection.Subsamples, Seeds = spec.Grid.Seeds.Take(selection.Seeds).ToList() };
+            foreach (var combination in selection.Combinations())
+            {
+                var candidate = SelectionSpec.Apply(method, spec.Training, combination) with { Selection = null };
+                foreach (var cell in ExpandStage(SweepSpec.SelectionStage, dataset, [spec.Dataset.Splits[0]], false, [candidate], grid, spec.Training, model, decoding, none))
+                {
+                    cells.Add(new SelectionCell(cell, method.Name, combination));
+                }
+            }
+        }
+
+        return cells;
+    }
+
+    /// <summary>
     /// A cell's decoding settings. Settings at their former behaviour (length penalty 1, lengths of new tokens, no
     /// min_length) stay out of the key, so cells decoded that way keep the keys they had.
     /// </summary>
@@ -166,3 +195,6 @@ public static class CellExpander
     /// <summary>Number of dev examples that go with a training set of <paramref name="size"/> examples (30%, at least 1).</summary>
     public static int DevSize(int size) => Math.Max(1, (int)Math.Round(size * SpecParser.DevFraction, MidpointRounding.AwayFromZero));
 }
+
+/// <summary>A selection cell: the cell, the method it selects for and the candidate values it tries.</summary>
+public sealed record SelectionCell(CellDefinition Cell, string Method, IReadOnlyDictionary<string, string> Candidate);

@@ -11,7 +11,11 @@ public static class CellCount
 {
     /// <summary>The spec's number of cells, all stages together.</summary>
     public static long Of(SweepSpec spec) =>
-        spec.Stages.Sum(s => OfStage(s.Dataset, s.Methods, s.Grid)) + OfStage(spec.Dataset, spec.Methods, spec.Grid);
+        spec.Stages.Sum(s => OfStage(s.Dataset, s.Methods, s.Grid)) + OfStage(spec.Dataset, spec.Methods, spec.Grid) + OfSelection(spec);
+
+    /// <summary>The selection cells: per method with a selection, combinations × sizes × its subsamples × its seeds.</summary>
+    public static long OfSelection(SweepSpec spec) => spec.Methods.Where(m => m.Selection is not null).Sum(m =>
+        m.Selection!.Candidates.Values.Aggregate(1L, (n, values) => n * values.Count) * spec.Grid.Sizes.Count * m.Selection.Subsamples * m.Selection.Seeds);
 
     /// <summary>
     /// An error naming the count, how it arises and the limit when the spec has more than <paramref name="maxCells"/> cells
@@ -25,6 +29,13 @@ public static class CellCount
                 Formula: $"{p.Dataset.Splits.Count} split(s) × {p.Methods.Count} method(s) × {p.Grid.Sizes.Count} size(s) × " +
                          $"{p.Grid.Subsamples} subsample(s) × {p.Grid.Seeds.Count} seed(s)"))
             .ToList();
+        long selection = OfSelection(spec);
+        if (selection > 0)
+        {
+            parts.Add((Path: "selection", Name: SweepSpec.SelectionStage, Count: selection,
+                Formula: "candidate combinations × sizes × selection subsamples × selection seeds, per selected method"));
+        }
+
         var total = parts.Sum(p => p.Count);
         if (total <= maxCells)
         {

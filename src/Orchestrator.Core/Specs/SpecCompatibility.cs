@@ -29,6 +29,7 @@ public static class SpecCompatibility
         Same("dataset", existing.Dataset, updated.Dataset);
         Same("model", existing.Model, updated.Model);
         Same("decoding", existing.Decoding, updated.Decoding);
+        Same("selection", existing.Selection, updated.Selection);
         Same("grid.manifest_seed", existing.Grid.ManifestSeed, updated.Grid.ManifestSeed);
         Same("grid.nested", existing.Grid.Nested, updated.Grid.Nested);
         void SameTraining(string at, TrainingSpec t0, TrainingSpec t1)
@@ -56,6 +57,7 @@ public static class SpecCompatibility
             if (updated.Methods.FirstOrDefault(n => Identity(n) == Identity(m0)) is { } m1)
             {
                 SameTraining($"methods[{i}] ({m0.Name}) training", m0.TrainingOr(existing.Training), m1.TrainingOr(updated.Training));
+                Same($"methods[{i}] ({m0.Name}) selection", m0.Selection, m1.Selection);
             }
         }
 

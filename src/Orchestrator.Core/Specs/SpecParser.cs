@@ -75,7 +75,7 @@ public static partial class SpecParser
 
     private static SweepSpec? ReadSpec(Reader r, YamlNode root, SpecVocabulary v)
     {
-        var top = r.Map(root, "", "name", "description", "stages", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution");
+        var top = r.Map(root, "", "name", "description", "stages", "dataset", "model", "methods", "grid", "training", "decoding", "metrics", "execution", "selection");
         if (top is null)
         {
             return null;
@@ -92,7 +92,8 @@ public static partial class SpecParser
         var model = ReadModel(r, top, v);
         var grid = ReadGrid(r, top);
         var training = ReadTraining(r, top, grid);
-        var methods = ReadMethods(r, top, v, grid, training);
+        var selection = r.Child(top, "selection", "", required: false) is { } selectionNode ? ReadSelection(r, selectionNode, "selection", grid, null) : null;
+        var methods = ReadMethods(r, top, v, grid, training, selection: new SelectionContext(selection));
         var decoding = ReadDecoding(r, top, v);
         var metrics = ReadMetrics(r, top, v);
         var execution = ReadExecution(r, top);
@@ -111,6 +112,7 @@ public static partial class SpecParser
         return new SweepSpec(name, description, dataset, model, methods, grid, training, decoding, metrics, execution)
         {
             Stages = stages,
+            Selection = selection,
         };
     }
 
@@ -145,6 +147,10 @@ public static partial class SpecParser
                 if (!NamePattern().IsMatch(name))
                 {
                     r.Error(at + "name", $"'{SpecLimits.Quote(name)}' is not a valid stage name (letters, digits, '-', '_' or '.')", m, "name");
+                }
+                else if (name == SweepSpec.SelectionStage)
+                {
+                    r.Error(at + "name", $"'{SweepSpec.SelectionStage}' is the stage of the selection cells; choose another name", m, "name");
                 }
                 else if (name == SweepSpec.MainStage)
                 {
@@ -443,7 +449,11 @@ public static partial class SpecParser
         return new PretrainSpec(corpus, steps, seed, batch, lr, warmup, length, vocab, documents ?? PretrainSpec.DefaultDocuments);
     }
 
-    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v, GridSpec? grid, TrainingSpec? sweepTraining, string at = "")
+    /// <summary>Selection for the methods being read: the top-level block (inherited), or null for a stage's methods (none allowed).</summary>
+    private sealed record SelectionContext(SelectionSpec? TopLevel);
+
+    private static IReadOnlyList<MethodSpec>? ReadMethods(Reader r, YamlMappingNode top, SpecVocabulary v, GridSpec? grid, TrainingSpec? sweepTraining, string at = "",
+        SelectionContext? selection = null)
     {
         var node = r.Child(top, "methods", at.TrimEnd('.'), required: true);
         if (node is null)
@@ -473,13 +483,14 @@ public static partial class SpecParser
             IReadOnlyDictionary<string, string> options = new SortedDictionary<string, string>(StringComparer.Ordinal);
             TrainingSpec? training = null;
             IReadOnlyList<CellSelector> needs = [];
+            SelectionSpec? methodSelection = selection?.TopLevel;
             if (item is YamlScalarNode scalar)
             {
                 name = scalar.Value;
             }
             else
             {
-                var m = r.Map(item, path, "name", "options", "training", "needs");
+                var m = r.Map(item, path, "name", "options", "training", "needs", "selection");
                 if (m is null)
                 {
                     continue;
@@ -494,6 +505,21 @@ public static partial class SpecParser
                 }
 
                 needs = ReadNeeds(r, m, path);
+                if (r.Child(m, "selection", path, required: false) is { } own)
+                {
+                    if (selection is null)
+                    {
+                        r.Error(path + ".selection", "selection is for the methods of the spec's own stage, not for an earlier stage's", own);
+                    }
+                    else if (own is YamlScalarNode { Value: "none" })
+                    {
+                        methodSelection = null; // this method runs with its own settings, without selection
+                    }
+                    else
+                    {
+                        methodSelection = ReadSelection(r, own, path + ".selection", grid, selection.TopLevel);
+                    }
+                }
             }
 
             if (string.IsNullOrWhiteSpace(name))
@@ -524,10 +550,129 @@ public static partial class SpecParser
                 continue;
             }
 
-            result.Add(new MethodSpec(name, options, training) { Needs = needs, DefaultBaseDropout = v.DefaultBaseDropout(name) });
+            if (methodSelection is not null && needs.Count > 0)
+            {
+                r.Error(path + ".selection", "a method that needs earlier stages' cells cannot be selected (its selection cells would need them too); give it its settings, or selection: none", item);
+            }
+
+            result.Add(new MethodSpec(name, options, training) { Needs = needs, DefaultBaseDropout = v.DefaultBaseDropout(name), Selection = methodSelection });
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Reads a <c>selection:</c> block: candidate lists for training settings and <c>options.NAME</c>, and the control keys
+    /// (<c>subsamples</c>, <c>seeds</c>, <c>per_size</c>, <c>by</c>). A method's block takes the control keys it does not give
+    /// from <paramref name="inherited"/> (the top-level block) and replaces its candidates.
+    /// </summary>
+    private static SelectionSpec? ReadSelection(Reader r, YamlNode node, string at, GridSpec? grid, SelectionSpec? inherited)
+    {
+        if (node is not YamlMappingNode m)
+        {
+            r.Error(at, $"expected a mapping of settings to candidate lists (e.g. {{learning_rate: [1.0e-4, 1.0e-3]}}), got {Reader.Describe(node)}", node);
+            return null;
+        }
+
+        var candidates = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        var order = new List<string>();
+        foreach (var (keyNode, valueNode) in m.Children)
+        {
+            var key = (keyNode as YamlScalarNode)?.Value ?? "?";
+            var path = $"{at}.{SpecLimits.Quote(key)}";
+            if (SelectionSpec.ControlKeys.Contains(key, StringComparer.Ordinal))
+            {
+                continue;
+            }
+
+            bool isOption = key.StartsWith(SelectionSpec.OptionPrefix, StringComparison.Ordinal) && key.Length > SelectionSpec.OptionPrefix.Length;
+            if (!isOption && !SelectionSpec.TrainingSettings.Contains(key, StringComparer.Ordinal))
+            {
+                var known = SelectionSpec.TrainingSettings.Concat(SelectionSpec.ControlKeys).ToList();
+                r.Error(path, $"unknown setting '{SpecLimits.Quote(key)}'{Reader.DidYouMean(Reader.Closest(key, known))}: selection varies training settings " +
+                    $"({string.Join(", ", SelectionSpec.TrainingSettings)}) or method options as options.NAME; its other keys are {string.Join(", ", SelectionSpec.ControlKeys)}", keyNode);
+                continue;
+            }
+
+            if (valueNode is not YamlSequenceNode list || list.Children.Count == 0)
+            {
+                r.Error(path, $"expected a non-empty list of candidate values, got {Reader.Describe(valueNode)}", valueNode);
+                continue;
+            }
+
+            var values = new List<string>();
+            for (var i = 0; i < list.Children.Count; i++)
+            {
+                if (SelectionValue(r, key, list.Children[i], $"{path}[{i}]") is not { } value)
+                {
+                    continue;
+                }
+
+                if (values.Contains(value, StringComparer.Ordinal))
+                {
+                    r.Error($"{path}[{i}]", $"candidate {value} is listed twice", list.Children[i]);
+                    continue;
+                }
+
+                values.Add(value);
+            }
+
+            candidates[key] = values;
+            order.Add(key);
+        }
+
+        if (candidates.Count == 0)
+        {
+            r.Error(at, "no candidates: name at least one setting with a list of values (e.g. learning_rate: [1.0e-4, 1.0e-3]), or write selection: none for a method", node);
+        }
+
+        int maxSubsamples = grid?.Subsamples ?? 1000;
+        int maxSeeds = grid?.Seeds.Count ?? 1000;
+        var subsamples = r.Int(m, "subsamples", at + ".subsamples", min: 1, max: maxSubsamples) ?? inherited?.Subsamples ?? 1;
+        var seeds = r.Int(m, "seeds", at + ".seeds", min: 1, max: maxSeeds) ?? inherited?.Seeds ?? 1;
+        var perSize = r.Bool(m, "per_size", at + ".per_size") ?? inherited?.PerSize ?? false;
+        var by = r.String(m, "by", at + ".by", required: false)?.Trim() ?? inherited?.By ?? SelectionSpec.ByDevLoss;
+        if (by != SelectionSpec.ByDevLoss)
+        {
+            r.Error(at + ".by", $"'{SpecLimits.Quote(by)}' is not a selection criterion here: only dev_loss (the best step's dev loss) is implemented; a dev metric would need the dev set decoded, and the evaluation split is never used", m, "by");
+        }
+
+        return new SelectionSpec(order.ToDictionary(k => k, k => candidates[k], StringComparer.Ordinal), subsamples, seeds, perSize, by);
+    }
+
+    /// <summary>One candidate value of <paramref name="key"/>, canonical, or null after reporting why it is invalid.</summary>
+    private static string? SelectionValue(Reader r, string key, YamlNode node, string path)
+    {
+        if (node is not YamlScalarNode { Value: { Length: > 0 } text })
+        {
+            r.Error(path, $"expected a single value, got {Reader.Describe(node)}", node);
+            return null;
+        }
+
+        var wrapper = new YamlMappingNode { { key, node } };
+        switch (key)
+        {
+            case "learning_rate":
+                return r.Double(wrapper, key, path, minExclusive: 0)?.ToString("R", CultureInfo.InvariantCulture);
+            case "weight_decay":
+                return r.Double(wrapper, key, path, minInclusive: 0)?.ToString("R", CultureInfo.InvariantCulture);
+            case "batch_size":
+                return r.Int(wrapper, key, path, min: 1, max: 4096)?.ToString(CultureInfo.InvariantCulture);
+            case "max_steps":
+                return r.Int(wrapper, key, path, min: 1, max: SpecLimits.MaxSteps)?.ToString(CultureInfo.InvariantCulture);
+            case "warmup_steps":
+                return r.Int(wrapper, key, path, min: 0, max: SpecLimits.MaxWarmupSteps)?.ToString(CultureInfo.InvariantCulture);
+            case "base_dropout":
+                var dropout = TrainingSpec.CanonicalBaseDropout(text);
+                if (dropout is null) r.Error(path, $"expected 'eval' or a rate in [0, 1), got '{SpecLimits.Quote(text)}'", node);
+                return dropout;
+            case "loss":
+                if (TrainingSpec.Losses.Contains(text, StringComparer.Ordinal)) return text;
+                r.Error(path, $"unknown loss '{SpecLimits.Quote(text)}' (known: {string.Join(", ", TrainingSpec.Losses)})", node);
+                return null;
+            default:
+                return text; // a method option: the method plugin checks it, as it checks options:
+        }
     }
 
     private static GridSpec? ReadGrid(Reader r, YamlMappingNode top, string at = "")

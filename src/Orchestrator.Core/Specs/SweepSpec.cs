@@ -16,11 +16,17 @@ public sealed record SweepSpec(
     /// <summary>The name of the spec's own (last) stage: its top-level dataset, methods and grid.</summary>
     public const string MainStage = "main";
 
+    /// <summary>The stage of the selection cells (<c>selection:</c>): their results group as <c>selection/METHOD</c>.</summary>
+    public const string SelectionStage = "selection";
+
     /// <summary>
     /// Earlier stages (empty for a single-stage sweep), as declared (the stage graph is acyclic; see <c>CellExpander</c>). Each
     /// has its own dataset, methods and grid, and shares the spec's model, decoding, metrics and execution.
     /// </summary>
     public IReadOnlyList<StageSpec> Stages { get; init; } = [];
+
+    /// <summary>The top-level <c>selection:</c> block as written (null without one); each method's effective block is <see cref="MethodSpec.Selection"/>.</summary>
+    public SelectionSpec? Selection { get; init; }
 }
 
 /// <summary>
@@ -81,6 +87,12 @@ public sealed record MethodSpec(string Name, IReadOnlyDictionary<string, string>
     /// method plugin through <see cref="SpecVocabulary.DefaultBaseDropout"/>).
     /// </summary>
     public string DefaultBaseDropout { get; init; } = TrainingSpec.BaseDropoutGpt2;
+
+    /// <summary>
+    /// The selection this method's settings come from: its own <c>selection:</c> (control keys inherited from the top-level
+    /// block), else the top-level block; null when its settings are given (<c>selection: none</c>, or no block at all).
+    /// </summary>
+    public SelectionSpec? Selection { get; init; }
 
     /// <summary>Cells of earlier stages whose trained methods this method's cells receive, in this order (<c>needs:</c>).</summary>
     public IReadOnlyList<CellSelector> Needs { get; init; } = [];
