@@ -44,6 +44,9 @@ public interface ISweepStore
     /// </summary>
     Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> GetSweepCellsAsync(string sweepId, bool withOutputs, CancellationToken ct = default);
 
+    /// <summary>The decoded outputs stored with the cell's current result (empty when none), without reading the rest of its sweep.</summary>
+    Task<IReadOnlyList<string>> GetOutputsAsync(string cellKey, CancellationToken ct = default);
+
     /// <summary>The training curve stored with the cell's current result (<see cref="CellResultRecord.CurveJson"/>), or null.</summary>
     Task<string?> GetCurveAsync(string cellKey, CancellationToken ct = default);
 }

@@ -384,6 +384,19 @@ internal sealed partial class ResultStore : IResultStore
         }, ct);
     }
 
+    public Task<IReadOnlyList<string>> GetOutputsAsync(string cellKey, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
+        return InTransactionAsync(write: false, async (connection, tx, _, token) =>
+        {
+            await using var command = Command(connection, tx, "SELECT outputs_json FROM cell_outputs WHERE cell_key = @cell_key", ("cell_key", cellKey));
+            IReadOnlyList<string> outputs = await command.ExecuteScalarAsync(token).ConfigureAwait(false) is string json
+                ? JsonSerializer.Deserialize<string[]>(json, Json) ?? []
+                : [];
+            return outputs;
+        }, ct);
+    }
+
     public Task<string?> GetCurveAsync(string cellKey, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Orchestrator.Web;
 
-// The JSON documents of the API (snake_case on the wire; see docs/ui.md). Undefined numbers (NaN) are null.
+// The JSON documents of the API (snake_case on the wire; see docs/web.md). Undefined numbers (NaN) are null.
 
 /// <summary>A sweep in the list: its status, its cells by state, elapsed time and ETA.</summary>
 public sealed record SweepSummary(

@@ -234,7 +234,12 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     /// <summary>A cell by key or unique prefix: definition, result, provenance, curve, outputs beside references with per-segment scores.</summary>
     public async Task<CellView> CellAsync(SweepRecord sweep, string key, CancellationToken ct)
     {
-        var (cell, result) = await CellLookup.FindAsync(store, sweep.SweepId, key, ct);
+        var (cell, result) = Find((await StoredAsync(sweep, ct)).Cells, sweep.SweepId, key);
+        if (result is not null)
+        {
+            result = result with { Outputs = await store.GetOutputsAsync(cell.CellKey, ct) };
+        }
+
         var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
         var state = StatusReport.Build(sweep, queue.Where(q => q.CellKey == cell.CellKey).ToList(), [(cell, result)]).Cells[0];
         var curveJson = await store.GetCurveAsync(cell.CellKey, ct);
@@ -259,6 +264,24 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
             result is null ? null : new CellResultView(result.Status, result.Attempt, result.Error, result.WorkerId, result.Device, result.WallSeconds,
                 result.PeakMemoryBytes, result.FinishedAt, Metrics(result)),
             provenance, curve, outputs, note, segmentMetrics);
+    }
+
+    /// <summary>A cell by key or unique prefix among the sweep's cells (as <see cref="CellLookup"/>, from the snapshot the other views use).</summary>
+    private static (CellDescriptor Cell, CellResultRecord? Result) Find(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> cells, string sweepId,
+        string key)
+    {
+        if (key.Length < CellLookup.MinimumPrefix)
+        {
+            throw new ArgumentException($"cell key '{key}' is too short: give at least {CellLookup.MinimumPrefix} characters of it");
+        }
+
+        var matches = cells.Where(c => c.Cell.CellKey.StartsWith(key, StringComparison.OrdinalIgnoreCase)).Take(2).ToList();
+        return matches.Count switch
+        {
+            0 => throw new ArgumentException($"no cell of sweep {sweepId} has a key starting with '{key}'"),
+            1 => matches[0],
+            _ => throw new ArgumentException($"'{key}' matches several cells of sweep {sweepId}: give more of the key"),
+        };
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ using HttpResults = Microsoft.AspNetCore.Http.Results;
 namespace Orchestrator.Web;
 
 /// <summary>
-/// The results page and its JSON API (docs/ui.md), served by Kestrel on its own port beside an embedded host, a cluster client or
+/// The results page and its JSON API (docs/web.md), served by Kestrel on its own port beside an embedded host, a cluster client or
 /// the coordinator silo: read-only, from the <see cref="IGrainFactory"/> and <see cref="IResultStore"/> of the process it runs in.
 /// </summary>
 public sealed class WebUi : IAsyncDisposable

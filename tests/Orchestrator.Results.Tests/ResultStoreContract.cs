@@ -260,6 +260,8 @@ public abstract partial class ResultStoreContract : IAsyncLifetime
         AssertSameResult(succeeded with { Outputs = [] }, lean[0].Result);
         Assert.Null(lean[1].Result);
         AssertSameResult(failed, lean[2].Result);
+        Assert.Equal(succeeded.Outputs, await Store.GetOutputsAsync(K("a")));
+        Assert.Empty(await Store.GetOutputsAsync(K("b")));
     }
 
     [Fact]

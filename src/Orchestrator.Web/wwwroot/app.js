@@ -1,4 +1,4 @@
-// The results page: plain JavaScript and hand-drawn SVG, no build step and no library (see docs/ui.md for why).
+// The results page: plain JavaScript and hand-drawn SVG, no build step and no library (see docs/web.md for why).
 // Every view is a URL (#/sweep/ID/results?metric=bleu&by=method,size&a=lora&b=finetune&log=1), so a link can be shared.
 'use strict';
 

@@ -137,11 +137,11 @@ public sealed class ChromiumPage : IAsyncDisposable
         }
     }
 
-    /// <summary>A PNG of the whole page (the viewport grown to the document's height, then restored).</summary>
-    public async Task<byte[]> ScreenshotAsync(int width)
+    /// <summary>A PNG of the page from its top: the viewport grown to the document's height, at most <paramref name="maxHeight"/>.</summary>
+    public async Task<byte[]> ScreenshotAsync(int width, int maxHeight = 6000)
     {
         var height = (await EvaluateAsync("Math.ceil(document.documentElement.scrollHeight)")).GetInt32();
-        await ResizeAsync(width, Math.Clamp(height, 200, 6000));
+        await ResizeAsync(width, Math.Clamp(height, 200, maxHeight));
         var shot = await SendAsync("Page.captureScreenshot", new JsonObject { ["format"] = "png" });
         return Convert.FromBase64String(shot.GetProperty("data").GetString()!);
     }
