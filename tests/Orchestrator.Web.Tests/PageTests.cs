@@ -47,6 +47,10 @@ public sealed class PageTests(SweepFixture sweep)
             await using var page = await OpenAsync(hash, ready);
             Assert.True(page.Errors.Count == 0, $"{hash}: {string.Join("\n", page.Errors)}");
             Assert.Null(await page.EvaluateAsync<string?>("document.getElementById('error')?.textContent ?? null"));
+            // What the page writes itself (not the JSON shown as it is stored, nor the model's outputs).
+            var text = await page.EvaluateAsync<string>(
+                "(() => { const v = document.getElementById('view').cloneNode(true); v.querySelectorAll('pre, details, #outputs-table').forEach(e => e.remove()); return v.textContent; })()");
+            Assert.False(System.Text.RegularExpressions.Regex.IsMatch(text, @"\b(null|undefined|NaN)\b"), $"{hash} shows a missing value as text:\n{text}");
         }
     }
 

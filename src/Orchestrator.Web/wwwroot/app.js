@@ -175,7 +175,8 @@ async function sweepView(id) {
         td(m.stage), td(m.method), num(m.total), num(c.done || 0), num(c.running), num(c.pending || 0), num(c.waiting || 0), num(c.failed || 0),
         num(c.blocked || 0), td(bar(c, m.total)));
     });
-    node.replaceChildren(
+    // Through h() so that the sections left out (null) are skipped, not shown as "null".
+    node.replaceChildren(...h('div', {},
       h('h1', {}, `${s.name} `, h('span', { class: 'muted' }, s.sweep_id)),
       h('p', { id: 'summary' },
         `${s.status}${s.complete ? ', complete' : ''}: `, h('b', { id: 'done-count' }, String(s.done)), ` of ${s.total} cells done, ${s.running} running, ` +
@@ -198,7 +199,7 @@ async function sweepView(id) {
       p.problems.length === 0 ? h('p', { class: 'muted', id: 'no-problems' }, 'None.') :
         table('problems-table', [{ key: 'cell', label: 'cell' }, { key: 'state', label: 'state' }, { key: 'attempts', label: 'attempts', num: 1 },
           { key: 'reason', label: 'reason' }], p.problems.map(c => h('tr', {},
-          td(h('a', { href: `#/sweep/${enc(id)}/cell/${enc(c.key)}` }, c.label)), td(c.state, { class: 'bad' }), num(c.attempts), td(c.reason || '')))));
+          td(h('a', { href: `#/sweep/${enc(id)}/cell/${enc(c.key)}` }, c.label)), td(c.state, { class: 'bad' }), num(c.attempts), td(c.reason || ''))))).childNodes);
   };
   await draw();
   if (!app.source) {
@@ -452,7 +453,7 @@ async function cellView(id, key) {
   const p = c.provenance || {};
   const r = c.result;
   const kv = (k, v) => [h('dt', {}, k), h('dd', {}, v === undefined || v === null || v === '' ? '–' : String(v))];
-  const packing = p.packing ? (p.packing.packed ? `packed with ${(p.packing.packed_with || []).length} cell(s): ${(p.packing.packed_with || []).map(x => x.slice(0, 12)).join(', ')}` : 'trained alone') : null;
+  const packing = p.packing ? (p.packing.packed && (p.packing.packed_with || []).length > 0 ? `packed with ${(p.packing.packed_with || []).length} cell(s): ${(p.packing.packed_with || []).map(x => x.slice(0, 12)).join(', ')}` : 'trained alone') : null;
   const metricRows = r ? Object.entries(r.metrics).map(([m, v]) => h('tr', {}, td(m), num(v, f2(v)))) : [];
   const segmentColumns = c.segment_metrics.map(m => ({ key: m, label: m, num: 1 }));
   const outputs = c.outputs.map(o => h('tr', {},
