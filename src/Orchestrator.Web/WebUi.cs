@@ -64,6 +64,9 @@ public sealed class WebUi : IAsyncDisposable
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.Logging.ClearProviders();
+        // The page runs inside a process that owns Ctrl-C (the command line or the silo): without this, its console lifetime
+        // would take SIGINT/SIGTERM for itself and the process would not stop.
+        builder.Services.AddSingleton<IHostLifetime, PassiveLifetime>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             if (options.BindAddress == "localhost")
@@ -96,6 +99,14 @@ public sealed class WebUi : IAsyncDisposable
         await app.StartAsync(ct);
         var urls = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
         return new WebUi(app, urls, token is not null);
+    }
+
+    /// <summary>A lifetime that listens to no signal: the host process decides when the page stops (<see cref="DisposeAsync"/>).</summary>
+    private sealed class PassiveLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static bool Authorized(HttpRequest request, string token)

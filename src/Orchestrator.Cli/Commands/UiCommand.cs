@@ -67,11 +67,24 @@ internal static class UiCommand
         await page.DisposeAsync();
     }
 
+    /// <summary>
+    /// Until Ctrl-C or SIGTERM. The signals are taken here as well as through <paramref name="ct"/>: the hosts in this process
+    /// (the silo's console lifetime) take them for themselves, and the token alone was never cancelled.
+    /// </summary>
     private static async Task WaitForCancelAsync(CancellationToken ct)
     {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
         try
         {
-            await Task.Delay(Timeout.Infinite, ct);
+            await Task.Delay(Timeout.Infinite, stop.Token);
         }
         catch (OperationCanceledException)
         {
