@@ -44,7 +44,7 @@ public sealed class DataDirectoryLock : IDisposable
             throw new InvalidOperationException(
                 $"the data directory {folder} is in use by another orchestrator process ({Owner(ownerPath)}). Two embedded processes on one " +
                 "data directory would train the same cells twice: wait for it to finish or stop it, use another --data-dir, or run a " +
-                "cluster (deploy/local/cluster.sh) to share work between processes. `orchestrator results` reads the database without a lock.");
+                "cluster (deploy/local/cluster.sh) to share work between processes. To follow a running sweep, start it with --ui-port N and open its results page.");
         }
 
         var owner = string.Create(CultureInfo.InvariantCulture,
