@@ -152,9 +152,17 @@ public static class ResearchWarnings
 
     private static double TokensPerSecond(string? preset, int vocabulary, int cores)
     {
-        var config = Gpt2Config.Preset(preset ?? "gpt2", vocabulary);
-        double parameters = (double)(config.VocabSize + config.Positions) * config.Width
-                            + config.Layers * (12.0 * config.Width * config.Width + 13.0 * config.Width);
+        double parameters;
+        if (preset is not null && LlamaConfig.IsPreset(preset))
+        {
+            parameters = LlamaConfig.Preset(preset, vocabulary).ParameterCount;
+        }
+        else
+        {
+            var config = Gpt2Config.Preset(preset ?? "gpt2", vocabulary);
+            parameters = (double)(config.VocabSize + config.Positions) * config.Width
+                         + config.Layers * (12.0 * config.Width * config.Width + 13.0 * config.Width);
+        }
         double flops = parameters < 10e6 ? SmallBaseFlops : LargeBaseFlops;
         return flops * Math.Max(cores, 1) / MeasuredCores / (6 * parameters);
     }

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace Orchestrator.Training;
 
 /// <summary>
-/// Trains a <see cref="Gpt2Model"/> on (source, target) pairs in the <see cref="CausalLmFormat"/> with a PEFT method
+/// Trains a <see cref="CausalLm"/> on (source, target) pairs in the <see cref="CausalLmFormat"/> with a PEFT method
 /// (default: full fine-tuning): AdamW, linear schedule with warm-up, gradient clipping, periodic dev loss, and the
 /// parameters of the best dev step restored at the end.
 /// <para>
@@ -22,19 +22,19 @@ namespace Orchestrator.Training;
 /// </summary>
 public sealed class CausalLmTrainer
 {
-    public CausalLmTrainer(Gpt2Model model, ITextTokenizer tokenizer, IPeftMethod? method = null)
+    public CausalLmTrainer(CausalLm model, ITextTokenizer tokenizer, IPeftMethod? method = null)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         Method = method ?? new FinetuneMethod();
-        if (tokenizer.VocabSize > model.Config.VocabSize)
+        if (tokenizer.VocabSize > model.Shape.VocabSize)
         {
             throw new ArgumentException(
-                $"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Config.VocabSize} embeddings.", nameof(tokenizer));
+                $"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Shape.VocabSize} embeddings.", nameof(tokenizer));
         }
     }
 
-    public Gpt2Model Model { get; }
+    public CausalLm Model { get; }
 
     public ITextTokenizer Tokenizer { get; }
 
@@ -124,7 +124,7 @@ public sealed class CausalLmTrainer
 
         // The base (and a method's own trained model: proxy-tuning's expert) train with the options' base dropout; their
         // checkpoint rates come back at the end.
-        Gpt2Model[] models = Method.TrainedModel is { } trained && !ReferenceEquals(trained, Model) ? [Model, trained] : [Model];
+        CausalLm[] models = Method.TrainedModel is { } trained && !ReferenceEquals(trained, Model) ? [Model, trained] : [Model];
         double[] checkpointRates = models.Select(m => m.Dropout).ToArray();
         foreach (var m in models) m.Dropout = options.BaseDropoutOn(m);
         if (models.Any(m => m.Dropout > 0))
@@ -285,5 +285,5 @@ public sealed class CausalLmTrainer
     }
 
     private EncodedExample[] EncodeAll(IReadOnlyList<TrainingExample> examples, string set) =>
-        TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, examples, set);
+        TrainingParts.EncodeAll(Tokenizer, Model.Shape.Positions, examples, set);
 }

@@ -30,7 +30,7 @@ internal static class TrainingParts
     /// Token-weighted mean loss of <paramref name="method"/> on <paramref name="examples"/> (no gradients; the caller sets
     /// eval mode). NaN for an empty set.
     /// </summary>
-    internal static double MeanLoss(Orchestrator.Training.Peft.IPeftMethod method, Orchestrator.Training.Models.Gpt2Model model, int pad,
+    internal static double MeanLoss(Orchestrator.Training.Peft.IPeftMethod method, Orchestrator.Training.Models.CausalLm model, int pad,
         EncodedExample[] examples, int batchSize, CancellationToken cancellationToken)
     {
         if (examples.Length == 0)

@@ -37,7 +37,7 @@ public sealed record TrainingOptions(
     public TrainingLoss Loss { get; init; } = TrainingLoss.TokenMean;
 
     /// <summary>The dropout rate the base trains with on <paramref name="model"/>.</summary>
-    public double BaseDropoutOn(Models.Gpt2Model model) => BaseDropout ?? model.Config.Dropout;
+    public double BaseDropoutOn(Models.CausalLm model) => BaseDropout ?? model.Shape.Dropout;
 
     /// <summary>Number of updates for a training set of <paramref name="examples"/> examples.</summary>
     public int StepsFor(int examples) =>

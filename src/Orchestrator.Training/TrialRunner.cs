@@ -137,7 +137,7 @@ public sealed class TrialRunner
             IPeftMethod method = fresh;
             TrainReport report;
             object? packing = null;
-            if (CanPack(cell) && (BaseDropoutOf(cell) ?? trialBase.Model.Config.Dropout) == 0)
+            if (CanPack(cell) && (BaseDropoutOf(cell) ?? trialBase.Model.Shape.Dropout) == 0)
             {
                 // A pack of one, padded as in any pack of this group: the same bits as the cell trained with other cells.
                 int padLength = PadLength(cell, data.Dataset, trialBase);
@@ -367,7 +367,7 @@ public sealed class TrialRunner
     /// </summary>
     private int PadLength(CellDefinition cell, LoadedDataset data, TrialBase trialBase)
     {
-        int positions = trialBase.Model.Config.Positions;
+        int positions = trialBase.Model.Shape.Positions;
         string key = data.ContentHash + "|" + cell.Model.ContentHash + "|" + positions;
         return _padLengths.GetOrAdd(key, _ => new Lazy<int>(() =>
         {
@@ -414,7 +414,7 @@ public sealed class TrialRunner
     private sealed record TrialData(LoadedDataset Dataset, SubsampleManifest Manifest, List<TrainingExample> Train, List<TrainingExample> Dev,
         IReadOnlyList<DataEntry> Eval);
 
-    private sealed record TrialBase(ITextTokenizer Tokenizer, Gpt2Model Model, object Description);
+    private sealed record TrialBase(ITextTokenizer Tokenizer, CausalLm Model, object Description);
 
     private TrialData LoadData(CellDefinition cell)
     {
@@ -431,7 +431,9 @@ public sealed class TrialRunner
         {
             string preset = cell.Model.Preset ?? throw new FormatException($"cell {cell.Label}: the model identity has neither a preset nor a path");
             var tokenizer = Vocabulary(cell.Dataset.ContentHash, data);
-            var model = new Gpt2Model(Gpt2Config.Preset(preset, tokenizer.VocabSize), cell.Model.InitSeed);
+            CausalLm model = LlamaConfig.IsPreset(preset)
+                ? new LlamaModel(LlamaConfig.Preset(preset, tokenizer.VocabSize), cell.Model.InitSeed)
+                : new Gpt2Model(Gpt2Config.Preset(preset, tokenizer.VocabSize), cell.Model.InitSeed);
             return new TrialBase(tokenizer, model, new { kind = "preset", preset, init_seed = cell.Model.InitSeed, tokenizer = "word-level (training pool)" });
         }
 
@@ -453,9 +455,9 @@ public sealed class TrialRunner
         IReadOnlyList<string> metrics, string workerId, int attempt, Stopwatch clock, PeakMemorySampler memory, double setup, object? packing,
         CancellationToken ct, IReadOnlyList<string>? dependencies = null)
     {
-        Gpt2Model model = trialBase.Model;
+        CausalLm model = trialBase.Model;
         ITextTokenizer tokenizer = trialBase.Tokenizer;
-        long trainable = method.CountParameters(model.Config).Trainable;
+        long trainable = method.CountParameters(model.Shape).Trainable;
         double trained = clock.Elapsed.TotalSeconds;
 
         var sources = data.Eval.Select(e => e.Source).ToList();
@@ -505,7 +507,7 @@ public sealed class TrialRunner
             manifest_hash = data.Manifest.Hash,
             base_model_hash = cell.Model.ContentHash,
             @base = trialBase.Description,
-            model = model.Config,
+            model = model.Description,
             method = cell.Method,
             method_options = cell.MethodOptions,
             method_options_effective = method.Options,

@@ -14,7 +14,7 @@ public static class OrchestratorVocabulary
         DatasetCatalog.Kinds,
         MetricSuite.Names,
         TrialRunner.DecodingStrategies,
-        Gpt2Config.PresetNames,
+        [.. Gpt2Config.PresetNames, .. LlamaConfig.PresetNames],
         PeftRegistry.NotApplicable)
     {
         BaseDropoutDefaults = PeftRegistry.BaseDropoutDefaults,

@@ -327,17 +327,17 @@ public sealed class DecodingTests(ITestOutputHelper output)
 
         public Gpt2Hooks? Hooks => hooks;
 
-        public Gpt2Model? TrainedModel => null;
+        public CausalLm? TrainedModel => null;
 
         public IReadOnlyList<WeightedModel>? LogitMixture => mixture;
 
-        public ParameterCounts CountParameters(Gpt2Config config) => new(0, 0);
+        public ParameterCounts CountParameters(ModelShape config) => new(0, 0);
 
-        public IReadOnlyList<Parameter> Prepare(Gpt2Model model, PeftContext context) => [];
+        public IReadOnlyList<Parameter> Prepare(CausalLm model, PeftContext context) => [];
 
         public IReadOnlyList<KeyValuePair<string, Tensor>> StoredTensors() => [];
 
-        public void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+        public void Load(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
         {
         }
 

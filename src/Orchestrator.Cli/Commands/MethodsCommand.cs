@@ -19,7 +19,7 @@ public static class MethodsCommand
 {
     public static void Register(RootCommand root)
     {
-        var model = new Option<string>("--model") { Description = "Base shape: a preset (gpt2, gpt2-medium, gpt2-large, tiny, test) or a folder with config.json", DefaultValueFactory = _ => "gpt2-medium" };
+        var model = new Option<string>("--model") { Description = "Base shape: a preset (gpt2, gpt2-medium, gpt2-large, tiny, test; llama-tiny, llama-test, smollm2-135m, llama-3.2-1b) or a folder with config.json (GPT-2 or Llama family)", DefaultValueFactory = _ => "gpt2-medium" };
         var vocab = new Option<int?>("--vocab") { Description = "Vocabulary size (needed by the tiny and test presets; overrides a preset's)" };
         var format = new Option<string>("--format") { Description = "Output format: table or json", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "json");
@@ -34,10 +34,11 @@ public static class MethodsCommand
 
     private static int Run(string model, int? vocab, string format)
     {
-        Gpt2Config config;
+        ModelShape config;
+        long baseCount;
         try
         {
-            config = ResolveConfig(model, vocab);
+            (config, baseCount) = ResolveConfig(model, vocab);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or IOException or NotSupportedException)
         {
@@ -45,14 +46,15 @@ public static class MethodsCommand
             return CliApp.ExitInvalidInput;
         }
 
-        long baseCount = config.ParameterCount;
         var rows = new List<Row>();
         foreach (string name in PeftRegistry.OrderedNames)
         {
             using IPeftMethod method = PeftRegistry.Get(name);
             try
             {
-                rows.Add(new Row(name, method.Options, method.CountParameters(config), null));
+                rows.Add(method.RefusalFor(config) is { } refusal
+                    ? new Row(name, method.Options, null, $"not on the {config.FamilyName} family: {refusal}")
+                    : new Row(name, method.Options, method.CountParameters(config), null));
             }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException)
             {
@@ -72,14 +74,34 @@ public static class MethodsCommand
         return 0;
     }
 
-    private static Gpt2Config ResolveConfig(string model, int? vocab)
+    private static (ModelShape Shape, long BaseParameters) ResolveConfig(string model, int? vocab)
     {
         if (Directory.Exists(model))
         {
             string path = Path.Combine(model, "config.json");
             if (!File.Exists(path)) throw new FileNotFoundException($"{model} has no config.json.", path);
-            var fromFile = Gpt2Config.FromJson(File.ReadAllText(path, Encoding.UTF8));
-            return vocab is { } v ? (fromFile with { VocabSize = v }).Validate() : fromFile;
+            string json = File.ReadAllText(path, Encoding.UTF8);
+            if (LlamaConfig.IsLlamaFamily(json))
+            {
+                var llama = LlamaConfig.FromJson(json);
+                llama = vocab is { } lv ? (llama with { VocabSize = lv }).Validate() : llama;
+                return (llama, llama.ParameterCount);
+            }
+
+            var fromFile = Gpt2Config.FromJson(json);
+            fromFile = vocab is { } v ? (fromFile with { VocabSize = v }).Validate() : fromFile;
+            return (fromFile, fromFile.ParameterCount);
+        }
+
+        if (LlamaConfig.IsPreset(model))
+        {
+            var llama = LlamaConfig.Preset(model, vocab);
+            if (llama.VocabSize <= 0)
+            {
+                throw new ArgumentException($"The {model} preset takes its vocabulary from the tokenizer: pass --vocab N.");
+            }
+
+            return (llama.Validate(), llama.ParameterCount);
         }
 
         var preset = Gpt2Config.Preset(model, vocab);
@@ -88,12 +110,13 @@ public static class MethodsCommand
             throw new ArgumentException($"The {model} preset takes its vocabulary from the tokenizer: pass --vocab N.");
         }
 
-        return preset.Validate();
+        preset = preset.Validate();
+        return (preset, preset.ParameterCount);
     }
 
     private sealed record Row(string Name, IReadOnlyDictionary<string, string> Options, ParameterCounts? Counts, string? Error);
 
-    private static string ToJson(string model, Gpt2Config config, long baseCount, List<Row> rows)
+    private static string ToJson(string model, ModelShape config, long baseCount, List<Row> rows)
     {
         var methods = new JsonArray();
         foreach (var row in rows)
@@ -119,8 +142,10 @@ public static class MethodsCommand
         var root = new JsonObject
         {
             ["model"] = model,
+            ["family"] = config.FamilyName,
             ["layers"] = config.Layers,
             ["heads"] = config.Heads,
+            ["key_value_heads"] = config.KeyValueHeads,
             ["width"] = config.Width,
             ["vocab_size"] = config.VocabSize,
             ["positions"] = config.Positions,
@@ -142,10 +167,11 @@ public static class MethodsCommand
         return list;
     }
 
-    private static void PrintTable(string model, Gpt2Config config, long baseCount, List<Row> rows)
+    private static void PrintTable(string model, ModelShape config, long baseCount, List<Row> rows)
     {
+        string heads = config.KeyValueHeads == config.Heads ? $"H={config.Heads}" : $"H={config.Heads}, KV={config.KeyValueHeads}";
         var table = new Table().Title(
-            $"PEFT methods on {Markup.Escape(model)} (L={config.Layers}, H={config.Heads}, d={config.Width}, V={config.VocabSize}): base {baseCount:N0} parameters");
+            $"PEFT methods on {Markup.Escape(model)} ({config.FamilyName}: L={config.Layers}, {heads}, d={config.Width}, V={config.VocabSize}): base {baseCount:N0} parameters");
         table.AddColumn("method").AddColumn(new TableColumn("trainable").RightAligned()).AddColumn(new TableColumn("% base").RightAligned())
             .AddColumn(new TableColumn("stored").RightAligned()).AddColumn(new TableColumn("% base").RightAligned()).AddColumn("default options");
         foreach (var row in rows)

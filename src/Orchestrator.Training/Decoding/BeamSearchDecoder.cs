@@ -28,7 +28,7 @@ public static class BeamSearchDecoder
 {
     /// <summary>Decodes every source; returns the best hypotheses as trimmed texts, in source order.</summary>
     public static IReadOnlyList<string> Decode(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         DecodingOptions options,
@@ -41,7 +41,7 @@ public static class BeamSearchDecoder
 
     /// <summary>The best hypothesis of every source (token ids without the end token), in source order.</summary>
     public static IReadOnlyList<IReadOnlyList<int>> DecodeIds(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         DecodingOptions options,
@@ -51,7 +51,7 @@ public static class BeamSearchDecoder
 
     /// <summary>The best hypothesis of every source with its score, in source order.</summary>
     public static IReadOnlyList<BeamHypothesis> DecodeHypotheses(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         DecodingOptions options,
@@ -78,7 +78,7 @@ public static class BeamSearchDecoder
     }
 
     private static BeamHypothesis[] DecodeBatch(
-        Gpt2Model model,
+        CausalLm model,
         IPeftMethod? method,
         ITextTokenizer tokenizer,
         int[][] prompts,

@@ -20,24 +20,24 @@ internal sealed class CachedLm : IDisposable
     private readonly Member[] _members;
     private readonly long _vocab;
 
-    public CachedLm(Gpt2Model model, IPeftMethod? method)
+    public CachedLm(CausalLm model, IPeftMethod? method)
     {
-        _vocab = model.Config.VocabSize;
+        _vocab = model.Shape.VocabSize;
         _members = method?.LogitMixture is { Count: > 0 } mixture
             ? mixture.Select(m => new Member(m.Model, m.Hooks, m.Weight)).ToArray()
             : [new Member(model, method?.Hooks, 1.0)];
         foreach (var m in _members)
         {
-            if (m.Model.Config.VocabSize < _vocab)
+            if (m.Model.Shape.VocabSize < _vocab)
             {
                 throw new InvalidOperationException(
-                    $"A model of the logit mixture has {m.Model.Config.VocabSize} embeddings, fewer than the base's {_vocab}.");
+                    $"A model of the logit mixture has {m.Model.Shape.VocabSize} embeddings, fewer than the base's {_vocab}.");
             }
         }
     }
 
     /// <summary>Positions left for real tokens: the smallest model's, less its virtual tokens (generation stops there).</summary>
-    public int Positions => _members.Min(m => m.Model.Config.Positions - (m.Hooks?.VirtualTokens ?? 0));
+    public int Positions => _members.Min(m => m.Model.Shape.Positions - (m.Hooks?.VirtualTokens ?? 0));
 
     /// <summary>
     /// Runs the prompts (ids [B,T], left-padded by <paramref name="pads"/>) and returns the next-token logits [B, V] at the
@@ -203,9 +203,9 @@ internal sealed class CachedLm : IDisposable
         return sum is null ? part : sum + part;
     }
 
-    private sealed class Member(Gpt2Model model, Gpt2Hooks? hooks, double weight)
+    private sealed class Member(CausalLm model, Gpt2Hooks? hooks, double weight)
     {
-        public Gpt2Model Model { get; } = model;
+        public CausalLm Model { get; } = model;
 
         public Gpt2Hooks? Hooks { get; } = hooks;
 

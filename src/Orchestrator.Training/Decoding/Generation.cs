@@ -8,7 +8,7 @@ namespace Orchestrator.Training.Decoding;
 
 /// <summary>What <c>orchestrator generate</c> is asked for.</summary>
 /// <param name="Model">A model folder (GPT-2 or the Llama family) or a preset name (random weights from <paramref name="InitSeed"/>).</param>
-/// <param name="Adapter">A trained method's folder (our format or Hugging Face PEFT) on a GPT-2 base, or null.</param>
+/// <param name="Adapter">A trained method's folder (our format or Hugging Face PEFT) on a base of either family, or null.</param>
 /// <param name="Text">Input text (encoded by the model folder's tokenizer), or null when <paramref name="InputIds"/> are given.</param>
 /// <param name="Vocab">Vocabulary of a preset that takes it from a tokenizer (llama-tiny, llama-test, tiny, test); default 256.</param>
 public sealed record GenerateRequest(
@@ -26,7 +26,7 @@ public sealed record GenerateRequest(
 public sealed record GenerateResult(IReadOnlyList<int> InputIds, IReadOnlyList<int> OutputIds, string? Text);
 
 /// <summary>
-/// Loads a base (either family), optionally a trained method on a GPT-2 base, and continues one input: greedy or beam, stopping
+/// Loads a base (either family), optionally a trained method on it, and continues one input: greedy or beam, stopping
 /// at the checkpoint's end ids (Llama: generation_config.json, else config.json; GPT-2: &lt;|endoftext|&gt;) or after the
 /// token limit. Text is encoded as given; a Llama tokenizer whose post-processor adds a begin token gets it first.
 /// </summary>
@@ -57,11 +57,6 @@ public static class Generation
 
     private static GenerateResult RunLlama(GenerateRequest request, bool folder)
     {
-        if (request.Adapter is not null)
-        {
-            throw new NotSupportedException("--adapter: trained methods on Llama-family bases are not implemented yet; generate runs the base alone.");
-        }
-
         LlamaModel model;
         ITextTokenizer? tokenizer = null;
         if (folder)
@@ -78,8 +73,10 @@ public static class Generation
 
         using (model)
         {
+            using IPeftMethod? method = request.Adapter is null ? null : LoadAdapter(model, request.Adapter);
+            using var evalMode = PeftForward.EvalMode(method, model);
             IReadOnlyList<int> input = request.InputIds ?? LlamaCheckpoint.EncodeForGeneration(tokenizer!, request.Text!);
-            var output = Continue(new LlamaStepModel(model), input, request, model.Config.EosTokenIds ?? []);
+            var output = Continue(new LlamaStepModel(model, method), input, request, model.Config.EosTokenIds ?? []);
             return new GenerateResult(input, output, tokenizer?.Decode(output));
         }
     }
@@ -125,7 +122,7 @@ public static class Generation
         }
     }
 
-    private static IPeftMethod LoadAdapter(Gpt2Model model, string directory)
+    private static IPeftMethod LoadAdapter(CausalLm model, string directory)
     {
         if (!Directory.Exists(directory)) throw new ArgumentException($"--adapter: no folder {directory}.");
         if (File.Exists(Path.Combine(directory, PeftCheckpoint.ConfigFile))) return PeftCheckpoint.Load(model, directory);

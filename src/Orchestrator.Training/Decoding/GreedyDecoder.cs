@@ -24,7 +24,7 @@ public static class GreedyDecoder
 
     /// <summary>Decodes every source; returns the generated texts (trimmed) in the order of <paramref name="sources"/>.</summary>
     public static IReadOnlyList<string> Decode(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         int maxNewTokens = 60,
@@ -36,7 +36,7 @@ public static class GreedyDecoder
 
     /// <summary>Decodes every source with <paramref name="method"/> (null: the plain model); texts trimmed, in source order.</summary>
     public static IReadOnlyList<string> Decode(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         DecodingOptions options,
@@ -47,9 +47,9 @@ public static class GreedyDecoder
         return ids.Select(generated => tokenizer.Decode(generated).Trim()).ToArray();
     }
 
-    /// <summary>Like <see cref="Decode(Gpt2Model, ITextTokenizer, IReadOnlyList{string}, int, int, int, CancellationToken)"/>, but returns the generated token ids (without the end token).</summary>
+    /// <summary>Like <see cref="Decode(CausalLm, ITextTokenizer, IReadOnlyList{string}, int, int, int, CancellationToken)"/>, but returns the generated token ids (without the end token).</summary>
     public static IReadOnlyList<IReadOnlyList<int>> DecodeIds(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         int maxNewTokens = 60,
@@ -61,7 +61,7 @@ public static class GreedyDecoder
 
     /// <summary>Generated token ids (without the end token) for every source, in source order.</summary>
     public static IReadOnlyList<IReadOnlyList<int>> DecodeIds(
-        Gpt2Model model,
+        CausalLm model,
         ITextTokenizer tokenizer,
         IReadOnlyList<string> sources,
         DecodingOptions options,
@@ -91,7 +91,7 @@ public static class GreedyDecoder
     }
 
     private static List<int>[] DecodeBatch(
-        Gpt2Model model,
+        CausalLm model,
         IPeftMethod? method,
         ITextTokenizer tokenizer,
         int[][] prompts,
@@ -166,9 +166,9 @@ public static class GreedyDecoder
 internal static class DecodingPrompts
 {
     /// <summary>Token ids of every prompt; throws when one leaves no room to generate.</summary>
-    public static int[][] Encode(Gpt2Model model, ITextTokenizer tokenizer, IReadOnlyList<string> sources, IPeftMethod? method)
+    public static int[][] Encode(CausalLm model, ITextTokenizer tokenizer, IReadOnlyList<string> sources, IPeftMethod? method)
     {
-        int room = model.Config.Positions - (method?.VirtualTokens() ?? 0);
+        int room = model.Shape.Positions - (method?.VirtualTokens() ?? 0);
         var prompts = new int[sources.Count][];
         for (int i = 0; i < sources.Count; i++)
         {

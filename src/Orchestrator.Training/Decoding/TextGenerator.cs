@@ -24,18 +24,18 @@ public interface IStepLanguageModel
     Tensor Next(Tensor ids, IReadOnlyList<LayerKeyValue>? past, List<LayerKeyValue> presents);
 }
 
-/// <summary>A Llama-family model as an <see cref="IStepLanguageModel"/>.</summary>
-public sealed class LlamaStepModel(LlamaModel model) : IStepLanguageModel
+/// <summary>A Llama-family model, optionally with a trained method's hooks, as an <see cref="IStepLanguageModel"/>.</summary>
+public sealed class LlamaStepModel(LlamaModel model, IPeftMethod? method = null) : IStepLanguageModel
 {
     public int VocabSize => model.Config.VocabSize;
 
-    public int Positions => model.Config.Positions;
+    public int Positions => model.Config.Positions - (method?.VirtualTokens() ?? 0);
 
     public Tensor Next(Tensor ids, IReadOnlyList<LayerKeyValue>? past, List<LayerKeyValue> presents)
     {
-        using var hidden = model.Hidden(ids, past: past, presents: presents);
+        using var hidden = model.Hidden(ids, past: past, hooks: method?.Hooks, presents: presents);
         using var last = hidden.select(1, hidden.shape[1] - 1);
-        return model.Logits(last);
+        return model.Logits(last, method?.Hooks);
     }
 }
 

@@ -147,7 +147,7 @@ public sealed record Gpt2Config(
         if (root["model_type"]?.GetValue<string>() is { } type && type != "gpt2")
         {
             throw new FormatException(LlamaConfig.ModelTypes.Contains(type)
-                ? $"config.json has model_type '{type}', a Llama-family base: `orchestrator generate` runs it, but training PEFT methods on it is not implemented yet (GPT-2 bases only)."
+                ? $"config.json has model_type '{type}', a Llama-family base: `orchestrator generate` runs it, but a Llama-family folder as a training base is not implemented yet (methods train on the Llama presets: {string.Join(", ", LlamaConfig.PresetNames)})."
                 : $"config.json has model_type '{type}', expected 'gpt2'.");
         }
 

@@ -1,25 +1,41 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 
 namespace Orchestrator.Training.Models;
 
-/// <summary>The four projections of a GPT-2 block.</summary>
+/// <summary>The projections of a block: GPT-2's four (c_attn fused) and Llama's seven (o_proj and down_proj share GPT-2's sites).</summary>
 public enum Gpt2Projection
 {
     /// <summary><c>attn.c_attn</c>: Width → 3·Width, output columns [q | k | v].</summary>
     AttentionQkv,
 
-    /// <summary><c>attn.c_proj</c>: Width → Width.</summary>
+    /// <summary><c>attn.c_proj</c>: Width → Width (GPT-2); <c>self_attn.o_proj</c>: Heads·HeadDim → Width (Llama).</summary>
     AttentionOutput,
 
     /// <summary><c>mlp.c_fc</c>: Width → 4·Width.</summary>
     MlpIn,
 
-    /// <summary><c>mlp.c_proj</c>: 4·Width → Width.</summary>
+    /// <summary><c>mlp.c_proj</c>: 4·Width → Width (GPT-2); <c>mlp.down_proj</c>: InnerWidth → Width (Llama).</summary>
     MlpOut,
+
+    /// <summary>Llama <c>self_attn.q_proj</c>: Width → Heads·HeadDim.</summary>
+    Query,
+
+    /// <summary>Llama <c>self_attn.k_proj</c>: Width → KeyValueHeads·HeadDim.</summary>
+    Key,
+
+    /// <summary>Llama <c>self_attn.v_proj</c>: Width → KeyValueHeads·HeadDim.</summary>
+    Value,
+
+    /// <summary>Llama <c>mlp.gate_proj</c>: Width → InnerWidth.</summary>
+    MlpGate,
+
+    /// <summary>Llama <c>mlp.up_proj</c>: Width → InnerWidth.</summary>
+    MlpUp,
 }
 
-/// <summary>The two residual sub-layers of a GPT-2 block.</summary>
+/// <summary>The two residual sub-layers of a pre-norm block (either family).</summary>
 public enum Gpt2Sublayer
 {
     Attention,
@@ -27,7 +43,8 @@ public enum Gpt2Sublayer
 }
 
 /// <summary>
-/// Extension points of one forward pass of <see cref="Gpt2Model"/>, passed per call (the model keeps no method state, so a
+/// Extension points of one forward pass of a <see cref="CausalLm"/> of either family (<see cref="Gpt2Model"/>,
+/// <see cref="LlamaModel"/>), passed per call (the model keeps no method state, so a
 /// frozen base can be shared). Every default leaves the model unchanged; a PEFT method overrides what it needs. All tensors
 /// returned here are used inside the model's DisposeScope of that forward pass.
 /// <para>
@@ -63,7 +80,14 @@ public abstract class Gpt2Hooks
     /// The output of a sub-layer (attention after c_proj and dropout, or the MLP) before it is added to the residual stream;
     /// <paramref name="input"/> is the sub-layer's input (after its LayerNorm). Default: <paramref name="output"/>.
     /// </summary>
-    public virtual Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training) => output;
+    public virtual Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Module block, Tensor input, Tensor output, bool training) => output;
+
+    /// <summary>
+    /// Llama family only: the attention's per-head output [B, Heads, T, HeadDim] before o_proj, given the rotated queries
+    /// [B, Heads, T, HeadDim] of the same pass (LLaMA-Adapter adds its gated attention over the adaption prompts here, so
+    /// that o_proj projects it). Default: <paramref name="heads"/>.
+    /// </summary>
+    public virtual Tensor AttentionHeads(int layer, LlamaAttention attention, Tensor query, Tensor heads, bool training) => heads;
 
     /// <summary>The output of block <paramref name="layer"/> (the residual stream after it). Default: <paramref name="hidden"/>.</summary>
     public virtual Tensor Block(int layer, Tensor hidden, bool training) => hidden;

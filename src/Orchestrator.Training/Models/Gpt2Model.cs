@@ -16,7 +16,7 @@ namespace Orchestrator.Training.Models;
 /// two halves so that a decoder can project only the last position.
 /// </para>
 /// </summary>
-public sealed class Gpt2Model : Module<Tensor, Tensor>
+public sealed class Gpt2Model : CausalLm
 {
     /// <summary>Standard deviation of GPT-2's normal initialisation (initializer_range).</summary>
     public const double InitStd = 0.02;
@@ -52,11 +52,15 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
     /// The dropout rate of the embedding, attention and residual dropout in training mode: the checkpoint's
     /// (<see cref="Gpt2Config.Dropout"/>) until a trainer sets a cell's <c>training.base_dropout</c>.
     /// </summary>
-    public double Dropout
+    public override double Dropout
     {
         get => _dropout.Rate;
         set => _dropout.Rate = value;
     }
+
+    public override ModelShape Shape => Config;
+
+    public override object Description => Config;
 
     /// <summary>Validates the config and loads the native backend before the base constructor touches torch.</summary>
     private static string Prepare(Gpt2Config config)
@@ -68,13 +72,13 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
     }
 
     /// <summary>The token embedding matrix [V, C], also the (tied) output projection.</summary>
-    public Parameter TokenEmbeddings => wte.Weight;
+    public override Parameter TokenEmbeddings => wte.Weight;
+
+    /// <summary>The output projection: the tied token embeddings.</summary>
+    public override Parameter OutputWeight => wte.Weight;
 
     /// <summary>The transformer blocks, h.0 … h.{L-1}.</summary>
     public IReadOnlyList<Gpt2Block> Blocks => h.ToList();
-
-    /// <summary>The device of the parameters.</summary>
-    public Device Device => TokenEmbeddings.device;
 
     /// <summary>
     /// Re-initialises all parameters as GPT-2 does, deterministically from <paramref name="seed"/> (a private generator; the
@@ -109,30 +113,6 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Token ids [B,T] (int64) → logits [B,T,V].</summary>
-    public override Tensor forward(Tensor inputIds) => Forward(inputIds);
-
-    /// <summary>
-    /// Token ids [B,T] → logits [B,T,V]. See <see cref="Hidden"/> for the optional arguments.
-    /// </summary>
-    public Tensor Forward(
-        Tensor inputIds,
-        Tensor? positionIds = null,
-        Tensor? attentionMask = null,
-        IReadOnlyList<LayerKeyValue>? past = null,
-        Gpt2Hooks? hooks = null)
-    {
-        using var hidden = Hidden(inputIds, positionIds, attentionMask, past, hooks);
-        return Logits(hidden, hooks);
-    }
-
-    /// <summary>
-    /// Final hidden states [.., C] → logits [.., V] through the tied output projection (hidden · wteᵀ), or through the
-    /// output layer of <paramref name="hooks"/> (<see cref="Gpt2Hooks.Output"/>) when given.
-    /// </summary>
-    public Tensor Logits(Tensor hidden, Gpt2Hooks? hooks = null) =>
-        hooks is null ? functional.linear(hidden, TokenEmbeddings) : hooks.Output(hidden, TokenEmbeddings, training);
-
     /// <summary>
     /// Token ids [B,T] → final hidden states [B,T,C] (after ln_f).
     /// <paramref name="positionIds"/>: [B,T] or [1,T]; default P, P+1, …, P+T-1 where P is the past length.
@@ -149,7 +129,7 @@ public sealed class Gpt2Model : Module<Tensor, Tensor>
     /// With explicit <paramref name="positionIds"/> (left-padded batches) the limit is on the largest position id, not on
     /// the cache length.
     /// </summary>
-    public Tensor Hidden(
+    public override Tensor Hidden(
         Tensor inputIds,
         Tensor? positionIds = null,
         Tensor? attentionMask = null,

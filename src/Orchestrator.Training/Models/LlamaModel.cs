@@ -19,7 +19,7 @@ namespace Orchestrator.Training.Models;
 /// KeyValueHeads, P, HeadDim], keys after rotation) is passed as <c>past</c> and returned through <c>presents</c>.
 /// </para>
 /// </summary>
-public sealed class LlamaModel : Module<Tensor, Tensor>
+public sealed class LlamaModel : CausalLm
 {
     /// <summary>Standard deviation of the random initialisation (initializer_range).</summary>
     public const double InitStd = 0.02;
@@ -29,13 +29,15 @@ public sealed class LlamaModel : Module<Tensor, Tensor>
     private readonly RmsNorm norm;
     private readonly Gpt2Embedding? lm_head;
     private readonly float[] _inverseFrequencies;
+    private readonly Gpt2Dropout _dropout;
 
     /// <summary>Builds the model and initialises it from <paramref name="seed"/>: weights normal(0, 0.02), biases 0, norms 1.</summary>
     public LlamaModel(LlamaConfig config, long seed = 0) : base(Prepare(config))
     {
         Config = config;
         embed_tokens = new Gpt2Embedding(config.VocabSize, config.Width);
-        layers = new ModuleList<LlamaBlock>(Enumerable.Range(0, config.Layers).Select(_ => new LlamaBlock(config)).ToArray());
+        _dropout = new Gpt2Dropout(config.AttentionDropout);
+        layers = new ModuleList<LlamaBlock>(Enumerable.Range(0, config.Layers).Select(_ => new LlamaBlock(config, _dropout)).ToArray());
         norm = new RmsNorm(config.Width, config.RmsNormEps);
         if (!config.TieWordEmbeddings)
         {
@@ -49,17 +51,25 @@ public sealed class LlamaModel : Module<Tensor, Tensor>
 
     public LlamaConfig Config { get; }
 
+    public override ModelShape Shape => Config;
+
+    public override object Description => Config;
+
+    /// <summary>The attention dropout rate in training mode (attention_dropout until a cell's base_dropout sets it).</summary>
+    public override double Dropout
+    {
+        get => _dropout.Rate;
+        set => _dropout.Rate = value;
+    }
+
     /// <summary>The token embedding matrix [V, C].</summary>
-    public Parameter TokenEmbeddings => embed_tokens.Weight;
+    public override Parameter TokenEmbeddings => embed_tokens.Weight;
 
     /// <summary>The output projection [V, C] (the token embeddings when tied).</summary>
-    public Parameter OutputWeight => lm_head?.Weight ?? embed_tokens.Weight;
+    public override Parameter OutputWeight => lm_head?.Weight ?? embed_tokens.Weight;
 
     /// <summary>The blocks, layers.0 … layers.{L-1}.</summary>
     public IReadOnlyList<LlamaBlock> Blocks => layers.ToList();
-
-    /// <summary>The device of the parameters.</summary>
-    public Device Device => TokenEmbeddings.device;
 
     private static string Prepare(LlamaConfig config)
     {
@@ -82,28 +92,13 @@ public sealed class LlamaModel : Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Token ids [B,T] (int64) → logits [B,T,V].</summary>
-    public override Tensor forward(Tensor inputIds) => Forward(inputIds);
-
-    /// <summary>Token ids [B,T] → logits [B,T,V]; see <see cref="Hidden"/> for the optional arguments.</summary>
-    public Tensor Forward(Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null,
-        IReadOnlyList<LayerKeyValue>? past = null, List<LayerKeyValue>? presents = null)
-    {
-        using var hidden = Hidden(inputIds, positionIds, attentionMask, past, presents);
-        return Logits(hidden);
-    }
-
-    /// <summary>Final hidden states [.., C] → logits [.., V].</summary>
-    public Tensor Logits(Tensor hidden) => functional.linear(hidden, OutputWeight);
-
     /// <summary>
-    /// Token ids [B,T] → final hidden states [B,T,C] (after the last norm). <paramref name="positionIds"/> [B,T] or [1,T],
-    /// default P … P+T−1 with P the past length; <paramref name="attentionMask"/> [B, P+T], nonzero for real tokens (padded
-    /// keys are never attended to); <paramref name="past"/> one cache entry per layer; <paramref name="presents"/> receives
-    /// past + current keys/values per layer (moved to the caller's DisposeScope).
+    /// Token ids [B,T] → final hidden states [B,T,C] (after the last norm); see <see cref="CausalLm.Hidden"/>. Virtual
+    /// tokens of <paramref name="hooks"/> work as on GPT-2: a prompt gets rotary positions 0 … P−1 and the real tokens P …;
+    /// a prefix is the keys/values of P cached positions ([B, KeyValueHeads, P, HeadDim], used as given, not rotated again).
     /// </summary>
-    public Tensor Hidden(Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null,
-        IReadOnlyList<LayerKeyValue>? past = null, List<LayerKeyValue>? presents = null)
+    public override Tensor Hidden(Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null,
+        IReadOnlyList<LayerKeyValue>? past = null, Gpt2Hooks? hooks = null, List<LayerKeyValue>? presents = null)
     {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2)
@@ -119,20 +114,92 @@ public sealed class LlamaModel : Module<Tensor, Tensor>
         long b = inputIds.shape[0], t = inputIds.shape[1];
         using var scope = NewDisposeScope();
         long pastLength = past is { Count: > 0 } ? past[0].Length : 0;
-        if (positionIds is null && pastLength + t > Config.Positions)
+
+        Tensor? prompt = null;
+        long virtualTokens = 0;
+        if (hooks is not null && pastLength == 0)
         {
-            throw new ArgumentException(
-                $"Sequence of {t} tokens (+{pastLength} past) exceeds the model's {Config.Positions} positions.", nameof(inputIds));
+            IReadOnlyList<LayerKeyValue>? prefix = hooks.Prefix(b, training);
+            prompt = hooks.Prompt(b, training);
+            if (prefix is not null && prompt is not null)
+            {
+                throw new InvalidOperationException("Hooks may supply a prefix or a prompt, not both.");
+            }
+
+            if (prefix is not null)
+            {
+                if (prefix.Count != Config.Layers)
+                {
+                    throw new InvalidOperationException($"The hooks' prefix has {prefix.Count} layers; the model has {Config.Layers}.");
+                }
+
+                if (prefix[0].Key.shape[1] != Config.KeyValueHeads || prefix[0].Key.shape[3] != Config.HeadDim)
+                {
+                    throw new InvalidOperationException(
+                        $"The hooks' prefix must be [B, {Config.KeyValueHeads}, P, {Config.HeadDim}] (key/value heads); got [{string.Join(", ", prefix[0].Key.shape)}].");
+                }
+
+                past = prefix;
+                pastLength = virtualTokens = prefix[0].Length;
+            }
+            else if (prompt is not null)
+            {
+                if (prompt.dim() != 3 || prompt.shape[2] != Config.Width || (prompt.shape[0] != 1 && prompt.shape[0] != b))
+                {
+                    throw new InvalidOperationException(
+                        $"The hooks' prompt must be [1 or {b}, P, {Config.Width}]; got [{string.Join(", ", prompt.shape)}].");
+                }
+
+                virtualTokens = prompt.shape[1];
+            }
         }
 
-        Tensor positions = positionIds ?? arange(pastLength, pastLength + t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        long promptLength = prompt is null ? 0 : virtualTokens;
+        long length = promptLength + t;
+        if (positionIds is null && pastLength + length > Config.Positions)
+        {
+            throw new ArgumentException(
+                $"Sequence of {t} tokens (+{pastLength + promptLength} past or virtual) exceeds the model's {Config.Positions} positions.", nameof(inputIds));
+        }
+
+        Tensor positions;
+        if (positionIds is null)
+        {
+            positions = arange(pastLength, pastLength + length, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        }
+        else if (virtualTokens == 0)
+        {
+            positions = positionIds;
+        }
+        else
+        {
+            positions = positionIds + virtualTokens;
+            if (promptLength > 0)
+            {
+                Tensor promptPositions = arange(0, promptLength, dtype: ScalarType.Int64, device: inputIds.device)
+                    .unsqueeze(0).expand(positions.shape[0], promptLength);
+                positions = cat([promptPositions, positions], 1);
+            }
+        }
+
         var (cos, sin) = Rotary(positions);
         Tensor x = embed_tokens.forward(inputIds);
-        Tensor? mask = Gpt2Model.BuildMask(b, t, pastLength, attentionMask, inputIds.device);
+        if (prompt is not null)
+        {
+            x = cat([prompt.shape[0] == b ? prompt : prompt.expand(b, promptLength, Config.Width), x], 1);
+        }
+
+        if (attentionMask is not null && virtualTokens > 0 && attentionMask.dim() == 2 && attentionMask.shape[1] == t)
+        {
+            Tensor real = attentionMask.dtype == ScalarType.Bool ? attentionMask : attentionMask.ne(0);
+            attentionMask = cat([ones(b, virtualTokens, dtype: ScalarType.Bool, device: inputIds.device), real], 1);
+        }
+
+        Tensor? mask = Gpt2Model.BuildMask(b, length, pastLength, attentionMask, inputIds.device);
         int firstPresent = presents?.Count ?? 0;
         for (int i = 0; i < Config.Layers; i++)
         {
-            x = layers[i].Forward(x, cos, sin, mask, past?[i], presents);
+            x = layers[i].Forward(x, cos, sin, mask, past?[i], presents, hooks, i);
         }
 
         if (presents is not null)
@@ -144,7 +211,13 @@ public sealed class LlamaModel : Module<Tensor, Tensor>
             }
         }
 
-        return norm.forward(x).MoveToOuterDisposeScope();
+        Tensor output = norm.forward(x);
+        if (promptLength > 0)
+        {
+            output = output.narrow(1, promptLength, t);
+        }
+
+        return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>cos and sin [B or 1, 1, T, HeadDim] for position ids [B or 1, T], in float32 as transformers computes them.</summary>
@@ -193,14 +266,14 @@ public sealed class LlamaAttention : Module
     private readonly int _heads;
     private readonly int _kvHeads;
     private readonly int _headDim;
-    private readonly double _dropout;
+    private readonly Gpt2Dropout _dropout;
 
-    public LlamaAttention(LlamaConfig config) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig config, Gpt2Dropout? dropout = null) : base(nameof(LlamaAttention))
     {
         _heads = config.Heads;
         _kvHeads = config.KeyValueHeads;
         _headDim = config.HeadDim;
-        _dropout = config.AttentionDropout;
+        _dropout = dropout ?? new Gpt2Dropout(config.AttentionDropout);
         q_proj = Linear(config.Width, (long)_heads * _headDim, hasBias: config.QkvBias);
         k_proj = Linear(config.Width, (long)_kvHeads * _headDim, hasBias: config.QkvBias);
         v_proj = Linear(config.Width, (long)_kvHeads * _headDim, hasBias: config.QkvBias);
@@ -217,12 +290,15 @@ public sealed class LlamaAttention : Module
     public Linear Output => o_proj;
 
     /// <summary>x [B,T,C] → [B,T,C]; call inside a DisposeScope. Cache entries hold the rotated keys of the KV heads.</summary>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, LayerKeyValue? past, List<LayerKeyValue>? presents)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, LayerKeyValue? past, List<LayerKeyValue>? presents,
+        Gpt2Hooks? hooks = null, int layer = 0)
     {
         long b = x.shape[0], t = x.shape[1];
-        Tensor q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);
-        Tensor k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
-        Tensor v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        Tensor Project(Gpt2Projection site, Linear linear, Tensor input) =>
+            hooks is null ? linear.forward(input) : hooks.Project(layer, site, linear, input, training);
+        Tensor q = Project(Gpt2Projection.Query, q_proj, x).view(b, t, _heads, _headDim).transpose(1, 2);
+        Tensor k = Project(Gpt2Projection.Key, k_proj, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        Tensor v = Project(Gpt2Projection.Value, v_proj, x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
         q = q * cos + RotateHalf(q) * sin;
         k = k * cos + RotateHalf(k) * sin;
         if (past is not null)
@@ -233,12 +309,25 @@ public sealed class LlamaAttention : Module
 
         presents?.Add(new LayerKeyValue(k, v));
         Tensor keys = RepeatKeyValue(k), values = RepeatKeyValue(v);
-        double p = training ? _dropout : 0.0;
+        double p = training ? _dropout.Rate : 0.0;
         Tensor y = mask is null
             ? functional.scaled_dot_product_attention(q, keys, values, p: p, is_casual: true)
             : functional.scaled_dot_product_attention(q, keys, values, attn_mask: mask, p: p);
-        return o_proj.forward(y.transpose(1, 2).reshape(b, t, (long)_heads * _headDim));
+        if (hooks is not null) y = hooks.AttentionHeads(layer, this, q, y, training);
+        return Project(Gpt2Projection.AttentionOutput, o_proj, y.transpose(1, 2).reshape(b, t, (long)_heads * _headDim));
     }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int QueriesPerKeyValue => _heads / _kvHeads;
+
+    /// <summary>Width of one head.</summary>
+    public int HeadDim => _headDim;
+
+    /// <summary>Number of query heads.</summary>
+    public int Heads => _heads;
+
+    /// <summary>Number of key/value heads.</summary>
+    public int KeyValueHeads => _kvHeads;
 
     /// <summary>[x1, x2] → [−x2, x1] over the last dimension (transformers' rotate_half).</summary>
     private static Tensor RotateHalf(Tensor x)
@@ -248,7 +337,7 @@ public sealed class LlamaAttention : Module
     }
 
     /// <summary>[B, KV, L, D] → [B, Heads, L, D]: key/value head j serves query heads j·g … j·g+g−1 (repeat_kv).</summary>
-    private Tensor RepeatKeyValue(Tensor x)
+    public Tensor RepeatKeyValue(Tensor x)
     {
         int groups = _heads / _kvHeads;
         if (groups == 1) return x;
@@ -278,8 +367,14 @@ public sealed class LlamaMlp : Module
 
     public Linear Down => down_proj;
 
-    /// <summary>x [B,T,C] → [B,T,C]; call inside a DisposeScope.</summary>
-    public Tensor Forward(Tensor x) => down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+    /// <summary>x [B,T,C] → [B,T,C]; <paramref name="hooks"/> may replace the three projections. Call inside a DisposeScope.</summary>
+    public Tensor Forward(Tensor x, Gpt2Hooks? hooks = null, int layer = 0)
+    {
+        if (hooks is null) return down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+        Tensor gate = hooks.Project(layer, Gpt2Projection.MlpGate, gate_proj, x, training);
+        Tensor up = hooks.Project(layer, Gpt2Projection.MlpUp, up_proj, x, training);
+        return hooks.Project(layer, Gpt2Projection.MlpOut, down_proj, functional.silu(gate) * up, training);
+    }
 }
 
 /// <summary>One pre-norm block: x + self_attn(input_layernorm(x)), then + mlp(post_attention_layernorm(·)).</summary>
@@ -290,10 +385,10 @@ public sealed class LlamaBlock : Module
     private readonly RmsNorm post_attention_layernorm;
     private readonly LlamaMlp mlp;
 
-    public LlamaBlock(LlamaConfig config) : base(nameof(LlamaBlock))
+    public LlamaBlock(LlamaConfig config, Gpt2Dropout? dropout = null) : base(nameof(LlamaBlock))
     {
         input_layernorm = new RmsNorm(config.Width, config.RmsNormEps);
-        self_attn = new LlamaAttention(config);
+        self_attn = new LlamaAttention(config, dropout);
         post_attention_layernorm = new RmsNorm(config.Width, config.RmsNormEps);
         mlp = new LlamaMlp(config);
         RegisterComponents();
@@ -308,9 +403,17 @@ public sealed class LlamaBlock : Module
     public RmsNorm MlpNorm => post_attention_layernorm;
 
     /// <summary>One block; call inside a DisposeScope.</summary>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, LayerKeyValue? past, List<LayerKeyValue>? presents)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, LayerKeyValue? past, List<LayerKeyValue>? presents,
+        Gpt2Hooks? hooks = null, int layer = 0)
     {
-        Tensor h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, past, presents);
-        return h + mlp.Forward(post_attention_layernorm.forward(h));
+        Tensor normed1 = input_layernorm.forward(x);
+        Tensor attention = self_attn.Forward(normed1, cos, sin, mask, past, presents, hooks, layer);
+        if (hooks is not null) attention = hooks.Sublayer(layer, Gpt2Sublayer.Attention, this, normed1, attention, training);
+        Tensor h = x + attention;
+        Tensor normed2 = post_attention_layernorm.forward(h);
+        Tensor fed = mlp.Forward(normed2, hooks, layer);
+        if (hooks is not null) fed = hooks.Sublayer(layer, Gpt2Sublayer.Mlp, this, normed2, fed, training);
+        Tensor output = h + fed;
+        return hooks is null ? output : hooks.Block(layer, output, training);
     }
 }

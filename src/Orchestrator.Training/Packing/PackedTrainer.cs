@@ -27,17 +27,17 @@ namespace Orchestrator.Training.Packing;
 /// </summary>
 public sealed class PackedTrainer
 {
-    public PackedTrainer(Gpt2Model model, ITextTokenizer tokenizer)
+    public PackedTrainer(CausalLm model, ITextTokenizer tokenizer)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
-        if (tokenizer.VocabSize > model.Config.VocabSize)
+        if (tokenizer.VocabSize > model.Shape.VocabSize)
         {
-            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Config.VocabSize} embeddings.", nameof(tokenizer));
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids but the model only {model.Shape.VocabSize} embeddings.", nameof(tokenizer));
         }
     }
 
-    public Gpt2Model Model { get; }
+    public CausalLm Model { get; }
 
     public ITextTokenizer Tokenizer { get; }
 
@@ -156,8 +156,8 @@ public sealed class PackedTrainer
 
             options = options with { MaxSteps = options.StepsFor(member.Train.Count), Epochs = 0 };
             member.Start(options);
-            member.TrainSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Train, "training");
-            member.DevSet = TrainingParts.EncodeAll(Tokenizer, Model.Config.Positions, member.Dev, "dev");
+            member.TrainSet = TrainingParts.EncodeAll(Tokenizer, Model.Shape.Positions, member.Train, "training");
+            member.DevSet = TrainingParts.EncodeAll(Tokenizer, Model.Shape.Positions, member.Dev, "dev");
             member.TargetCounts = member.TrainSet.Select(e => e.Labels.Skip(1).Count(l => l != CausalLmFormat.IgnoreIndex)).ToArray();
             member.Trainable = member.Method.Prepare(Model, new PeftContext(options.Seed, Tokenizer));
             if (!member.Method.Trains || member.Method.TrainsBaseWeights || member.Method.Hooks is null)

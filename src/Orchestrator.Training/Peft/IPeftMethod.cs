@@ -41,20 +41,26 @@ public interface IPeftMethod : IDisposable
     /// Trainable parameters during training and parameters a checkpoint stores, computed from shapes only (no tensors).
     /// </summary>
     /// <exception cref="ArgumentException">The options do not fit <paramref name="config"/> (e.g. more top layers than the model has).</exception>
-    ParameterCounts CountParameters(Gpt2Config config);
+    ParameterCounts CountParameters(ModelShape config);
+
+    /// <summary>
+    /// Why this method cannot train on a base of <paramref name="shape"/>'s family or shape (e.g. BitFit on a Llama without
+    /// biases), or null when it can. Prepare, Load and CountParameters refuse such a base with this reason.
+    /// </summary>
+    string? RefusalFor(ModelShape shape) => null;
 
     /// <summary>
     /// Prepares <paramref name="model"/> for training with this method: sets requires_grad on the base parameters (frozen or
     /// trainable) and creates the method's own parameters (deterministically from <see cref="PeftContext.Seed"/>). Returns
     /// exactly the parameters the optimizer must update. Calling it again for the same model returns the same list.
     /// </summary>
-    IReadOnlyList<Parameter> Prepare(Gpt2Model model, PeftContext context);
+    IReadOnlyList<Parameter> Prepare(CausalLm model, PeftContext context);
 
     /// <summary>The extension points to pass to every forward of the base (null: the plain base). Set by Prepare/Load.</summary>
     Gpt2Hooks? Hooks { get; }
 
     /// <summary>The model the trainer trains and scores when it is not the base with <see cref="Hooks"/> (proxy-tuning's expert); else null.</summary>
-    Gpt2Model? TrainedModel { get; }
+    CausalLm? TrainedModel { get; }
 
     /// <summary>
     /// Decoding-time combination of models: next-token logits are Σ weight·logits of each model (each with its own hooks,
@@ -73,7 +79,7 @@ public interface IPeftMethod : IDisposable
     /// keeps ownership of <paramref name="stored"/>). Every expected tensor must be present with its shape.
     /// </summary>
     /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed).</exception>
-    void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context);
+    void Load(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context);
 
     // ---- Extension points of the training loop (CausalLmTrainer), with no-op defaults (overridable in PeftMethodBase). ----
 
@@ -153,13 +159,13 @@ public readonly record struct ParameterCounts(long Trainable, long Stored)
 }
 
 /// <summary>One member of a decoding-time logit combination.</summary>
-public sealed record WeightedModel(Gpt2Model Model, double Weight, Gpt2Hooks? Hooks = null);
+public sealed record WeightedModel(CausalLm Model, double Weight, Gpt2Hooks? Hooks = null);
 
 /// <summary>Conveniences over <see cref="IPeftMethod"/>.</summary>
 public static class PeftMethodExtensions
 {
     /// <summary><see cref="IPeftMethod.Prepare"/> with seed 0 and no tokenizer.</summary>
-    public static IReadOnlyList<Parameter> Prepare(this IPeftMethod method, Gpt2Model model) =>
+    public static IReadOnlyList<Parameter> Prepare(this IPeftMethod method, CausalLm model) =>
         method.Prepare(model, PeftContext.Default);
 
     /// <summary>Number of virtual tokens the method puts before every sequence (prefix or prompt), 0 if none.</summary>

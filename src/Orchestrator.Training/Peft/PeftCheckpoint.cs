@@ -64,7 +64,7 @@ public static class PeftCheckpoint
     /// Builds the saved method on <paramref name="model"/> in inference form. Dispose the result. Methods whose options name
     /// other model folders (proxy-tuning) find them again at the same paths.
     /// </summary>
-    public static IPeftMethod Load(Gpt2Model model, string directory, PeftContext? context = null)
+    public static IPeftMethod Load(CausalLm model, string directory, PeftContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var (name, options) = ReadDefinition(directory);

@@ -13,7 +13,7 @@ public static class PeftForward
     /// Logits [B,T,V] for the training loss and dev loss: the method's <see cref="IPeftMethod.TrainedModel"/> if it has one,
     /// else <paramref name="model"/> with the method's hooks. A null method means the plain base.
     /// </summary>
-    public static Tensor Logits(IPeftMethod? method, Gpt2Model model, Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null)
+    public static Tensor Logits(IPeftMethod? method, CausalLm model, Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (method?.TrainedModel is { } trained)
@@ -27,23 +27,23 @@ public static class PeftForward
     /// <summary>
     /// Next-token logits [B, V] (V = the base's vocabulary) at the last position of <paramref name="inputIds"/>, for decoding
     /// without a cache: the method's <see cref="IPeftMethod.LogitMixture"/> if it has one, else the base with the method's
-    /// hooks. Position ids and attention mask as for <see cref="Gpt2Model.Hidden"/> (the caller's tokens only).
+    /// hooks. Position ids and attention mask as for <see cref="CausalLm.Hidden"/> (the caller's tokens only).
     /// </summary>
-    public static Tensor NextTokenLogits(IPeftMethod? method, Gpt2Model model, Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null)
+    public static Tensor NextTokenLogits(IPeftMethod? method, CausalLm model, Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         long last = inputIds.shape[1] - 1;
         if (method?.LogitMixture is { Count: > 0 } mixture)
         {
             using var scope = NewDisposeScope();
-            long vocab = model.Config.VocabSize;
+            long vocab = model.Shape.VocabSize;
             Tensor? sum = null;
             foreach (WeightedModel member in mixture)
             {
-                if (member.Model.Config.VocabSize < vocab)
+                if (member.Model.Shape.VocabSize < vocab)
                 {
                     throw new InvalidOperationException(
-                        $"A model of the logit mixture has {member.Model.Config.VocabSize} embeddings, fewer than the base's {vocab}.");
+                        $"A model of the logit mixture has {member.Model.Shape.VocabSize} embeddings, fewer than the base's {vocab}.");
                 }
 
                 Tensor hidden = member.Model.Hidden(inputIds, positionIds, attentionMask, hooks: member.Hooks);
@@ -60,9 +60,9 @@ public static class PeftForward
     }
 
     /// <summary>Puts every model the method decodes with (the base, or the members of its mixture) in eval mode; returns a restorer.</summary>
-    public static IDisposable EvalMode(IPeftMethod? method, Gpt2Model model)
+    public static IDisposable EvalMode(IPeftMethod? method, CausalLm model)
     {
-        var models = new List<Gpt2Model> { model };
+        var models = new List<CausalLm> { model };
         if (method?.LogitMixture is { } mixture) models.AddRange(mixture.Select(m => m.Model));
         if (method?.TrainedModel is { } trained) models.Add(trained);
         var distinct = models.Distinct().ToArray();

@@ -35,7 +35,7 @@ public abstract class PeftMethodBase : IPeftMethod
 
     public virtual Gpt2Hooks? Hooks => null;
 
-    public virtual Gpt2Model? TrainedModel => null;
+    public virtual CausalLm? TrainedModel => null;
 
     public virtual IReadOnlyList<WeightedModel>? LogitMixture => null;
 
@@ -61,17 +61,36 @@ public abstract class PeftMethodBase : IPeftMethod
         throw new NotSupportedException($"PEFT method '{Name}' trains with gradients; GradientFreeStep is only for gradient-free methods.");
 
     /// <summary>The model this method was prepared or loaded for (null before).</summary>
-    protected Gpt2Model? Model { get; private set; }
+    protected CausalLm? Model { get; private set; }
 
     /// <summary>True after <see cref="Load"/> (inference form).</summary>
     protected bool Loaded { get; private set; }
 
-    public abstract ParameterCounts CountParameters(Gpt2Config config);
+    public abstract ParameterCounts CountParameters(ModelShape config);
 
-    /// <summary>Checks the options against the model's shape before Prepare/Load (default: <see cref="CountParameters"/>, which throws on a misfit).</summary>
-    protected virtual void ValidateConfig(Gpt2Config config) => CountParameters(config);
+    /// <summary>Default: every family and shape (methods that cannot train on some say why).</summary>
+    public virtual string? RefusalFor(ModelShape shape) => null;
 
-    public IReadOnlyList<Parameter> Prepare(Gpt2Model model, PeftContext context)
+    /// <summary>
+    /// Checks the options against the model's shape before Prepare/Load: the method's <see cref="RefusalFor"/>, then
+    /// <see cref="CountParameters"/>, which throws on a misfit.
+    /// </summary>
+    protected virtual void ValidateConfig(ModelShape config)
+    {
+        ThrowIfRefused(config);
+        CountParameters(config);
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> with the reason when <see cref="RefusalFor"/> refuses <paramref name="shape"/>.</summary>
+    protected void ThrowIfRefused(ModelShape shape)
+    {
+        if (RefusalFor(shape) is { } reason)
+        {
+            throw new ArgumentException($"{Name} on a {shape.FamilyName} base: {reason}.");
+        }
+    }
+
+    public IReadOnlyList<Parameter> Prepare(CausalLm model, PeftContext context)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(context);
@@ -82,7 +101,7 @@ public abstract class PeftMethodBase : IPeftMethod
         }
 
         Attach(model);
-        ValidateConfig(model.Config);
+        ValidateConfig(model.Shape);
         using (no_grad())
         {
             _trainable = OnPrepare(model, context);
@@ -91,20 +110,20 @@ public abstract class PeftMethodBase : IPeftMethod
         return _trainable;
     }
 
-    public void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context) => Load(model, stored, context, ignoreExtra: false);
+    public void Load(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context) => Load(model, stored, context, ignoreExtra: false);
 
     /// <summary>
-    /// <see cref="Load(Gpt2Model, IReadOnlyDictionary{string, Tensor}, PeftContext)"/>; with <paramref name="ignoreExtra"/>
+    /// <see cref="Load(CausalLm, IReadOnlyDictionary{string, Tensor}, PeftContext)"/>; with <paramref name="ignoreExtra"/>
     /// tensors the method does not store are ignored (a full checkpoint also holds the untouched base weights).
     /// </summary>
-    public void Load(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context, bool ignoreExtra)
+    public void Load(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context, bool ignoreExtra)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stored);
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
         Attach(model);
-        ValidateConfig(model.Config);
+        ValidateConfig(model.Shape);
         _ignoreExtra = ignoreExtra;
         try
         {
@@ -134,7 +153,7 @@ public abstract class PeftMethodBase : IPeftMethod
     }
 
     /// <summary>Creates the method's parameters for <paramref name="model"/> (the base is already frozen; runs under no_grad).</summary>
-    protected abstract IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context);
+    protected abstract IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context);
 
     /// <summary>The stored tensors (see <see cref="IPeftMethod.StoredTensors"/>).</summary>
     protected abstract IReadOnlyList<KeyValuePair<string, Tensor>> OnStoredTensors();
@@ -143,7 +162,7 @@ public abstract class PeftMethodBase : IPeftMethod
     /// Builds the inference form from <paramref name="stored"/> (runs under no_grad). The default prepares the training
     /// form with seed 0 and copies the stored tensors into the tensors of the same names (<see cref="CopyStored"/>).
     /// </summary>
-    protected virtual void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected virtual void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         _trainable = OnPrepare(model, context);
         CopyStored(OnStoredTensors(), stored);
@@ -192,10 +211,10 @@ public abstract class PeftMethodBase : IPeftMethod
     }
 
     /// <summary>A private generator seeded from the context (the global torch generator is neither used nor advanced).</summary>
-    protected static Generator NewGenerator(PeftContext context, Gpt2Model model, ulong stream = 0) =>
+    protected static Generator NewGenerator(PeftContext context, CausalLm model, ulong stream = 0) =>
         new(unchecked((ulong)context.Seed * 0x9E3779B97F4A7C15UL + 0x5EED + stream), model.Device);
 
-    private void Attach(Gpt2Model model)
+    private void Attach(CausalLm model)
     {
         if (Model is not null)
         {
@@ -229,6 +248,6 @@ public abstract class PeftMethodBase : IPeftMethod
     }
 
     /// <summary>Name → parameter of the base model.</summary>
-    protected static Dictionary<string, Parameter> BaseParameters(Gpt2Model model) =>
+    protected static Dictionary<string, Parameter> BaseParameters(CausalLm model) =>
         model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
 }

@@ -179,6 +179,12 @@ public sealed class PeftOptionReader
         return defaultValue;
     }
 
+    /// <summary>Records the canonical spelling of an option a method parsed itself (e.g. from <see cref="Text"/>).</summary>
+    public void SetCanonical(string name, string value)
+    {
+        if (_effective.ContainsKey(name)) _effective[name] = value;
+    }
+
     /// <summary>Free text; <paramref name="defaultValue"/> null means "not set" (canonical empty string).</summary>
     public string? Text(string name, string? defaultValue, string description)
     {

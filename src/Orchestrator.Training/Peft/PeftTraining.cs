@@ -20,7 +20,7 @@ public sealed class PeftTrainingContext
     /// <param name="loss">Training loss of the examples with the given indices (see <see cref="Loss"/>).</param>
     /// <param name="cancellationToken">The run's cancellation.</param>
     public PeftTrainingContext(
-        Gpt2Model model,
+        CausalLm model,
         IReadOnlyList<Parameter> trainable,
         TrainingOptions options,
         int trainExamples,
@@ -36,7 +36,7 @@ public sealed class PeftTrainingContext
         CancellationToken = cancellationToken;
     }
 
-    public Gpt2Model Model { get; }
+    public CausalLm Model { get; }
 
     public IReadOnlyList<Parameter> Trainable { get; }
 

@@ -116,4 +116,78 @@ internal static class Formulas
                 throw new ArgumentException($"No formula for method '{method}': add it to {nameof(Formulas)}.");
         }
     }
+
+    /// <summary>
+    /// Parameters of a Llama-family base: embeddings (and an untied head), per layer q [d·H·hd], k and v [d·KV·hd] each,
+    /// o [H·hd·d], the SwiGLU MLP 3·d·f, two RMSNorm gains, and the final norm.
+    /// </summary>
+    public static long LlamaBase(LlamaConfig c)
+    {
+        long d = c.Width, q = (long)c.Heads * c.HeadDim, kv = (long)c.KeyValueHeads * c.HeadDim, f = c.InnerWidth;
+        long layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d + (c.QkvBias ? q + 2 * kv : 0);
+        return c.VocabSize * d * (c.TieWordEmbeddings ? 1 : 2) + c.Layers * layer + d;
+    }
+
+    /// <summary>(trainable, stored) of <paramref name="method"/> on a Llama-family base, written from the PEFT definitions.</summary>
+    public static (long Trainable, long Stored) LlamaCounts(string method, IReadOnlyDictionary<string, string> options, LlamaConfig c)
+    {
+        long d = c.Width, L = c.Layers, q = (long)c.Heads * c.HeadDim, kv = (long)c.KeyValueHeads * c.HeadDim, f = c.InnerWidth;
+        long Int(string key, long fallback) => options.TryGetValue(key, out var v) ? long.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        string Str(string key, string fallback) => options.TryGetValue(key, out var v) ? v : fallback;
+        (long, long) Same(long n) => (n, n);
+        switch (method)
+        {
+            case "finetune":
+            case "child-tuning-f":
+            case "child-tuning-d":
+                return Same(LlamaBase(c));
+            case "ft-top2":
+            {
+                long layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d;
+                return Same(Int("layers", 2) * layer + d);
+            }
+
+            case "lora":
+            {
+                long r = Int("r", 4);
+                string targets = Str("targets", "q,v");
+                long perLayer = targets switch
+                {
+                    "q,v" => r * (d + q) + r * (d + kv),
+                    _ => throw new ArgumentException($"no formula for LoRA targets {targets}"),
+                };
+                return Same(L * perLayer);
+            }
+
+            case "ia3": // PEFT's Llama default: k_proj and v_proj outputs, down_proj input
+                return Same(L * (Str("targets", "auto") == "c_attn" ? q + 2 * kv + f : 2 * kv + f));
+            case "prefix":
+            {
+                long p = Int("length", 10), k = Int("hidden", 512), flat = 2 * L * kv;
+                return (p * d + (d * k + k) + (k * flat + flat), flat * p);
+            }
+
+            case "ptuning-v2":
+            {
+                long p = Int("length", 4), flat = 2 * L * kv;
+                return Same(flat * p);
+            }
+
+            case "ln-tuning":
+                return Same(L * 2 * d + d);
+            case "adapter-houlsby":
+            {
+                long m = Int("bottleneck", 64);
+                return Same(L * (2 * (2 * d * m + m + d) + 2 * d) + d);
+            }
+
+            case "head-only":
+                return Same(c.VocabSize * d + (Str("bias", "false") == "true" ? c.VocabSize : 0));
+            default: // methods that see only the width, layers and heads: the GPT-2 formula on the same sizes
+            {
+                var same = new Gpt2Config(c.Layers, c.Heads, c.Width, c.VocabSize, c.Positions);
+                return Counts(method, options, same);
+            }
+        }
+    }
 }

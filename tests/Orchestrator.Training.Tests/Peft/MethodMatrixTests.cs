@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace Orchestrator.Training.Tests.Peft;
 
 /// <summary>
-/// The shared test matrix: every registered method, the same checks. Methods that build on earlier-stage cells
+/// The shared test matrix: every registered method on both families (a GPT-2 and a Llama base pretrained the same way),
+/// the same checks; a method that refuses a family must say why (and is then checked to refuse). Methods that build on earlier-stage cells
 /// (AdapterFusion) get their dependencies from <see cref="PeftTaskFixture.DependenciesOf"/>; their checkpoints must load
 /// without them.
 /// </summary>
@@ -18,11 +19,41 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"peft-matrix-{Guid.NewGuid():N}");
 
-    public static TheoryData<string> Methods()
+    public static TheoryData<string, string> Methods()
     {
-        var data = new TheoryData<string>();
-        foreach (string name in PeftRegistry.Names) data.Add(name);
+        var data = new TheoryData<string, string>();
+        foreach (string family in new[] { PeftTaskFixture.Gpt2, PeftTaskFixture.Llama })
+        {
+            foreach (string name in PeftRegistry.Names) data.Add(family, name);
+        }
+
         return data;
+    }
+
+    /// <summary>Methods refused on the Llama family, with a word their reason must contain.</summary>
+    private static readonly Dictionary<string, string> RefusedOnLlama = new()
+    {
+        ["bitfit"] = "no biases",
+        ["proxy"] = "GPT-2",
+    };
+
+    /// <summary>
+    /// True (and checked) when <paramref name="name"/> refuses <paramref name="family"/>: CountParameters and Prepare throw
+    /// with the method's reason, which names the problem.
+    /// </summary>
+    private bool Refused(string family, string name)
+    {
+        using var method = PeftTaskFixture.Create(name);
+        string? reason = method.RefusalFor(fixture.Shape(family));
+        bool expected = family == PeftTaskFixture.Llama && RefusedOnLlama.ContainsKey(name);
+        Assert.True(expected == (reason is not null), $"{name} on {family}: refusal '{reason}'");
+        if (reason is null) return false;
+        Assert.Contains(RefusedOnLlama[name], reason);
+        Assert.Contains(reason, Assert.ThrowsAny<ArgumentException>(() => method.CountParameters(fixture.Shape(family))).Message);
+        using var model = fixture.NewBase(family);
+        Assert.Contains(reason, Assert.ThrowsAny<ArgumentException>(() => method.Prepare(model, fixture.Context(name, 1, family))).Message);
+        output.WriteLine($"{name} on {family}: refused: {reason}");
+        return true;
     }
 
     public void Dispose()
@@ -45,11 +76,12 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
     [Theory]
     [MemberData(nameof(Methods))]
-    public void Only_the_declared_parameters_receive_gradients(string name)
+    public void Only_the_declared_parameters_receive_gradients(string family, string name)
     {
-        using var model = fixture.NewBase();
+        if (Refused(family, name)) return;
+        using var model = fixture.NewBase(family);
         using var method = PeftTaskFixture.Create(name);
-        var declared = method.Prepare(model, fixture.Context(name, 1));
+        var declared = method.Prepare(model, fixture.Context(name, 1, family));
         Assert.NotEmpty(declared);
         if (method.GradientFree)
         {
@@ -66,7 +98,7 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         (method.TrainedModel ?? model).train();
         using (var scope = NewDisposeScope())
         {
-            var encoded = fixture.Task.Take(4).Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, fixture.Config.Positions)).ToArray();
+            var encoded = fixture.Task.Take(4).Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, model.Shape.Positions)).ToArray();
             using var batch = CausalLmFormat.Collate(encoded, fixture.Tokenizer.Pad);
             var logits = PeftForward.Logits(method, model, batch.InputIds);
             CausalLmFormat.Loss(logits, batch.Labels).backward();
@@ -87,25 +119,75 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
     [Theory]
     [MemberData(nameof(Methods))]
-    public void Trainable_and_stored_counts_match_the_formulas(string name)
+    public void Trainable_and_stored_counts_match_the_formulas(string family, string name)
     {
+        if (Refused(family, name)) return;
         var options = PeftTaskFixture.TestOptions(name);
-        var expected = Formulas.Counts(name, options, fixture.Config);
-        using var model = fixture.NewBase();
+        var expected = family == PeftTaskFixture.Llama ? Formulas.LlamaCounts(name, options, fixture.LlamaConfig) : Formulas.Counts(name, options, fixture.Config);
+        using var model = fixture.NewBase(family);
         using var method = PeftTaskFixture.Create(name);
-        ParameterCounts fromShapes = method.CountParameters(fixture.Config);
-        var declared = method.Prepare(model, fixture.Context(name, 1));
+        ParameterCounts fromShapes = method.CountParameters(fixture.Shape(family));
+        var declared = method.Prepare(model, fixture.Context(name, 1, family));
         long trainable = declared.Sum(p => p.numel());
         long stored = method.StoredTensors().Sum(kv => kv.Value.numel());
         output.WriteLine($"{name}: trainable {trainable}, stored {stored}, formula {expected}");
         Assert.Equal(expected.Trainable, trainable);
         Assert.Equal(expected.Stored, stored);
         Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), fromShapes);
-        Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), method.CountParameters(model.Config));
+        Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), method.CountParameters(model.Shape));
+    }
+
+    public static TheoryData<string> MethodNames() => new(PeftRegistry.Names);
+
+    [Theory]
+    [MemberData(nameof(MethodNames))]
+    public void Llama_shape_counts_from_shapes_match_the_formulas_with_default_options(string name)
+    {
+        foreach (string preset in new[] { "smollm2-135m", "llama-3.2-1b" })
+        {
+            var config = LlamaConfig.Preset(preset);
+            using var method = PeftRegistry.Get(name);
+            if (RefusedOnLlama.ContainsKey(name))
+            {
+                Assert.NotNull(method.RefusalFor(config));
+                continue;
+            }
+
+            var expected = Formulas.LlamaCounts(name, new Dictionary<string, string>(), config);
+            Assert.Equal(new ParameterCounts(expected.Trainable, expected.Stored), method.CountParameters(config));
+        }
+    }
+
+    [Fact]
+    public void Llama_shape_counts_equal_hand_computed_numbers()
+    {
+        // SmolLM2-135M: L=30, d=576, H=9, KV=3, head 64 (k/v 192 wide), MLP 1536, V=49,152, tied.
+        var smol = LlamaConfig.Preset("smollm2-135m");
+        ParameterCounts Count(LlamaConfig config, string method, Dictionary<string, string>? options = null)
+        {
+            using var m = PeftRegistry.Create(method, options);
+            return m.CountParameters(config);
+        }
+
+        Assert.Equal(134_515_008, Count(smol, "finetune").Trainable);
+        Assert.Equal(30L * 4 * (576 + 576 + 576 + 192), Count(smol, "lora").Trainable);                 // r=4 on q_proj, v_proj
+        Assert.Equal(30L * (192 + 192 + 1536), Count(smol, "ia3").Trainable);                          // k, v outputs; down_proj input
+        Assert.Equal(new ParameterCounts(10L * 30 * 2 * 192, 10L * 30 * 2 * 192),
+            Count(smol, "ptuning-v2", new() { ["length"] = "10" }));                                   // per key/value head
+        Assert.Equal(30L * (10 * 576 + 1), Count(smol, "llama-adapter").Trainable);
+        Assert.Equal(30L * 2 * 576 + 576, Count(smol, "ln-tuning").Trainable);                         // RMSNorm gains only
+
+        // Llama-3.2-1B: L=16, d=2048, H=32, KV=8, head 64 (k/v 512 wide), MLP 8192, V=128,256, tied.
+        var llama = LlamaConfig.Preset("llama-3.2-1b");
+        Assert.Equal(1_235_814_400, Count(llama, "finetune").Trainable);
+        Assert.Equal(16L * 4 * (2048 + 2048 + 2048 + 512), Count(llama, "lora").Trainable);
+        Assert.Equal(16L * (512 + 512 + 8192), Count(llama, "ia3").Trainable);
+        // r=8 on all seven projections: 16 · 8 · (4096 + 2560 + 2560 + 4096 + 3 · 10,240), PEFT's print_trainable_parameters figure.
+        Assert.Equal(5_636_096, Count(llama, "lora", new() { ["targets"] = "all-linear", ["r"] = "8" }).Trainable);
     }
 
     [Theory]
-    [MemberData(nameof(Methods))]
+    [MemberData(nameof(MethodNames))]
     public void Gpt2_medium_counts_from_shapes_match_the_formulas_with_default_options(string name)
     {
         var config = Gpt2Config.Preset("gpt2-medium");
@@ -145,14 +227,23 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
         Assert.Equal(new ParameterCounts(75_571_200, 75_571_200 + 2 * 368_784), Count("adapter-fusion")); // 3(d²+d)·L; + 2 adapters b=6
     }
 
-    public static TheoryData<string> IdentityMethods() => new(IdentityAtInit);
+    public static TheoryData<string, string> IdentityMethods()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string family in new[] { PeftTaskFixture.Gpt2, PeftTaskFixture.Llama })
+        {
+            foreach (string name in IdentityAtInit) data.Add(family, name);
+        }
+
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(IdentityMethods))]
-    public void Methods_that_promise_it_leave_the_base_output_unchanged_at_initialisation(string name)
+    public void Methods_that_promise_it_leave_the_base_output_unchanged_at_initialisation(string family, string name)
     {
         Assert.Contains(name, PeftRegistry.Names);
-        using var model = fixture.NewBase();
+        using var model = fixture.NewBase(family);
         using var method = PeftTaskFixture.Create(name);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -166,9 +257,10 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
     [Theory]
     [MemberData(nameof(Methods))]
-    public void Training_with_the_method_leaks_no_tensors(string name)
+    public void Training_with_the_method_leaks_no_tensors(string family, string name)
     {
-        using var model = fixture.NewBase();
+        if (Refused(family, name)) return;
+        using var model = fixture.NewBase(family);
         using var method = PeftTaskFixture.Create(name);
         var trainer = fixture.Trainer(model, method);
         var task = fixture.Task;
@@ -184,35 +276,36 @@ public sealed class MethodMatrixTests(PeftTaskFixture fixture, ITestOutputHelper
 
     [Theory]
     [MemberData(nameof(Methods))]
-    public void Loss_falls_decoding_reproduces_the_targets_and_save_then_load_reproduces_the_outputs(string name)
+    public void Loss_falls_decoding_reproduces_the_targets_and_save_then_load_reproduces_the_outputs(string family, string name)
     {
+        if (Refused(family, name)) return;
         var started = System.Diagnostics.Stopwatch.StartNew();
         var task = fixture.Task;
         var sources = task.Select(e => e.Source).ToList();
         var targets = task.Select(e => e.Target).ToList();
-        using var model = fixture.NewBase();
+        using var model = fixture.NewBase(family);
         using var method = PeftTaskFixture.Create(name);
         var trainer = fixture.Trainer(model, method);
         double before = trainer.EvaluateLoss(task);
-        var report = trainer.Train(task, task, new TrainingOptions(MaxSteps: 150, BatchSize: 12, LearningRate: PeftTaskFixture.LearningRate(name), WarmupSteps: 10, EvalEvery: 50, Seed: 2));
+        var report = trainer.Train(task, task, new TrainingOptions(MaxSteps: 150, BatchSize: 12, LearningRate: PeftTaskFixture.LearningRate(name, family), WarmupSteps: 10, EvalEvery: 50, Seed: 2));
         double after = trainer.EvaluateLoss(task);
         var decodingOptions = new DecodingOptions { MaxNewTokens = 8 };
         var decoded = GreedyDecoder.Decode(model, fixture.Tokenizer, sources, decodingOptions, method);
-        output.WriteLine($"{name}: loss {before:F3} -> {after:F3} (best step {report.BestStep}); {started.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"{name} on {family}: loss {before:F3} -> {after:F3} (best step {report.BestStep}); {started.Elapsed.TotalSeconds:F1} s");
         for (int i = 0; i < task.Count; i++) output.WriteLine($"  {sources[i]} -> {decoded[i]} (want {targets[i]})");
 
         Assert.True(after < 0.5 * before, $"{name}: loss {before} -> {after}");
         Assert.Equal(targets, decoded);
 
         PeftCheckpoint.Save(method, _dir);
-        using var fresh = fixture.NewBase();
+        using var fresh = fixture.NewBase(family);
         using var loaded = PeftCheckpoint.Load(fresh, _dir, new PeftContext(0, fixture.Tokenizer)); // self-contained: no dependencies
         Assert.Equal(method.Name, loaded.Name);
         Assert.Equal(method.Options, loaded.Options);
         using (var scope = NewDisposeScope())
         using (var noGrad = no_grad())
         {
-            var encoded = task.Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, fixture.Config.Positions)).ToArray();
+            var encoded = task.Select(e => CausalLmFormat.Encode(fixture.Tokenizer, e.Source, e.Target, model.Shape.Positions)).ToArray();
             using var batch = CausalLmFormat.Collate(encoded, fixture.Tokenizer.Pad);
             var expected = PeftForward.NextTokenLogits(method, model, batch.InputIds);
             var actual = PeftForward.NextTokenLogits(loaded, fresh, batch.InputIds);

@@ -150,7 +150,7 @@ public sealed class ModelHooksTests
             return base.Project(layer, site, linear, input, training);
         }
 
-        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training)
+        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, nn.Module block, Tensor input, Tensor output, bool training)
         {
             seen.Add($"{layer}:{sublayer}");
             return output;

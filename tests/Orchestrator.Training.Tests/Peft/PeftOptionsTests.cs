@@ -25,7 +25,7 @@ public sealed class PeftOptionsTests
         Assert.Contains("methods[2].options.rr: unknown option 'rr' for method 'lora' (did you mean 'r'?); allowed: r, alpha, dropout, targets", e.Problems);
         Assert.Contains("methods[2].options.alpha: expected a positive number, got '-1'", e.Problems);
         Assert.Contains("methods[2].options.dropout: expected a rate in [0, 1), got '1.5'", e.Problems);
-        Assert.Contains("methods[2].options.targets: expected one of 'q,v', 'c_attn', got 'q,k'", e.Problems);
+        Assert.Contains("methods[2].options.targets: expected q,v, c_attn, all-linear or a comma list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, got 'q,k'", e.Problems);
         Assert.Equal(e.Problems, PeftRegistry.Validate("lora", options, "methods[2].options"));
     }
 

@@ -9,7 +9,8 @@ namespace Orchestrator.Training.Tests.Peft;
 /// A small pretrained base shared by the PEFT tests: a <c>tiny</c> model fully fine-tuned on "copy X" → X, "rev X" →
 /// reversed X and, for sources without a mode word, either of the two at random (X over 5 symbols, 2–3 long). The methods'
 /// task is to reverse sources without a mode word: a switch between behaviours the base already has, which every method
-/// can learn in a few steps (PEFT on a random base would mean nothing).
+/// can learn in a few steps (PEFT on a random base would mean nothing). A <c>llama-tiny</c> base pretrained the same way
+/// (on first use) stands for the Llama family.
 /// </summary>
 public sealed class PeftTaskFixture : IDisposable
 {
@@ -17,6 +18,9 @@ public sealed class PeftTaskFixture : IDisposable
     private readonly List<(string Name, Tensor Value)> _weights = [];
     private readonly string _dependencyRoot = Path.Combine(Path.GetTempPath(), $"peft-fixture-{Guid.NewGuid():N}");
     private readonly Lazy<IReadOnlyList<PeftDependency>> _adapters;
+    private readonly Lazy<IReadOnlyList<PeftDependency>> _llamaAdapters;
+    private readonly Lazy<List<(string Name, Tensor Value)>> _llamaWeights;
+    private readonly List<TrainingExample> _pretrain;
 
     public PeftTaskFixture()
     {
@@ -40,6 +44,10 @@ public sealed class PeftTaskFixture : IDisposable
             Task.Add(new TrainingExample(string.Join(" ", symbols), string.Join(" ", symbols.Reverse())));
         }
 
+        _pretrain = pretrain;
+        LlamaConfig = LlamaConfig.Preset("llama-tiny", Tokenizer.VocabSize);
+        _llamaWeights = new Lazy<List<(string, Tensor)>>(() => Pretrain(new LlamaModel(LlamaConfig, seed: 3)));
+        _llamaAdapters = new Lazy<IReadOnlyList<PeftDependency>>(() => TrainSourceAdapters(Llama));
         var started = System.Diagnostics.Stopwatch.StartNew();
         using var model = new Gpt2Model(Config, seed: 3);
         var report = new CausalLmTrainer(model, Tokenizer).Train(pretrain, [], new TrainingOptions(1200, 16, 3e-3, 30, 0, Seed: 1));
@@ -51,7 +59,41 @@ public sealed class PeftTaskFixture : IDisposable
             _weights.Add((name, p.detach().clone().DetachFromDisposeScope()));
         }
 
-        _adapters = new Lazy<IReadOnlyList<PeftDependency>>(TrainSourceAdapters);
+        _adapters = new Lazy<IReadOnlyList<PeftDependency>>(() => TrainSourceAdapters(Gpt2));
+    }
+
+    /// <summary>The two families' names in the matrix.</summary>
+    public const string Gpt2 = "gpt2";
+
+    public const string Llama = "llama";
+
+    /// <summary>The Llama-family base's shape (llama-tiny with the task's vocabulary).</summary>
+    public LlamaConfig LlamaConfig { get; }
+
+    /// <summary>The shape of <paramref name="family"/>'s base.</summary>
+    public ModelShape Shape(string family) => family == Llama ? LlamaConfig : Config;
+
+    private List<(string, Tensor)> Pretrain(CausalLm model)
+    {
+        using (model)
+        {
+            new CausalLmTrainer(model, Tokenizer).Train(_pretrain, [], new TrainingOptions(1200, 16, 3e-3, 30, 0, Seed: 1));
+            using var noGrad = no_grad();
+            return model.named_parameters().Select(p => (p.name, p.parameter.detach().clone().DetachFromDisposeScope())).ToList();
+        }
+    }
+
+    /// <summary>A fresh copy of <paramref name="family"/>'s pretrained base (eval mode).</summary>
+    public CausalLm NewBase(string family)
+    {
+        if (family != Llama) return NewBase();
+        var weights = _llamaWeights.Value; // pretrains on first use (with gradients: before the no_grad below)
+        var model = new LlamaModel(LlamaConfig, seed: 99);
+        using var noGrad = no_grad();
+        var targets = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, value) in weights) targets[name].copy_(value);
+        model.eval();
+        return model;
     }
 
     public WordLevelTokenizer Tokenizer { get; }
@@ -103,7 +145,13 @@ public sealed class PeftTaskFixture : IDisposable
     };
 
     /// <summary>Learning rate of each method on the task (parameter-efficient methods want larger ones).</summary>
-    public static double LearningRate(string method) => method switch
+    public static double LearningRate(string method, string family = Gpt2) => (method, family) switch
+    {
+        ("ptuning", Llama) => 3e-2,
+        _ => Gpt2LearningRate(method),
+    };
+
+    private static double Gpt2LearningRate(string method) => method switch
     {
         "finetune" or "proxy" or "child-tuning-f" or "child-tuning-d" => 3e-3,
         "ln-tuning" or "head-only" => 1e-1,
@@ -117,14 +165,16 @@ public sealed class PeftTaskFixture : IDisposable
     /// <summary>
     /// The dependencies a method of the matrix needs (empty for most): for <c>adapter-fusion</c>, <see cref="SourceAdapters"/>.
     /// </summary>
-    public IReadOnlyList<PeftDependency> DependenciesOf(string method) => method == "adapter-fusion" ? SourceAdapters : [];
+    public IReadOnlyList<PeftDependency> DependenciesOf(string method, string family = Gpt2) =>
+        method != "adapter-fusion" ? [] : family == Llama ? _llamaAdapters.Value : SourceAdapters;
 
     /// <summary>A preparation context for <paramref name="method"/> with its <see cref="DependenciesOf"/>.</summary>
-    public PeftContext Context(string method, long seed) => new(seed, Tokenizer) { Dependencies = DependenciesOf(method) };
+    public PeftContext Context(string method, long seed, string family = Gpt2) =>
+        new(seed, Tokenizer) { Dependencies = DependenciesOf(method, family) };
 
     /// <summary>A trainer on <paramref name="model"/> that passes the method's <see cref="DependenciesOf"/>.</summary>
-    public CausalLmTrainer Trainer(Gpt2Model model, IPeftMethod method) =>
-        new(model, Tokenizer, method) { Dependencies = DependenciesOf(method.Name) };
+    public CausalLmTrainer Trainer(CausalLm model, IPeftMethod method) =>
+        new(model, Tokenizer, method) { Dependencies = DependenciesOf(method.Name, model.Shape.FamilyName) };
 
     /// <summary>
     /// Two <c>adapter</c> checkpoints (bottleneck 8, as <see cref="TestOptions"/>) trained on this base, as cells of an earlier
@@ -133,7 +183,7 @@ public sealed class PeftTaskFixture : IDisposable
     /// </summary>
     public IReadOnlyList<PeftDependency> SourceAdapters => _adapters.Value;
 
-    private IReadOnlyList<PeftDependency> TrainSourceAdapters()
+    private IReadOnlyList<PeftDependency> TrainSourceAdapters(string family)
     {
         var random = new Random(17);
         var copy = new List<TrainingExample>();
@@ -146,10 +196,10 @@ public sealed class PeftTaskFixture : IDisposable
         var dependencies = new List<PeftDependency>();
         foreach (var (cell, data) in new[] { ("reverse", Task), ("copy", copy) })
         {
-            using var model = NewBase();
+            using var model = NewBase(family);
             using var method = Create("adapter");
             new CausalLmTrainer(model, Tokenizer, method).Train(data, [], new TrainingOptions(40, 12, 1e-2, 4, 0, Seed: 3));
-            string directory = Path.Combine(_dependencyRoot, cell);
+            string directory = Path.Combine(_dependencyRoot, family, cell);
             PeftCheckpoint.Save(method, directory);
             dependencies.Add(new PeftDependency(cell, directory));
         }
@@ -163,6 +213,7 @@ public sealed class PeftTaskFixture : IDisposable
     public void Dispose()
     {
         foreach (var (_, t) in _weights) t.Dispose();
+        if (_llamaWeights.IsValueCreated) foreach (var (_, t) in _llamaWeights.Value) t.Dispose();
         if (Directory.Exists(_dependencyRoot)) Directory.Delete(_dependencyRoot, recursive: true);
     }
 }

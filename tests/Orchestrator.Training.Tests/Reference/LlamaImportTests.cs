@@ -188,7 +188,7 @@ public sealed class LlamaImportTests : IDisposable
     {
         var (_, dir, _) = Write("untied-gqa");
         var e = Assert.Throws<FormatException>(() => ModelCheckpoint.Load(dir));
-        Assert.Contains("training PEFT methods on it is not implemented yet", e.Message);
+        Assert.Contains("a Llama-family folder as a training base is not implemented yet", e.Message);
     }
 
     [Fact]

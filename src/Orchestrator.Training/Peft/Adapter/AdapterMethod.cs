@@ -29,18 +29,18 @@ public sealed class AdapterMethod : AdapterMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long n = config.Layers * Shared.Bottleneck.Count(config.Width, Size, layerNorm: true);
         return new ParameterCounts(n, n);
     }
 
-    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(Gpt2Model model, Generator generator)
+    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(CausalLm model, Generator generator)
     {
-        var config = model.Config;
+        var config = model.Shape;
         for (int i = 0; i < config.Layers; i++)
         {
-            var module = new Bottleneck(config.Width, Size, true, config.LayerNormEps, AdapterActivation.Relu, model.Device);
+            var module = new Bottleneck(config.Width, Size, true, config.NormEps, AdapterActivation.Relu, model.Device);
             module.Down.InitNormal(Gpt2Model.InitStd, generator);
             module.Up.InitNormal(Gpt2Model.InitStd, generator);
             yield return ($"h.{i}.adapter", module);
@@ -53,7 +53,7 @@ public sealed class AdapterMethod : AdapterMethodBase
 
         public override Tensor Block(int layer, Tensor hidden, bool training)
         {
-            _layers ??= Enumerable.Range(0, method.Model!.Config.Layers).Select(i => method.Site($"h.{i}.adapter")).ToArray();
+            _layers ??= Enumerable.Range(0, method.Model!.Shape.Layers).Select(i => method.Site($"h.{i}.adapter")).ToArray();
             Bottleneck? adapter = _layers[layer];
             if (adapter is null) return hidden;
             using var delta = adapter.forward(hidden);

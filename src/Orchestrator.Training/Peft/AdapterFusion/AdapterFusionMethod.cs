@@ -98,7 +98,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long d = config.Width;
         long fusion = config.Layers * 3 * (d * d + d);
@@ -106,7 +106,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         return new ParameterCounts(fusion, fusion + adapters);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
         var dependencies = context.Dependencies;
         if (dependencies.Count < 2)
@@ -131,7 +131,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         return trainable;
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         for (int n = 0; n < Sources; n++)
         {
@@ -195,9 +195,9 @@ public sealed class AdapterFusionMethod : PeftMethodBase
     private static string SourcePrefix(int n) => $"source.{n.ToString(CultureInfo.InvariantCulture)}.";
 
     /// <summary>Creates and initialises every layer's W_Q, W_K, W_V (with biases); returns their parameters.</summary>
-    private List<Parameter> CreateFusion(Gpt2Model model, PeftContext context)
+    private List<Parameter> CreateFusion(CausalLm model, PeftContext context)
     {
-        var config = model.Config;
+        var config = model.Shape;
         using var generator = NewGenerator(context, model);
         _layers = new PeftLinear[config.Layers][];
         var parameters = new List<Parameter>();
@@ -230,7 +230,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
     }
 
     /// <summary>Checks <paramref name="dependency"/> (an <c>adapter</c> of this bottleneck that fits the model) and loads it frozen.</summary>
-    private AdapterMethod LoadDependency(Gpt2Model model, PeftDependency dependency, PeftContext context)
+    private AdapterMethod LoadDependency(CausalLm model, PeftDependency dependency, PeftContext context)
     {
         var options = PeftDependencies.RequireMethod(dependency, AdapterMethod.MethodName, MethodName,
             "AdapterFusion fuses Li & Liang's adapters");
@@ -247,7 +247,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
         Dictionary<string, Tensor> stored = PeftDependencies.LoadTensors(dependency, model.Device, MethodName);
         try
         {
-            var config = model.Config;
+            var config = model.Shape;
             int layers = 0;
             while (stored.ContainsKey($"h.{layers}.adapter.ln.weight")) layers++;
             long width = stored.TryGetValue("h.0.adapter.ln.weight", out Tensor? ln) && ln.dim() == 1 ? ln.shape[0] : -1;
@@ -273,7 +273,7 @@ public sealed class AdapterFusionMethod : PeftMethodBase
     }
 
     /// <summary>An <see cref="AdapterMethod"/> of this bottleneck in inference form (frozen) from its stored tensors.</summary>
-    private AdapterMethod LoadSource(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    private AdapterMethod LoadSource(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         var options = new Dictionary<string, string> { ["bottleneck"] = Bottleneck.ToString(CultureInfo.InvariantCulture) };
         var source = Own((AdapterMethod)PeftRegistry.Create(AdapterMethod.MethodName, options));

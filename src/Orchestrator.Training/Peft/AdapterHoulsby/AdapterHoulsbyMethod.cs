@@ -34,26 +34,29 @@ public sealed class AdapterHoulsbyMethod : AdapterMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long d = config.Width;
-        long n = config.Layers * (2 * Shared.Bottleneck.Count(d, Size, layerNorm: false) + 4 * d) + 2 * d;
+        // The base's norms train too: GPT-2's LayerNorms (gain and bias, 4d per layer + 2d), Llama's RMSNorms (gain, 2d + d).
+        long norms = config.IsLlama ? config.Layers * 2 * d + d : config.Layers * 4 * d + 2 * d;
+        long n = config.Layers * 2 * Shared.Bottleneck.Count(d, Size, layerNorm: false) + norms;
         return new ParameterCounts(n, n);
     }
 
-    protected override IEnumerable<KeyValuePair<string, Parameter>> TrainedBaseParameters(Gpt2Model model) =>
+    protected override IEnumerable<KeyValuePair<string, Parameter>> TrainedBaseParameters(CausalLm model) =>
         model.named_parameters()
-            .Where(p => p.name.StartsWith("ln_f.", StringComparison.Ordinal) || p.name.Contains(".ln_", StringComparison.Ordinal))
+            .Where(p => p.name.StartsWith("ln_f.", StringComparison.Ordinal) || p.name.Contains(".ln_", StringComparison.Ordinal)
+                || p.name == "norm.weight" || p.name.EndsWith("_layernorm.weight", StringComparison.Ordinal))
             .Select(p => new KeyValuePair<string, Parameter>(p.name, p.parameter));
 
-    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(Gpt2Model model, Generator generator)
+    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(CausalLm model, Generator generator)
     {
-        var config = model.Config;
+        var config = model.Shape;
         for (int i = 0; i < config.Layers; i++)
         {
             foreach (string site in new[] { $"h.{i}.adapter_attn", $"h.{i}.adapter_mlp" })
             {
-                var module = new Bottleneck(config.Width, Size, false, config.LayerNormEps, AdapterActivation.GeluTanh, model.Device);
+                var module = new Bottleneck(config.Width, Size, false, config.NormEps, AdapterActivation.GeluTanh, model.Device);
                 module.Down.InitNormal(InitStd, generator, truncated: true);
                 module.Up.InitNormal(InitStd, generator, truncated: true);
                 yield return (site, module);
@@ -65,9 +68,9 @@ public sealed class AdapterHoulsbyMethod : AdapterMethodBase
     {
         private (Bottleneck? Attention, Bottleneck? Mlp)[]? _layers;
 
-        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training)
+        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, nn.Module block, Tensor input, Tensor output, bool training)
         {
-            _layers ??= Enumerable.Range(0, method.Model!.Config.Layers)
+            _layers ??= Enumerable.Range(0, method.Model!.Shape.Layers)
                 .Select(i => (method.Site($"h.{i}.adapter_attn"), method.Site($"h.{i}.adapter_mlp")))
                 .ToArray();
             Bottleneck? adapter = sublayer == Gpt2Sublayer.Attention ? _layers[layer].Attention : _layers[layer].Mlp;

@@ -33,18 +33,18 @@ public sealed class AdapterParallelMethod : AdapterMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long n = config.Layers * Shared.Bottleneck.Count(config.Width, Size, layerNorm: false);
         return new ParameterCounts(n, n);
     }
 
-    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(Gpt2Model model, Generator generator)
+    internal override IEnumerable<(string Site, Bottleneck Module)> CreateSites(CausalLm model, Generator generator)
     {
-        var config = model.Config;
+        var config = model.Shape;
         for (int i = 0; i < config.Layers; i++)
         {
-            var module = new Bottleneck(config.Width, Size, false, config.LayerNormEps, AdapterActivation.Relu, model.Device);
+            var module = new Bottleneck(config.Width, Size, false, config.NormEps, AdapterActivation.Relu, model.Device);
             PeftInit.KaimingUniformA5(module.Down.Weight, generator);
             module.Down.Bias!.zero_();
             module.Up.InitZero();
@@ -56,10 +56,10 @@ public sealed class AdapterParallelMethod : AdapterMethodBase
     {
         private Bottleneck?[]? _layers;
 
-        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training)
+        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, nn.Module block, Tensor input, Tensor output, bool training)
         {
             if (sublayer != Gpt2Sublayer.Mlp) return output;
-            _layers ??= Enumerable.Range(0, method.Model!.Config.Layers).Select(i => method.Site($"h.{i}.adapter_parallel")).ToArray();
+            _layers ??= Enumerable.Range(0, method.Model!.Shape.Layers).Select(i => method.Site($"h.{i}.adapter_parallel")).ToArray();
             Bottleneck? adapter = _layers[layer];
             if (adapter is null) return output;
             using var delta = adapter.forward(input);

@@ -98,11 +98,11 @@ public sealed class BbtMethod : PeftMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config) => new(Dim, (long)Length * config.Width);
+    public override ParameterCounts CountParameters(ModelShape config) => new(Dim, (long)Length * config.Width);
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        var config = model.Config;
+        var config = model.Shape;
         long flat = (long)Length * config.Width;
         _z = Own(new Parameter(zeros(Dim, device: model.Device), requires_grad: false));
         _projection = Own(empty(flat, Dim, device: model.Device));
@@ -185,9 +185,9 @@ public sealed class BbtMethod : PeftMethodBase
         return [new(StoredName, _materialised!)];
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
-        _loaded = Own(new Parameter(empty(Length, model.Config.Width, device: model.Device), requires_grad: false));
+        _loaded = Own(new Parameter(empty(Length, model.Shape.Width, device: model.Device), requires_grad: false));
         CopyStored([new(StoredName, _loaded)], stored);
     }
 

@@ -17,5 +17,16 @@ public sealed class BitFitMethod : BaseSubsetMethod
 
     public static BitFitMethod Create(PeftOptionReader options) => new(options);
 
-    protected override bool Selects(string name, Gpt2Config config) => name.EndsWith(".bias", StringComparison.Ordinal);
+    protected override bool Selects(string name, ModelShape config) => name.EndsWith(".bias", StringComparison.Ordinal);
+
+    /// <summary>A Llama-family base has biases only where its checkpoint has them (Qwen2's q/k/v, attention_bias).</summary>
+    public override string? RefusalFor(ModelShape shape) => shape.IsLlama && !shape.QkvBias && !shape.OutputBias
+        ? "the base has no biases to train (Llama-family projections and RMSNorms have none unless the checkpoint has them, as Qwen2's q/k/v biases)"
+        : null;
+
+    public override ParameterCounts CountParameters(ModelShape config)
+    {
+        ThrowIfRefused(config);
+        return base.CountParameters(config);
+    }
 }

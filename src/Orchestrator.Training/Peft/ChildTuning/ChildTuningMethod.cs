@@ -64,7 +64,7 @@ public sealed class ChildTuningMethod : BaseSubsetMethod
     /// <summary>Child-Tuning-D's masks of the last training run (one boolean tensor per trainable parameter); null before.</summary>
     public IReadOnlyList<Tensor>? ChildMasks => _masks;
 
-    protected override bool Selects(string name, Gpt2Config config) => true;
+    protected override bool Selects(string name, ModelShape config) => true;
 
     public override void OnBeforeTraining(PeftTrainingContext context)
     {

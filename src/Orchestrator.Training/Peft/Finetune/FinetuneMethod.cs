@@ -19,5 +19,5 @@ public sealed class FinetuneMethod : BaseSubsetMethod
     /// <summary>Reads the (no) options; unknown ones are reported by the reader.</summary>
     public static FinetuneMethod Create(PeftOptionReader options) => new(options);
 
-    protected override bool Selects(string name, Gpt2Config config) => true;
+    protected override bool Selects(string name, ModelShape config) => true;
 }

@@ -25,7 +25,7 @@ public sealed class FtTopMethod : BaseSubsetMethod
 
     public static FtTopMethod Create(PeftOptionReader options) => new(options);
 
-    protected override void Validate(Gpt2Config config)
+    protected override void Validate(ModelShape config)
     {
         if (Layers > config.Layers)
         {
@@ -33,8 +33,18 @@ public sealed class FtTopMethod : BaseSubsetMethod
         }
     }
 
-    protected override bool Selects(string name, Gpt2Config config)
+    protected override bool Selects(string name, ModelShape config)
     {
+        if (config.IsLlama)
+        {
+            // Llama: the top k layers and the final norm; embed_tokens (and an untied lm_head) only with embeddings=true.
+            if (name == "norm.weight") return true;
+            if (name is "embed_tokens.weight" or "lm_head.weight") return Embeddings;
+            if (!name.StartsWith("layers.", StringComparison.Ordinal)) return false;
+            int end = name.IndexOf('.', 7);
+            return int.Parse(name.AsSpan(7, end - 7), CultureInfo.InvariantCulture) >= config.Layers - Layers;
+        }
+
         if (name.StartsWith("ln_f.", StringComparison.Ordinal)) return true;
         if (name == "wte.weight") return Embeddings;
         if (name.StartsWith("h.", StringComparison.Ordinal))

@@ -35,21 +35,21 @@ public sealed class HeadOnlyMethod : PeftMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long n = (long)config.VocabSize * config.Width + (Bias ? config.VocabSize : 0);
         return new ParameterCounts(n, n);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        _weight = Own(new Parameter(model.TokenEmbeddings.detach().clone()));
+        _weight = Own(new Parameter(model.OutputWeight.detach().clone()));
         if (!Bias)
         {
             return [_weight];
         }
 
-        _bias = Own(new Parameter(zeros(model.Config.VocabSize, device: model.Device)));
+        _bias = Own(new Parameter(zeros(model.Shape.VocabSize, device: model.Device)));
         return [_weight, _bias];
     }
 

@@ -32,6 +32,13 @@ namespace Orchestrator.Training.Peft.HuggingFace;
 /// folder as something else. Folders written before that rule (adapters' tensors under <c>transformer.h.{i}.adapter*</c>,
 /// proxy's expert) still import here. Black-box tuning exports its materialised prompt as PROMPT_TUNING (it imports as
 /// prompt tuning).
+/// <para>
+/// On a Llama-family base the keys are PEFT's for Llama (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c>,
+/// <c>….self_attn.k_proj.ia3_l</c> [out, 1], <c>….mlp.down_proj.ia3_l</c> [1, in], <c>….self_attn.adaption_prompt</c>), with
+/// <c>fan_in_fan_out: false</c>; prefix-tuning writes PEFT's grouped-query layout (<c>token_dim</c> = KeyValueHeads·HeadDim,
+/// <c>num_attention_heads</c> = KeyValueHeads). Methods without a PEFT type are not exported on Llama (a full Llama
+/// checkpoint export is not implemented).
+/// </para>
 /// </summary>
 public static class HfPeftFormat
 {
@@ -42,6 +49,7 @@ public static class HfPeftFormat
     public const string MethodKey = "orchestrator_peft";
 
     private const string TensorPrefix = "base_model.model.transformer.";
+    private const string LlamaTensorPrefix = "base_model.model.model.";
     private static readonly string[] Conv1DSuffixes = [".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"];
 
     /// <summary>The PEFT type a method exports to, or null when it is written as a full checkpoint.</summary>
@@ -68,7 +76,7 @@ public static class HfPeftFormat
     /// <paramref name="baseModelNameOrPath"/> (a GPT-2 folder carries its tokenizer). Without either, a text-initialised prompt
     /// is labelled RANDOM: PEFT refuses TEXT without a tokenizer.
     /// </param>
-    public static void Export(IPeftMethod method, Gpt2Model model, string directory, string? baseModelNameOrPath = null, string? tokenizerNameOrPath = null)
+    public static void Export(IPeftMethod method, CausalLm model, string directory, string? baseModelNameOrPath = null, string? tokenizerNameOrPath = null)
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentNullException.ThrowIfNull(model);
@@ -81,17 +89,29 @@ public static class HfPeftFormat
         Directory.CreateDirectory(directory);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var config = model.Config;
+        var config = model.Shape;
+        if (config.IsLlama && PeftTypeOf(method) is null)
+        {
+            throw new NotSupportedException(
+                $"{method.Name} has no PEFT type and a full Llama-family checkpoint export is not implemented; keep the method's own folder (peft_method.json).");
+        }
+
         var stored = method.StoredTensors().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         JsonObject fields;
         var tensors = new List<KeyValuePair<string, Tensor>>();
         switch (method)
         {
+            case LoraMethod lora when config.IsLlama:
+                fields = LlamaLoraExport(lora, stored, tensors);
+                break;
+            case IA3Method ia3 when config.IsLlama:
+                fields = LlamaIA3Export(config, stored, tensors);
+                break;
             case LoraMethod lora:
                 fields = LoraExport(lora, config, stored, tensors);
                 break;
             case PrefixMethodBase prefix:
-                fields = PromptLearning(config, prefix.Length);
+                fields = PromptLearning(config, prefix.Length, prefix: true);
                 fields["encoder_hidden_size"] = prefix.HiddenSize;
                 fields["prefix_projection"] = prefix.Projection;
                 tensors.Add(new("prompt_embeddings", stored[PrefixMethodBase.StoredName]));
@@ -129,9 +149,9 @@ public static class HfPeftFormat
                 {
                     ["adapter_len"] = adaption.Length,
                     ["adapter_layers"] = adaption.LayersFor(config),
-                    ["target_modules"] = "attn",
+                    ["target_modules"] = config.IsLlama ? "self_attn" : "attn",
                 };
-                foreach (var (name, t) in stored) tensors.Add(new(TensorPrefix + name, t));
+                foreach (var (name, t) in stored) tensors.Add(new((config.IsLlama ? LlamaTensorPrefix : TensorPrefix) + name, t));
                 break;
             default:
                 ExportFull(method, model, directory, baseModelNameOrPath);
@@ -156,7 +176,7 @@ public static class HfPeftFormat
     /// </summary>
     /// <exception cref="FormatException">The folder or its tensors do not fit.</exception>
     /// <exception cref="NotSupportedException">A PEFT configuration this project cannot express.</exception>
-    public static IPeftMethod Import(Gpt2Model model, string directory, PeftContext? context = null)
+    public static IPeftMethod Import(CausalLm model, string directory, PeftContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(directory);
@@ -205,7 +225,7 @@ public static class HfPeftFormat
     /// a tokenizer is named (PEFT refuses TEXT without one); SAMPLE_VOCAB only when the sample covered every embedding row,
     /// as PEFT's does; RANDOM otherwise. PEFT reads the field only to initialise a new prompt; the trained prompt is the weights.
     /// </summary>
-    private static void PromptInitFields(JsonObject fields, string init, string? initText, int? sampledVocabulary, Gpt2Config config, string? tokenizer)
+    private static void PromptInitFields(JsonObject fields, string init, string? initText, int? sampledVocabulary, ModelShape config, string? tokenizer)
     {
         bool text = init == "text" && initText is not null && !string.IsNullOrEmpty(tokenizer);
         bool wholeVocabulary = init == "vocab" && sampledVocabulary == config.VocabSize;
@@ -215,17 +235,67 @@ public static class HfPeftFormat
         fields["tokenizer_kwargs"] = null;
     }
 
-    private static JsonObject PromptLearning(Gpt2Config config, int virtualTokens) => new()
+    /// <summary>
+    /// PEFT's prompt-learning fields. For prefix-tuning under grouped-query attention PEFT stores one key/value per key/value
+    /// head: token_dim = KeyValueHeads·HeadDim and num_attention_heads = KeyValueHeads (equal to Width and Heads on GPT-2).
+    /// </summary>
+    private static JsonObject PromptLearning(ModelShape config, int virtualTokens, bool prefix = false) => new()
     {
         ["num_virtual_tokens"] = virtualTokens,
-        ["token_dim"] = config.Width,
+        ["token_dim"] = prefix ? config.KeyValueWidth : config.Width,
         ["num_transformer_submodules"] = 1,
-        ["num_attention_heads"] = config.Heads,
+        ["num_attention_heads"] = prefix ? config.KeyValueHeads : config.Heads,
         ["num_layers"] = config.Layers,
         ["modules_to_save"] = null,
     };
 
-    private static JsonObject LoraExport(LoraMethod lora, Gpt2Config config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
+    private static JsonObject LlamaLoraExport(LoraMethod lora, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
+    {
+        foreach (var (name, t) in stored) tensors.Add(new(LlamaTensorPrefix + name, t)); // layers.{i}.self_attn.q_proj.lora_A.weight …
+        var targets = new JsonArray();
+        foreach (string module in lora.LlamaTargets) targets.Add(module);
+        return new JsonObject
+        {
+            ["r"] = lora.Rank,
+            ["lora_alpha"] = lora.Alpha,
+            ["lora_dropout"] = lora.Dropout,
+            ["target_modules"] = targets,
+            ["fan_in_fan_out"] = false,
+            ["bias"] = "none",
+            ["use_rslora"] = false,
+            ["init_lora_weights"] = true,
+            ["layers_to_transform"] = null,
+            ["layers_pattern"] = null,
+            ["rank_pattern"] = new JsonObject(),
+            ["alpha_pattern"] = new JsonObject(),
+            ["modules_to_save"] = null,
+        };
+    }
+
+    private static JsonObject LlamaIA3Export(ModelShape config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
+    {
+        var targets = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var (name, t) in stored)
+        {
+            string module = name.Split('.')[^2];
+            targets.Add(module);
+            // PEFT's IA3 vectors: [out, 1] on the output of a projection, [1, in] on the input of a feed-forward one.
+            tensors.Add(new(LlamaTensorPrefix + name, module == "down_proj" ? t.reshape(1, -1) : t.reshape(-1, 1)));
+        }
+
+        var list = new JsonArray();
+        foreach (string m in targets) list.Add(m);
+        return new JsonObject
+        {
+            ["target_modules"] = list,
+            ["feedforward_modules"] = new JsonArray("down_proj"),
+            ["fan_in_fan_out"] = false,
+            ["init_ia3_weights"] = true,
+            ["modules_to_save"] = null,
+        };
+    }
+
+    private static JsonObject LoraExport(LoraMethod lora, ModelShape config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
     {
         long d = config.Width;
         int r = lora.Rank;
@@ -272,7 +342,7 @@ public static class HfPeftFormat
         };
     }
 
-    private static JsonObject IA3Export(IA3Method ia3, Gpt2Config config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
+    private static JsonObject IA3Export(IA3Method ia3, ModelShape config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
     {
         long d = config.Width;
         for (int i = 0; i < config.Layers; i++)
@@ -297,9 +367,9 @@ public static class HfPeftFormat
         };
     }
 
-    private static void ExportFull(IPeftMethod method, Gpt2Model model, string directory, string? baseModelNameOrPath)
+    private static void ExportFull(IPeftMethod method, CausalLm model, string directory, string? baseModelNameOrPath)
     {
-        Gpt2Model weightsOf = model;
+        Gpt2Model weightsOf = (Gpt2Model)model;
         var config = JsonNode.Parse(weightsOf.Config.ToJson())!.AsObject();
         var options = new JsonObject();
         foreach (var (k, v) in method.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal)) options[k] = v;
@@ -330,7 +400,7 @@ public static class HfPeftFormat
             new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Orchestrator.Training" });
     }
 
-    private static IPeftMethod ImportFull(Gpt2Model model, string directory, string configPath, PeftContext context)
+    private static IPeftMethod ImportFull(CausalLm model, string directory, string configPath, PeftContext context)
     {
         JsonNode root = JsonNode.Parse(File.ReadAllText(configPath, Encoding.UTF8)) ?? throw new FormatException($"{configPath} is empty.");
         string name = root[MethodKey]?["method"]?.GetValue<string>() ?? "finetune";
@@ -383,7 +453,7 @@ public static class HfPeftFormat
         return method;
     }
 
-    private static void CopyBase(Gpt2Model model, Dictionary<string, Tensor> tensors, string source)
+    private static void CopyBase(CausalLm model, Dictionary<string, Tensor> tensors, string source)
     {
         var problems = new List<string>();
         using var noGrad = no_grad();
@@ -396,16 +466,16 @@ public static class HfPeftFormat
 
         if (problems.Count > 0)
         {
-            throw new FormatException($"{source}: the checkpoint does not fit the model ({model.Config}): {string.Join("; ", problems)}.");
+            throw new FormatException($"{source}: the checkpoint does not fit the model ({model.Shape}): {string.Join("; ", problems)}.");
         }
     }
 
-    private static IPeftMethod ImportAdapter(Gpt2Model model, string directory, string configPath, PeftContext context)
+    private static IPeftMethod ImportAdapter(CausalLm model, string directory, string configPath, PeftContext context)
     {
         JsonObject cfg = JsonNode.Parse(File.ReadAllText(configPath, Encoding.UTF8)) as JsonObject
             ?? throw new FormatException($"{configPath} is not a JSON object.");
         string type = cfg["peft_type"]?.GetValue<string>() ?? throw new FormatException($"{configPath} lacks peft_type.");
-        var config = model.Config;
+        var config = model.Shape;
         Dictionary<string, Tensor> raw = SafeTensors.Load(Path.Combine(directory, AdapterWeightsFile), model.Device);
         try
         {
@@ -440,10 +510,19 @@ public static class HfPeftFormat
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) LoraImport(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         var targets = Strings(cfg["target_modules"]);
-        if (targets.Count != 1 || !targets[0].EndsWith("c_attn", StringComparison.Ordinal))
+        if (config.IsLlama)
+        {
+            if (targets.Count == 0 || targets.Any(t => !LoraMethod.LlamaModules.Contains(t)))
+            {
+                throw new NotSupportedException($"{path}: LoRA target_modules [{string.Join(", ", targets)}]; a Llama base takes {string.Join(", ", LoraMethod.LlamaModules)}.");
+            }
+
+            if (cfg["fan_in_fan_out"]?.GetValue<bool>() == true) throw new NotSupportedException($"{path}: fan_in_fan_out is true; Llama's projections are nn.Linear.");
+        }
+        else if (targets.Count != 1 || !targets[0].EndsWith("c_attn", StringComparison.Ordinal))
         {
             throw new NotSupportedException($"{path}: LoRA target_modules [{string.Join(", ", targets)}]; only [\"c_attn\"] is supported.");
         }
@@ -459,13 +538,13 @@ public static class HfPeftFormat
             ["r"] = r.ToString(CultureInfo.InvariantCulture),
             ["alpha"] = Number(cfg["lora_alpha"] ?? JsonValue.Create(8)),
             ["dropout"] = Number(cfg["lora_dropout"] ?? JsonValue.Create(0.0)),
-            ["targets"] = LoraMethod.TargetsCAttn,
+            ["targets"] = config.IsLlama ? string.Join(",", targets) : LoraMethod.TargetsCAttn,
         };
         return (LoraMethod.MethodName, options, tensors);
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) PrefixImport(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         int p = CheckPromptLearning(cfg, config, path);
         bool projection = cfg["prefix_projection"]?.GetValue<bool>() ?? false;
@@ -479,7 +558,7 @@ public static class HfPeftFormat
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) PromptImport(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         int p = CheckPromptLearning(cfg, config, path);
         string init = cfg["prompt_tuning_init"]?.GetValue<string>() ?? "RANDOM";
@@ -505,7 +584,7 @@ public static class HfPeftFormat
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) PtuningImport(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         int p = CheckPromptLearning(cfg, config, path);
         string encoder = (cfg["encoder_reparameterization_type"]?.GetValue<string>() ?? "MLP").ToLowerInvariant();
@@ -524,10 +603,23 @@ public static class HfPeftFormat
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) IA3Import(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         var targets = Strings(cfg["target_modules"]).Order(StringComparer.Ordinal).ToArray();
         var feedforward = Strings(cfg["feedforward_modules"]);
+        if (config.IsLlama)
+        {
+            bool keyValue = targets.SequenceEqual(["down_proj", "k_proj", "v_proj"]);
+            if ((!keyValue && !targets.SequenceEqual(["down_proj", "k_proj", "q_proj", "v_proj"])) || feedforward.Count != 1 || feedforward[0] != "down_proj")
+            {
+                throw new NotSupportedException(
+                    $"{path}: IA3 target_modules [{string.Join(", ", targets)}] / feedforward_modules [{string.Join(", ", feedforward)}]; a Llama base takes k_proj, v_proj (and q_proj) + down_proj (feed-forward).");
+            }
+
+            var flat = tensors.ToDictionary(kv => kv.Key, kv => kv.Key.EndsWith(".ia3_l", StringComparison.Ordinal) ? kv.Value.reshape(-1) : kv.Value, StringComparer.Ordinal);
+            return (IA3Method.MethodName, new Dictionary<string, string> { ["targets"] = keyValue ? IA3Method.TargetsAuto : IA3Method.TargetsCAttn }, flat);
+        }
+
         if (!targets.SequenceEqual(["c_attn", "mlp.c_proj"]) || feedforward.Count != 1 || feedforward[0] != "mlp.c_proj")
         {
             throw new NotSupportedException(
@@ -547,7 +639,7 @@ public static class HfPeftFormat
     }
 
     private static (string, Dictionary<string, string>, Dictionary<string, Tensor>) AdaptionImport(
-        JsonObject cfg, Gpt2Config config, Dictionary<string, Tensor> tensors, string path)
+        JsonObject cfg, ModelShape config, Dictionary<string, Tensor> tensors, string path)
     {
         int length = Required(cfg, "adapter_len", path).GetValue<int>();
         int layers = Required(cfg, "adapter_layers", path).GetValue<int>();
@@ -560,7 +652,7 @@ public static class HfPeftFormat
         return (LlamaAdapterMethod.MethodName, options, tensors);
     }
 
-    private static int CheckPromptLearning(JsonObject cfg, Gpt2Config config, string path)
+    private static int CheckPromptLearning(JsonObject cfg, ModelShape config, string path)
     {
         var problems = new List<string>();
         void Check(string key, int expected)
@@ -571,9 +663,11 @@ public static class HfPeftFormat
             }
         }
 
-        Check("token_dim", config.Width);
+        // Prefix-tuning under grouped-query attention: PEFT stores token_dim = KeyValueHeads·HeadDim, KeyValueHeads heads.
+        bool prefix = cfg["peft_type"]?.GetValue<string>() == "PREFIX_TUNING";
+        Check("token_dim", prefix ? config.KeyValueWidth : config.Width);
         Check("num_layers", config.Layers);
-        Check("num_attention_heads", config.Heads);
+        Check("num_attention_heads", prefix ? config.KeyValueHeads : config.Heads);
         Check("num_transformer_submodules", 1);
         if (problems.Count > 0) throw new FormatException($"{path}: {string.Join("; ", problems)}.");
         return Required(cfg, "num_virtual_tokens", path).GetValue<int>();
@@ -591,7 +685,7 @@ public static class HfPeftFormat
 
     private static string StripPrefix(string name)
     {
-        foreach (string prefix in new[] { TensorPrefix, "base_model.model.", "transformer." })
+        foreach (string prefix in new[] { TensorPrefix, LlamaTensorPrefix, "base_model.model.", "transformer." })
         {
             if (name.StartsWith(prefix, StringComparison.Ordinal)) return name[prefix.Length..];
         }

@@ -14,6 +14,13 @@ namespace Orchestrator.Training.Peft.LlamaAdapter;
 /// c_proj; <c>gate=head</c> (the paper): a gate per head through tanh, the result projected by c_proj (without its bias).
 /// Parameters: layers·(K·d + gates) (K=10 on all 24 layers of gpt2-medium: 245,784).
 /// Stored names: <c>h.{i}.attn.adaption_prompt</c> [1, K, d], <c>h.{i}.attn.adaption_gate</c> [1] or [1, H, 1, 1].
+/// <para>
+/// On a Llama-family base, as PEFT's <c>adaption_prompt</c> for Llama: the prompt's keys and values come from the frozen
+/// k_proj and v_proj (no rotation; one per key/value head, shared by its query heads under grouped-query attention), the
+/// queries are the layer's rotated queries, the softmax runs in float32, the gate scales the probabilities (scalar: no
+/// tanh, as PEFT; head: tanh per head, as the paper), and o_proj projects the result with the attention's own output.
+/// Stored as <c>layers.{i}.self_attn.adaption_prompt</c> and <c>layers.{i}.self_attn.adaption_gate</c>.
+/// </para>
 /// </summary>
 public sealed class LlamaAdapterMethod : PeftMethodBase
 {
@@ -45,7 +52,7 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
     public static LlamaAdapterMethod Create(PeftOptionReader options) => new(options);
 
     /// <summary>Number of adapted (top) layers for a model with <paramref name="config"/>.</summary>
-    public int LayersFor(Gpt2Config config)
+    public int LayersFor(ModelShape config)
     {
         int layers = ConfiguredLayers ?? config.Layers;
         if (layers > config.Layers)
@@ -58,16 +65,16 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long gates = Gate == GateScalar ? 1 : config.Heads;
         long n = LayersFor(config) * ((long)Length * config.Width + gates);
         return new ParameterCounts(n, n);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        var config = model.Config;
+        var config = model.Shape;
         int adapted = LayersFor(config);
         using var generator = NewGenerator(context, model);
         _layers = new (Parameter, Parameter)?[config.Layers];
@@ -81,8 +88,9 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
             _layers[i] = (prompt, gate);
             trainable.Add(prompt);
             trainable.Add(gate);
-            _stored.Add(new($"h.{i}.attn.adaption_prompt", prompt));
-            _stored.Add(new($"h.{i}.attn.adaption_gate", gate));
+            string prefix = config.IsLlama ? $"layers.{i}.self_attn." : $"h.{i}.attn.";
+            _stored.Add(new(prefix + "adaption_prompt", prompt));
+            _stored.Add(new(prefix + "adaption_gate", gate));
         }
 
         return trainable;
@@ -92,11 +100,11 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
 
     private sealed class AdaptionHooks(LlamaAdapterMethod method) : Gpt2Hooks
     {
-        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Gpt2Block block, Tensor input, Tensor output, bool training)
+        public override Tensor Sublayer(int layer, Gpt2Sublayer sublayer, Module block, Tensor input, Tensor output, bool training)
         {
-            if (sublayer != Gpt2Sublayer.Attention || method._layers[layer] is not { } adaption) return output;
+            if (sublayer != Gpt2Sublayer.Attention || block is not Gpt2Block gpt2 || method._layers[layer] is not { } adaption) return output;
             using var scope = NewDisposeScope();
-            var attention = block.Attention;
+            var attention = gpt2.Attention;
             long b = input.shape[0], t = input.shape[1], d = input.shape[2];
             long heads = attention.Heads, headDim = d / heads, k = adaption.Prompt.shape[1];
             Tensor weight = attention.Qkv.weight, bias = attention.Qkv.bias!;
@@ -106,7 +114,7 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
             Tensor kv = functional.linear(adaption.Prompt, weight.narrow(0, d, 2 * d), bias.narrow(0, d, 2 * d)); // [1,K,2d]
             Tensor key = kv.narrow(2, 0, d).view(1, k, heads, headDim).transpose(1, 2);          // [1,H,K,hd]
             Tensor value = kv.narrow(2, d, d).view(1, k, heads, headDim).transpose(1, 2);
-            Tensor scores = q.matmul(key.transpose(2, 3)) * method.Model!.Config.AttentionScale(layer); // [B,H,T,K], scaled as the base's own scores
+            Tensor scores = q.matmul(key.transpose(2, 3)) * ((Gpt2Model)method.Model!).Config.AttentionScale(layer); // [B,H,T,K], scaled as the base's own scores
             Tensor weighted = functional.softmax(scores, -1).matmul(value);                     // [B,H,T,hd]
             weighted = method.Gate == GateScalar ? weighted * adaption.Gate : weighted * adaption.Gate.tanh();
             Tensor merged = weighted.transpose(1, 2).reshape(b, t, d);
@@ -116,6 +124,19 @@ public sealed class LlamaAdapterMethod : PeftMethodBase
             }
 
             return (output + merged).MoveToOuterDisposeScope();
+        }
+
+        public override Tensor AttentionHeads(int layer, LlamaAttention attention, Tensor query, Tensor heads, bool training)
+        {
+            if (method._layers[layer] is not { } adaption) return heads;
+            using var scope = NewDisposeScope();
+            long k = adaption.Prompt.shape[1], kvHeads = attention.KeyValueHeads, headDim = attention.HeadDim;
+            Tensor key = attention.RepeatKeyValue(attention.Key.forward(adaption.Prompt).view(1, k, kvHeads, headDim).transpose(1, 2));     // [1,H,K,hd]
+            Tensor value = attention.RepeatKeyValue(attention.Value.forward(adaption.Prompt).view(1, k, kvHeads, headDim).transpose(1, 2));
+            Tensor scores = query.matmul(key.transpose(2, 3)) / Math.Sqrt(headDim);                                                  // [B,H,T,K]
+            Tensor probabilities = functional.softmax(scores.to_type(ScalarType.Float32), -1).to_type(query.dtype);
+            probabilities = method.Gate == GateScalar ? probabilities * adaption.Gate : probabilities * adaption.Gate.tanh();
+            return (heads + probabilities.matmul(value)).MoveToOuterDisposeScope();
         }
     }
 }

@@ -18,8 +18,9 @@ public sealed class LnTuningMethod : BaseSubsetMethod
 
     public static LnTuningMethod Create(PeftOptionReader options) => new(options);
 
-    protected override bool Selects(string name, Gpt2Config config) =>
-        name.StartsWith("ln_f.", StringComparison.Ordinal) ||
+    protected override bool Selects(string name, ModelShape config) => config.IsLlama
+        ? name == "norm.weight" || name.EndsWith("_layernorm.weight", StringComparison.Ordinal) // RMSNorm gains: 2d per layer + d
+        : name.StartsWith("ln_f.", StringComparison.Ordinal) ||
         name.Contains(".ln_1.", StringComparison.Ordinal) ||
         name.Contains(".ln_2.", StringComparison.Ordinal);
 }

@@ -13,6 +13,12 @@ namespace Orchestrator.Training.Peft.Lora;
 /// of q, k, v. Both have 4·r·d parameters per layer (r=4: 393,216 on gpt2-medium, 0.11%).
 /// Stored names: <c>h.{i}.attn.c_attn.{q,v}.lora_{A,B}.weight</c> or <c>h.{i}.attn.c_attn.lora_{A,B}.weight</c>
 /// (A [r, d], B [out, r]).
+/// <para>
+/// On a Llama-family base the targets are Hugging Face PEFT's module names: <c>q,v</c> (PEFT's Llama default) is
+/// <c>q_proj,v_proj</c>; any comma list of <c>q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj</c>, or
+/// <c>all-linear</c> for the seven. Each target gets A [r, in] and B [out, r] (k_proj and v_proj are KeyValueHeads·HeadDim
+/// wide under grouped-query attention), stored as <c>layers.{i}.{self_attn|mlp}.{module}.lora_{A,B}.weight</c>.
+/// </para>
 /// </summary>
 public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.IPackableMethod
 {
@@ -22,10 +28,15 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
     public const string MethodName = "lora";
     public const string TargetsQv = "q,v";
     public const string TargetsCAttn = "c_attn";
+    public const string TargetsAllLinear = "all-linear";
+
+    /// <summary>Llama-family modules LoRA can target, in the order of a block.</summary>
+    public static readonly IReadOnlyList<string> LlamaModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
     private readonly LoraHooks _hooks;
     private readonly List<KeyValuePair<string, Tensor>> _stored = [];
     private LayerLora[] _layers = [];
+    private Dictionary<Gpt2Projection, (Parameter A, Parameter B)>[] _llamaLayers = [];
     private PeftDropout? _dropout;
 
     private LoraMethod(PeftOptionReader options) : base(options)
@@ -33,7 +44,7 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
         Rank = options.Int("r", 4, "rank r of the update");
         Alpha = options.Double("alpha", 32, "scaling numerator α (the update is scaled by α/r)", 0, minExclusive: true);
         Dropout = options.Rate("dropout", 0.1, "dropout on the input of the low-rank branch (training only)");
-        Targets = options.Choice("targets", TargetsQv, "which c_attn columns get an update: q,v (microsoft/LoRA) or all of c_attn (PEFT's default)", TargetsQv, TargetsCAttn);
+        Targets = ReadTargets(options);
         _hooks = new LoraHooks(this);
     }
 
@@ -43,8 +54,63 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
 
     public double Dropout { get; }
 
-    /// <summary><see cref="TargetsQv"/> or <see cref="TargetsCAttn"/>.</summary>
+    /// <summary><see cref="TargetsQv"/>, <see cref="TargetsCAttn"/> (GPT-2), <see cref="TargetsAllLinear"/> or a list of <see cref="LlamaModules"/> (Llama).</summary>
     public string Targets { get; }
+
+    /// <summary>The Llama modules the targets name (q,v → q_proj, v_proj); empty for <c>c_attn</c>.</summary>
+    public IReadOnlyList<string> LlamaTargets => Targets switch
+    {
+        TargetsQv => ["q_proj", "v_proj"],
+        TargetsCAttn => [],
+        TargetsAllLinear => LlamaModules,
+        _ => Targets.Split(','),
+    };
+
+    private static string ReadTargets(PeftOptionReader options)
+    {
+        string raw = options.Text("targets", TargetsQv,
+            "which projections get an update: q,v (microsoft/LoRA; PEFT's Llama default q_proj,v_proj), c_attn (all of GPT-2's c_attn, PEFT's GPT-2 default), or on Llama a comma list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear")
+            ?? TargetsQv;
+        string normalized = string.Concat(raw.Where(c => !char.IsWhiteSpace(c))).ToLowerInvariant();
+        if (normalized is TargetsQv or TargetsCAttn or TargetsAllLinear)
+        {
+            options.SetCanonical("targets", normalized);
+            return normalized;
+        }
+
+        string[] names = normalized.Split(',', StringSplitOptions.RemoveEmptyEntries);
+        string[] unknown = names.Where(n => !LlamaModules.Contains(n)).ToArray();
+        if (names.Length == 0 || unknown.Length > 0)
+        {
+            options.Problem("targets", $"expected q,v, c_attn, all-linear or a comma list of {string.Join(", ", LlamaModules)}, got '{raw}'");
+            return TargetsQv;
+        }
+
+        string canonical = string.Join(",", LlamaModules.Where(names.Contains)); // block order, no repeats
+        options.SetCanonical("targets", canonical);
+        return canonical;
+    }
+
+    /// <summary>GPT-2 has only c_attn targets; Llama has no fused c_attn.</summary>
+    public override string? RefusalFor(ModelShape shape) => (shape.IsLlama, Targets) switch
+    {
+        (true, TargetsCAttn) => "targets=c_attn is GPT-2's fused projection; on Llama name PEFT's modules (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) or all-linear",
+        (false, not (TargetsQv or TargetsCAttn)) => $"targets={Targets} names Llama modules; GPT-2 takes q,v or c_attn",
+        _ => null,
+    };
+
+    /// <summary>(site, input width, output width) of a Llama module.</summary>
+    private static (Gpt2Projection Site, long In, long Out, string Path) LlamaSite(string module, ModelShape shape) => module switch
+    {
+        "q_proj" => (Gpt2Projection.Query, shape.Width, shape.QueryWidth, "self_attn.q_proj"),
+        "k_proj" => (Gpt2Projection.Key, shape.Width, shape.KeyValueWidth, "self_attn.k_proj"),
+        "v_proj" => (Gpt2Projection.Value, shape.Width, shape.KeyValueWidth, "self_attn.v_proj"),
+        "o_proj" => (Gpt2Projection.AttentionOutput, shape.QueryWidth, shape.Width, "self_attn.o_proj"),
+        "gate_proj" => (Gpt2Projection.MlpGate, shape.Width, shape.InnerWidth, "mlp.gate_proj"),
+        "up_proj" => (Gpt2Projection.MlpUp, shape.Width, shape.InnerWidth, "mlp.up_proj"),
+        "down_proj" => (Gpt2Projection.MlpOut, shape.InnerWidth, shape.Width, "mlp.down_proj"),
+        _ => throw new ArgumentException($"unknown Llama module '{module}'"),
+    };
 
     public double Scaling => Alpha / Rank;
 
@@ -58,19 +124,26 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
         if (_dropout is not null) _dropout.PinnedLength = length;
     }
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
+        ThrowIfRefused(config);
+        if (config.IsLlama)
+        {
+            long perLlamaLayer = LlamaTargets.Select(m => LlamaSite(m, config)).Sum(s => Rank * (s.In + s.Out));
+            return new ParameterCounts(config.Layers * perLlamaLayer, config.Layers * perLlamaLayer);
+        }
+
         long d = config.Width;
         long perLayer = Targets == TargetsQv ? 2 * (Rank * d + d * Rank) : Rank * d + 3 * d * Rank;
         long n = config.Layers * perLayer;
         return new ParameterCounts(n, n);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
         using var generator = NewGenerator(context, model);
         _dropout = Own(new PeftDropout(Dropout, NewGenerator(context, model, stream: 1)));
-        var config = model.Config;
+        var config = model.Shape;
         long d = config.Width;
         var trainable = new List<Parameter>();
         _layers = new LayerLora[config.Layers];
@@ -84,6 +157,24 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
             trainable.Add(p);
             _stored.Add(new(name, p));
             return p;
+        }
+
+        if (config.IsLlama)
+        {
+            _llamaLayers = new Dictionary<Gpt2Projection, (Parameter A, Parameter B)>[config.Layers];
+            for (int i = 0; i < config.Layers; i++)
+            {
+                _llamaLayers[i] = [];
+                foreach (string module in LlamaTargets)
+                {
+                    var (site, inWidth, outWidth, path) = LlamaSite(module, config);
+                    var a = NewParameter($"layers.{i}.{path}.lora_A.weight", Rank, inWidth, kaiming: true);
+                    var b = NewParameter($"layers.{i}.{path}.lora_B.weight", outWidth, Rank, kaiming: false);
+                    _llamaLayers[i][site] = (a, b);
+                }
+            }
+
+            return trainable;
         }
 
         for (int i = 0; i < config.Layers; i++)
@@ -115,10 +206,21 @@ public sealed class LoraMethod : PeftMethodBase, Orchestrator.Training.Packing.I
 
     private sealed class LoraHooks(LoraMethod method) : Gpt2RowwiseHooks
     {
-        public override bool AdjustsOutput(int layer, Gpt2Projection site) => site == Gpt2Projection.AttentionQkv;
+        public override bool AdjustsOutput(int layer, Gpt2Projection site) => method._llamaLayers.Length > 0
+            ? method._llamaLayers[layer].ContainsKey(site)
+            : site == Gpt2Projection.AttentionQkv;
 
         public override Tensor AdjustOutput(int layer, Gpt2Projection site, Tensor input, Tensor output, bool training)
         {
+            if (method._llamaLayers.Length > 0)
+            {
+                var (a, b) = method._llamaLayers[layer][site];
+                using var dropped = method._dropout!.Apply(input, training);
+                using var low = functional.linear(dropped, a);
+                using var update = functional.linear(low, b);
+                return output.add(update, method.Scaling);
+            }
+
             var lora = method._layers[layer];
             using var x = method._dropout!.Apply(input, training);
             if (lora.ValueA is null)

@@ -67,12 +67,12 @@ public sealed class PrefixMethod : PrefixMethodBase
 
     private bool Resolved { get; set; }
 
-    protected override void ValidateConfig(Gpt2Config config)
+    protected override void ValidateConfig(ModelShape config)
     {
         if (InitText is null || _lengthGiven || Resolved) base.ValidateConfig(config);
     }
 
-    protected override void BeforeCreate(Gpt2Model model, PeftContext context)
+    protected override void BeforeCreate(CausalLm model, PeftContext context)
     {
         if (InitText is null) return;
         var tokenizer = context.Tokenizer ?? throw new InvalidOperationException(
@@ -93,7 +93,7 @@ public sealed class PrefixMethod : PrefixMethodBase
         Resolved = true;
     }
 
-    protected override void AfterCreate(Gpt2Model model, PeftContext context, IReadOnlyList<Parameter> trainable)
+    protected override void AfterCreate(CausalLm model, PeftContext context, IReadOnlyList<Parameter> trainable)
     {
         if (InitText is null) return;
         var ids = context.Tokenizer!.Encode(" " + InitText).Select(i => (long)i).ToArray();
@@ -102,14 +102,26 @@ public sealed class PrefixMethod : PrefixMethodBase
         Tensor target;
         try
         {
-            using var capture = new KeyValueCapture(model.Config);
-            using (NewDisposeScope())
+            if (model.Shape.IsLlama)
             {
+                // Llama: the cache holds keys after rotation at positions 0 … P−1, which is what a prefix stands for.
+                using var scope = NewDisposeScope();
                 using var input = tensor(ids, [1, ids.Length], ScalarType.Int64, model.Device);
-                model.Hidden(input, hooks: capture);
+                var presents = new List<LayerKeyValue>();
+                model.Hidden(input, presents: presents);
+                target = PrefixLayout.FromLayers(presents.Select(p => (p.Key, p.Value)).ToList(), model.Shape).MoveToOuterDisposeScope();
             }
+            else
+            {
+                using var capture = new KeyValueCapture(model.Shape);
+                using (NewDisposeScope())
+                {
+                    using var input = tensor(ids, [1, ids.Length], ScalarType.Int64, model.Device);
+                    model.Hidden(input, hooks: capture);
+                }
 
-            target = PrefixLayout.FromLayers(capture.Layers, model.Config);
+                target = PrefixLayout.FromLayers(capture.Layers, model.Shape);
+            }
         }
         finally
         {

@@ -61,15 +61,15 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
     /// <summary>False with <c>init: from-cell</c>: such a trial needs its dependency, which a pack does not pass.</summary>
     public bool Packable => Init != InitFromCell;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long n = (long)Length * config.Width;
         return new ParameterCounts(n, n);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        var config = model.Config;
+        var config = model.Shape;
         _prompt = Own(new Parameter(empty(Length, config.Width, device: model.Device)));
         using var generator = NewGenerator(context, model);
         switch (Init)
@@ -99,7 +99,7 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
     }
 
     /// <summary>Copies the trained prompt of the single dependency into <paramref name="prompt"/> (init=from-cell).</summary>
-    private void CopyFromDependency(Parameter prompt, Gpt2Model model, PeftContext context)
+    private void CopyFromDependency(Parameter prompt, CausalLm model, PeftContext context)
     {
         const string user = $"{MethodName} (init={InitFromCell})";
         if (context.Dependencies.Count != 1)
@@ -139,10 +139,10 @@ public sealed class PromptTuningMethod : PeftMethodBase, Orchestrator.Training.P
         }
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         if (stored.TryGetValue(StoredName, out Tensor? table) && table.dim() == 2) Length = (int)table.shape[0];
-        _prompt = Own(new Parameter(empty(Length, model.Config.Width, device: model.Device), requires_grad: false));
+        _prompt = Own(new Parameter(empty(Length, model.Shape.Width, device: model.Device), requires_grad: false));
         CopyStored([new(StoredName, _prompt)], stored);
     }
 

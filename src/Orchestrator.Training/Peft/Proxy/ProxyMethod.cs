@@ -53,13 +53,15 @@ public sealed class ProxyMethod : PeftMethodBase
     /// <summary>The expert model (after Prepare or Load).</summary>
     public Gpt2Model? ExpertModel => _expert;
 
-    public override Gpt2Model? TrainedModel => Trains ? _expert : null;
+    public override CausalLm? TrainedModel => Trains ? _expert : null;
 
     public override IReadOnlyList<WeightedModel>? LogitMixture => _mixture;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
-        Gpt2Config expert = TrainsExpert ? ConfigOf(AntiExpert, config) : ConfigOf(Expert, config);
+        if (RefusalFor(config) is { } refusal) throw new ArgumentException($"{MethodName} on a {config.FamilyName} base: {refusal}.");
+        var gpt2 = new Gpt2Config(config.Layers, config.Heads, config.Width, config.VocabSize, config.Positions, config.Dropout, config.NormEps);
+        Gpt2Config expert = TrainsExpert ? ConfigOf(AntiExpert, gpt2) : ConfigOf(Expert, gpt2);
         long n = expert.ParameterCount;
         return new ParameterCounts(TrainsExpert ? n : 0, n);
     }
@@ -72,9 +74,14 @@ public sealed class ProxyMethod : PeftMethodBase
         return Gpt2Config.FromJson(File.ReadAllText(path, Encoding.UTF8));
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    /// <summary>Proxy-tuning's expert and anti-expert are GPT-2 checkpoints (model folders load as GPT-2 only).</summary>
+    public override string? RefusalFor(ModelShape shape) => shape.IsLlama
+        ? "its expert and anti-expert are GPT-2 models (a copy of the base or a GPT-2 model folder); Llama-family experts are not implemented"
+        : null;
+
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        _anti = string.Equals(AntiExpert, Base, StringComparison.OrdinalIgnoreCase) ? model : LoadModel(AntiExpert, model);
+        _anti = string.Equals(AntiExpert, Base, StringComparison.OrdinalIgnoreCase) ? (Gpt2Model)model : LoadModel(AntiExpert, model);
         if (TrainsExpert)
         {
             _expert = Own(Copy(_anti));
@@ -90,10 +97,10 @@ public sealed class ProxyMethod : PeftMethodBase
         return TrainsExpert ? _expert.parameters().ToList() : [];
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
-        _anti = string.Equals(AntiExpert, Base, StringComparison.OrdinalIgnoreCase) ? model : LoadModel(AntiExpert, model);
-        Gpt2Config expertConfig = TrainsExpert ? _anti.Config : ConfigOf(Expert, model.Config);
+        _anti = string.Equals(AntiExpert, Base, StringComparison.OrdinalIgnoreCase) ? (Gpt2Model)model : LoadModel(AntiExpert, model);
+        Gpt2Config expertConfig = TrainsExpert ? _anti.Config : ConfigOf(Expert, ((Gpt2Model)model).Config);
         _expert = Own(new Gpt2Model(expertConfig));
         _expert.to(model.Device);
         foreach (var p in _expert.parameters()) p.requires_grad = false;
@@ -104,18 +111,18 @@ public sealed class ProxyMethod : PeftMethodBase
 
     protected override IReadOnlyList<KeyValuePair<string, Tensor>> OnStoredTensors() => _stored;
 
-    private void Finish(Gpt2Model model)
+    private void Finish(CausalLm model)
     {
         _stored = _expert!.named_parameters().Select(p => new KeyValuePair<string, Tensor>(StoredPrefix + p.name, p.parameter)).ToList();
-        var weights = new Dictionary<Gpt2Model, double>(ReferenceEqualityComparer.Instance);
-        void Add(Gpt2Model m, double w) => weights[m] = weights.GetValueOrDefault(m) + w;
+        var weights = new Dictionary<CausalLm, double>(ReferenceEqualityComparer.Instance);
+        void Add(CausalLm m, double w) => weights[m] = weights.GetValueOrDefault(m) + w;
         Add(model, 1.0);
         Add(_expert!, Alpha);
         Add(_anti!, -Alpha);
         _mixture = weights.Where(kv => kv.Value != 0).Select(kv => new WeightedModel(kv.Key, kv.Value)).ToArray();
     }
 
-    private Gpt2Model LoadModel(string folder, Gpt2Model model)
+    private Gpt2Model LoadModel(string folder, CausalLm model)
     {
         var checkpoint = Own(ModelCheckpoint.Load(folder));
         checkpoint.Model.to(model.Device);

@@ -54,7 +54,7 @@ public sealed class PtuningMethod : PeftMethodBase
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long d = config.Width, h = HiddenFor(config.Width), p = Length;
         long encoder;
@@ -72,9 +72,9 @@ public sealed class PtuningMethod : PeftMethodBase
         return new ParameterCounts(p * d + encoder, p * d);
     }
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
-        var config = model.Config;
+        var config = model.Shape;
         int d = config.Width, h = HiddenFor(d);
         using var generator = NewGenerator(context, model);
         _embedding = Own(new Parameter(empty(Length, d, device: model.Device)));
@@ -131,10 +131,10 @@ public sealed class PtuningMethod : PeftMethodBase
         return x.MoveToOuterDisposeScope();
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         if (stored.TryGetValue(StoredName, out Tensor? table) && table.dim() == 2) _length = (int)table.shape[0];
-        _table = Own(new Parameter(empty(Length, model.Config.Width, device: model.Device), requires_grad: false));
+        _table = Own(new Parameter(empty(Length, model.Shape.Width, device: model.Device), requires_grad: false));
         CopyStored([new(StoredName, _table)], stored);
     }
 

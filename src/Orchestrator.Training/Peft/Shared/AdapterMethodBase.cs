@@ -20,12 +20,12 @@ public abstract class AdapterMethodBase : PeftMethodBase
     internal Bottleneck? Site(string site) => _sites.GetValueOrDefault(site);
 
     /// <summary>Creates the sites for <paramref name="model"/> (name → bottleneck, initialised).</summary>
-    internal abstract IEnumerable<(string Site, Bottleneck Module)> CreateSites(Gpt2Model model, Generator generator);
+    internal abstract IEnumerable<(string Site, Bottleneck Module)> CreateSites(CausalLm model, Generator generator);
 
     /// <summary>Base parameters that also train (e.g. Houlsby's LayerNorms); none by default.</summary>
-    protected virtual IEnumerable<KeyValuePair<string, Parameter>> TrainedBaseParameters(Gpt2Model model) => [];
+    protected virtual IEnumerable<KeyValuePair<string, Parameter>> TrainedBaseParameters(CausalLm model) => [];
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
         using var generator = NewGenerator(context, model);
         foreach (var (site, module) in CreateSites(model, generator))

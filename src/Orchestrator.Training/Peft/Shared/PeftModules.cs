@@ -105,20 +105,23 @@ internal sealed class Bottleneck : Module<Tensor, Tensor>
         2 * width * bottleneck + bottleneck + width + (layerNorm ? 2 * width : 0);
 }
 
-/// <summary>The flat prefix layout of PEFT_METHODS.md §1: one vector of 2·L·Width per virtual token.</summary>
+/// <summary>
+/// The flat prefix layout of PEFT_METHODS.md §1: one vector of 2·L·KeyValueHeads·HeadDim per virtual token (2·L·Width on
+/// GPT-2; under grouped-query attention one key and one value per key/value head, as PEFT's prefix tuning for Llama).
+/// </summary>
 internal static class PrefixLayout
 {
-    /// <summary>Width of one virtual token's flat vector: 2·L·Width.</summary>
-    public static long FlatWidth(Gpt2Config config) => 2L * config.Layers * config.Width;
+    /// <summary>Width of one virtual token's flat vector: 2·L·KeyValueHeads·HeadDim.</summary>
+    public static long FlatWidth(ModelShape config) => 2L * config.Layers * config.KeyValueWidth;
 
     /// <summary>
     /// flat [P, 2·L·Width] → per layer (key, value) [B, H, P, HeadDim]: view [P, 2L, H, hd], permute to [2L, H, P, hd];
     /// layer l's key is slice 2l and its value 2l+1 (flat index ((l·2+kv)·H+h)·hd+j). Views (expanded over the batch).
     /// </summary>
-    public static IReadOnlyList<LayerKeyValue> ToLayers(Tensor flat, Gpt2Config config, long batchSize)
+    public static IReadOnlyList<LayerKeyValue> ToLayers(Tensor flat, ModelShape config, long batchSize)
     {
         long p = flat.shape[0];
-        long heads = config.Heads, headDim = config.HeadDim;
+        long heads = config.KeyValueHeads, headDim = config.HeadDim;
         Tensor split = flat.view(p, 2L * config.Layers, heads, headDim).permute(1, 2, 0, 3);
         var layers = new LayerKeyValue[config.Layers];
         for (int l = 0; l < config.Layers; l++)
@@ -132,7 +135,7 @@ internal static class PrefixLayout
     }
 
     /// <summary>Per-layer keys/values [1, H, P, hd] (one sequence) → flat [P, 2·L·Width] (inverse of <see cref="ToLayers"/>).</summary>
-    public static Tensor FromLayers(IReadOnlyList<(Tensor Key, Tensor Value)> layers, Gpt2Config config)
+    public static Tensor FromLayers(IReadOnlyList<(Tensor Key, Tensor Value)> layers, ModelShape config)
     {
         using var scope = NewDisposeScope();
         var slices = new List<Tensor>(2 * layers.Count);
@@ -151,10 +154,10 @@ internal static class PrefixLayout
 /// <summary>Hooks that record each layer's keys and values (from c_attn) of one forward pass; dispose to free them.</summary>
 internal sealed class KeyValueCapture : Gpt2Hooks, IDisposable
 {
-    private readonly Gpt2Config _config;
+    private readonly ModelShape _config;
     private readonly (Tensor Key, Tensor Value)[] _layers;
 
-    public KeyValueCapture(Gpt2Config config)
+    public KeyValueCapture(ModelShape config)
     {
         _config = config;
         _layers = new (Tensor, Tensor)[config.Layers];

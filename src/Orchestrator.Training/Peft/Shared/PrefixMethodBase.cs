@@ -50,7 +50,7 @@ public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.P
 
     public override Gpt2Hooks? Hooks => Model is null ? null : _hooks;
 
-    public override ParameterCounts CountParameters(Gpt2Config config)
+    public override ParameterCounts CountParameters(ModelShape config)
     {
         long p = LengthForCounting();
         long flat = PrefixLayout.FlatWidth(config);
@@ -67,10 +67,10 @@ public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.P
     /// <summary>Sets the length a text initialisation found (before the tensors are created).</summary>
     protected void ResolveLength(int length) => _resolvedLength = length;
 
-    protected override IReadOnlyList<Parameter> OnPrepare(Gpt2Model model, PeftContext context)
+    protected override IReadOnlyList<Parameter> OnPrepare(CausalLm model, PeftContext context)
     {
         BeforeCreate(model, context);
-        var config = model.Config;
+        var config = model.Shape;
         long flat = PrefixLayout.FlatWidth(config);
         using var generator = NewGenerator(context, model);
         if (Projection)
@@ -93,12 +93,12 @@ public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.P
     }
 
     /// <summary>Runs before the tensors are created (e.g. to resolve the length from a text).</summary>
-    protected virtual void BeforeCreate(Gpt2Model model, PeftContext context)
+    protected virtual void BeforeCreate(CausalLm model, PeftContext context)
     {
     }
 
     /// <summary>Runs after the tensors are created (e.g. a data-dependent initialisation; runs under no_grad).</summary>
-    protected virtual void AfterCreate(Gpt2Model model, PeftContext context, IReadOnlyList<Parameter> trainable)
+    protected virtual void AfterCreate(CausalLm model, PeftContext context, IReadOnlyList<Parameter> trainable)
     {
     }
 
@@ -110,14 +110,14 @@ public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.P
         if (_out is not null) foreach (var p in _out.parameters()) yield return p;
     }
 
-    protected override void OnLoad(Gpt2Model model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
+    protected override void OnLoad(CausalLm model, IReadOnlyDictionary<string, Tensor> stored, PeftContext context)
     {
         if (stored.TryGetValue(StoredName, out Tensor? table) && table.dim() == 2)
         {
             ResolveLength((int)table.shape[0]);
         }
 
-        _table = Own(new Parameter(empty(Length, PrefixLayout.FlatWidth(model.Config), device: model.Device), requires_grad: false));
+        _table = Own(new Parameter(empty(Length, PrefixLayout.FlatWidth(model.Shape), device: model.Device), requires_grad: false));
         CopyStored([new(StoredName, _table)], stored);
     }
 
@@ -171,6 +171,6 @@ public abstract class PrefixMethodBase : PeftMethodBase, Orchestrator.Training.P
         public override int VirtualTokens => method.Length;
 
         public override IReadOnlyList<LayerKeyValue>? Prefix(long batchSize, bool training) =>
-            PrefixLayout.ToLayers(method.Flat(training), method.Model!.Config, batchSize);
+            PrefixLayout.ToLayers(method.Flat(training), method.Model!.Shape, batchSize);
     }
 }

@@ -9,7 +9,7 @@ internal static class PromptInit
     public const int VocabularySample = 5000;
 
     /// <summary><paramref name="length"/> ids drawn uniformly from the first <see cref="VocabularySample"/> ids (seeded by the context).</summary>
-    public static long[] VocabularyIds(PeftContext context, Gpt2Config config, int length)
+    public static long[] VocabularyIds(PeftContext context, ModelShape config, int length)
     {
         int limit = VocabularyLimit(context, config);
         var random = new Random(unchecked((int)(context.Seed * 2654435761L ^ 0x51A3)));
@@ -17,7 +17,7 @@ internal static class PromptInit
     }
 
     /// <summary>How many ids <see cref="VocabularyIds"/> samples from (the whole vocabulary only when it has at most <see cref="VocabularySample"/>).</summary>
-    public static int VocabularyLimit(PeftContext context, Gpt2Config config) =>
+    public static int VocabularyLimit(PeftContext context, ModelShape config) =>
         Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
 
     /// <summary>The tokens of <c>' ' + text</c>, repeated or cut to <paramref name="length"/>.</summary>
