@@ -12,7 +12,7 @@ namespace Orchestrator.IntegrationTests;
 
 /// <summary>
 /// A sweep on a random-init <c>llama-tiny</c> base end to end (in-process silo, queue, worker, SQLite store): the methods
-/// that fit the family train, decode and score; packable ones train packed and give the same bits as alone; a method that
+/// that fit the family train, decode and score; LoRA and IA3 train packed and give the same bits as alone; a method that
 /// cannot train on the family (BitFit: no biases) fails with that reason.
 /// </summary>
 public sealed class LlamaSweepTests : IDisposable
@@ -80,6 +80,7 @@ public sealed class LlamaSweepTests : IDisposable
         var packed = await RunAsync(plan, Path.Combine(_dir.FullName, "packed"), pack: 2, 12, 0, cts.Token);
         var alone = await RunAsync(plan, Path.Combine(_dir.FullName, "alone"), pack: 1, 12, 0, cts.Token);
 
+        var mismatches = new List<string>();
         foreach (var (cell, result) in packed)
         {
             Assert.NotNull(result);
@@ -91,18 +92,23 @@ public sealed class LlamaSweepTests : IDisposable
             Assert.Equal(2, provenance.GetProperty("model").GetProperty("KeyValueHeads").GetInt32()); // the Llama config, not GPT-2's
             Assert.True(provenance.GetProperty("trainable_parameters").GetInt64() > 0);
 
-            bool packable = cell.Method is "lora" or "ia3" or "prefix" or "prompt";
+            // LoRA and IA3 train packed on the family; virtual-token methods train alone there (TrialRunner.CanPack).
+            bool packable = cell.Method is "lora" or "ia3";
             Assert.Equal(packable, provenance.GetProperty("packing").GetProperty("packed").GetBoolean());
             var single = alone.Single(c => c.Cell.CellKey == cell.CellKey).Result!;
             Assert.False(Provenance(single).GetProperty("packing").GetProperty("packed").GetBoolean());
-            Assert.Equal(single.Metrics, result.Metrics);
-            Assert.Equal(single.Outputs, result.Outputs);
+            if (!single.Metrics.SequenceEqual(result.Metrics)) mismatches.Add($"{cell.Method}: metrics");
+            if (!single.Outputs.SequenceEqual(result.Outputs)) mismatches.Add($"{cell.Method}: outputs");
             foreach (var field in new[] { "final_train_loss", "best_dev_loss", "best_step" })
             {
-                Assert.True(Provenance(single).GetProperty(field).GetRawText() == provenance.GetProperty(field).GetRawText(),
-                    $"{cell.Method}: {field} alone {Provenance(single).GetProperty(field)} vs packed {provenance.GetProperty(field)}");
+                if (Provenance(single).GetProperty(field).GetRawText() != provenance.GetProperty(field).GetRawText())
+                {
+                    mismatches.Add($"{cell.Method}: {field} alone {Provenance(single).GetProperty(field)} vs packed {provenance.GetProperty(field)}");
+                }
             }
         }
+
+        Assert.True(mismatches.Count == 0, string.Join("; ", mismatches));
     }
 
     [Fact]
