@@ -132,7 +132,7 @@ public static class CliApp
 
     private static int Validate(string specPath, long maxCells)
     {
-        if (!TryPlan(specPath, maxCells, out var plan, running: false))
+        if (!TryPlan(specPath, maxCells, out var plan))
         {
             return ExitInvalidInput;
         }
@@ -167,20 +167,11 @@ public static class CliApp
         }
     }
 
-    /// <param name="running">True when the plan is to be run or submitted: a spec with <c>selection:</c> is then refused (validate plans it).</param>
-    internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan, bool running = true)
+    internal static bool TryPlan(string specPath, long maxCells, out SweepPlan plan)
     {
         try
         {
             plan = SweepPlanner.PlanFile(specPath, OrchestratorVocabulary.Default, maxCells);
-            if (running && plan.Selection.Count > 0)
-            {
-                Console.Error.WriteLine($"{specPath}: selection: this version plans and validates the {plan.Selection.Count} selection cells " +
-                    $"(orchestrator validate {specPath} lists them) but does not run them yet, so the grid would run with the spec's own settings, " +
-                    "not the chosen ones. Remove the selection block and give each method its settings, or validate only.");
-                return false;
-            }
-
             return true;
         }
         catch (SpecValidationException ex)
@@ -272,15 +263,18 @@ public static class CliApp
         try
         {
             page = await Commands.UiCommand.StartAsync(ui.Port, ui.Bind ?? "127.0.0.1", ui.TokenFile, host.Services, ct);
-            var grains = host.Services.GetRequiredService<IGrainFactory>();
-            var submitted = await SweepSubmitter.SubmitAsync(grains, plan);
-            Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({submitted.AlreadyDone} already done, {submitted.Queued} to train); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
-            if (submitted.Queued > 0)
+            var submitted = await SubmitAsync(host.Services, plan, ct);
+            var counts = plan.Selection.Count > 0
+                ? $"{submitted.AlreadyDone} done before this run, {submitted.Queued} trained or to train"
+                : $"{submitted.AlreadyDone} already done, {submitted.Queued} to train";
+            Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({counts}); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
+            if (submitted.Queued > 0 && plan.Selection.Count == 0)
             {
                 Console.WriteLine(ResearchWarnings.Estimate(plan, Environment.ProcessorCount, submitted.Queued));
             }
 
-            var exit = await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct);
+            var exit = await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct,
+                plan.Selection.Count > 0 ? submitted.AlreadyDone : null);
             await Commands.UiCommand.ServeUntilCancelledAsync(page, ct);
             page = null;
             return exit;
@@ -301,12 +295,39 @@ public static class CliApp
         }
     }
 
+    /// <summary>
+    /// Submits a planned sweep. With <c>selection:</c> the selection cells run first (with the grid of the methods that select
+    /// nothing) while this process waits and shows progress; then each method's grid is added with its chosen values, and the
+    /// choices are printed with their evidence.
+    /// </summary>
+    internal static async Task<SubmitResult> SubmitAsync(IServiceProvider services, SweepPlan plan, CancellationToken ct)
+    {
+        var grains = services.GetRequiredService<IGrainFactory>();
+        if (plan.Selection.Count == 0)
+        {
+            return await SweepSubmitter.SubmitAsync(grains, plan);
+        }
+
+        var store = services.GetRequiredService<IResultStore>();
+        var run = await SelectionRunner.RunAsync(grains, store, plan, async (first, token) =>
+        {
+            Console.WriteLine($"Selection first: {plan.Selection.Count} selection cells and the grid of the methods that select nothing " +
+                              $"({first.AlreadyDone} already done, {first.Queued} to train); each selecting method's grid then runs with its chosen values");
+            await WatchAsync(grains, store, first.SweepId, token);
+        }, ct);
+        var report = SelectionReport.From(plan.SweepId, run.Decisions);
+        Console.Write(report.ToText());
+        WriteWarnings(report.Warnings);
+        return run.Overall;
+    }
+
     internal static Action<ILoggingBuilder>? HostLogging(bool verbose) =>
         verbose ? l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information) : null;
 
     /// <summary>Waits for the sweep with a progress display, then prints its tables (mean ± 95% CI, n/expected); exit 3 if cells failed.</summary>
+    /// <param name="reused">The cells reused from before, where the queue's count would include cells this run trained (a selection's second phase).</param>
     internal static async Task<int> FinishAsync(IServiceProvider services, string name, IReadOnlyList<string> metrics, string sweepId,
-        DateTimeOffset started, CancellationToken ct)
+        DateTimeOffset started, CancellationToken ct, int? reused = null)
     {
         var grains = services.GetRequiredService<IGrainFactory>();
         var store = services.GetRequiredService<IResultStore>();
@@ -327,7 +348,7 @@ public static class CliApp
 
         WriteWarnings(ResearchWarnings.ForResults(rows, metrics.SelectMany(MetricSuite.OutputsOf).FirstOrDefault(present.Contains)));
 
-        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({final.Reused} reused), {final.Failed} failed" +
+        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({reused ?? final.Reused} reused), {final.Failed} failed" +
                           (final.Blocked > 0 ? $", {final.Blocked} blocked by a failed dependency (see status; rerun-failed runs them)." : "."));
         return final.Failed + final.Blocked > 0 ? ExitFailedCells : 0;
     }

@@ -19,6 +19,9 @@ public sealed record SweepPlan(
 
     /// <summary>The selection cells (<c>selection:</c>), empty without one.</summary>
     public IReadOnlyList<SelectionCell> Selection { get; init; } = [];
+
+    /// <summary>The resolved identity of each stage's dataset (the spec's own included), to expand the grid again with chosen settings.</summary>
+    public Func<DatasetSpec, DatasetIdentity> DatasetOf { get; init; } = _ => Dataset;
 }
 
 /// <summary>
@@ -83,6 +86,7 @@ public static class SweepPlanner
         return new SweepPlan(spec, normalized, ContentHash.Of(normalized), dataset, model, cells)
         {
             Selection = CellExpander.ExpandSelection(spec, dataset, model),
+            DatasetOf = d => identities[d],
         };
     }
 

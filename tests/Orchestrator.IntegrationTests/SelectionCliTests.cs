@@ -1,43 +1,143 @@
+using System.Globalization;
+using System.Text.Json;
+using Orchestrator.Core.Cells;
+using Orchestrator.Hosting;
+using Orchestrator.Results;
+
 namespace Orchestrator.IntegrationTests;
 
 /// <summary>
-/// A spec with <c>selection:</c>: validate lists its selection cells; run and submit refuse it (the grid would otherwise run
-/// with the spec's own settings, not the chosen ones) before anything is opened.
+/// A spec with <c>selection:</c> run for real (embedded, the <c>test</c> preset, a few steps): the selection cells train, each
+/// method's grid then trains with the rate of the lower stored mean dev loss, a method with <c>selection: none</c> runs its grid
+/// beside the selection, <c>results --selection</c> and <c>status</c> show what the stored rows say, and a second run trains nothing.
 /// </summary>
 public sealed class SelectionCliTests : IDisposable
 {
     private const string Spec = """
-        name: chooses
-        dataset: {kind: synthetic-e2e}
-        model: {preset: tiny}
-        methods: [finetune, {name: lora, selection: {options.r: [4, 8]}}]
-        grid: {sizes: [10], subsamples: 2, seeds: [0, 1]}
-        selection: {learning_rate: [1.0e-4, 1.0e-3]}
+        name: it-select
+        dataset:
+          kind: synthetic-e2e
+          options: {mrs: 60, seed: 3}
+          eval_limit: 2
+        model:
+          preset: test
+        methods:
+          - finetune
+          - lora
+          - {name: prefix, selection: none}
+        grid:
+          sizes: [10]
+          subsamples: 1
+          seeds: [0, 1]
+        selection: {learning_rate: [1.0e-4, 5.0e-3]}
+        training:
+          learning_rate: 1.0e-3
+          batch_size: 5
+          max_steps: 6
+          warmup_steps: 1
+          eval_every: 3
+        decoding:
+          strategy: greedy
+          max_new_tokens: 4
+          min_new_tokens: 1
         """;
 
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("selection-cli-");
 
     public void Dispose() => _dir.Delete(recursive: true);
 
+    private static CellDefinition Definition(CellDescriptor cell) => CellDefinition.FromJson(cell.CellJson);
+
     [Fact]
-    public async Task Validate_lists_the_selection_cells_and_run_and_submit_refuse_to_run_without_the_choice()
+    public async Task Validate_lists_the_selection_cells()
     {
         var spec = Path.Combine(_dir.FullName, "chooses.yaml");
         await File.WriteAllTextAsync(spec, Spec);
         var (ok, output, _) = await CliCapture.RunAsync("validate", spec);
         Assert.Equal(0, ok);
         Assert.Contains("Selection: 4 cells (chosen by dev_loss", output, StringComparison.Ordinal);
-        Assert.Contains("selection/lora n=10 sub0 seed0  options.r=8", output, StringComparison.Ordinal);
-        Assert.Contains("selection/finetune n=10 sub0 seed0  learning_rate=0.001", output, StringComparison.Ordinal);
+        Assert.Contains("selection/lora n=10 sub0 seed0  learning_rate=0.005", output, StringComparison.Ordinal);
+    }
 
-        var data = Path.Combine(_dir.FullName, "data");
-        foreach (var command in new[] { "run", "submit" })
+    [Fact]
+    public async Task Run_trains_the_selection_then_only_the_grid_of_the_lower_dev_loss_and_a_second_run_trains_nothing()
+    {
+        var spec = Path.Combine(_dir.FullName, "chooses.yaml");
+        await File.WriteAllTextAsync(spec, Spec);
+        var (exit, output, err) = await CliCapture.RunAsync("run", spec, "--data-dir", _dir.FullName, "--pack", "1");
+        Assert.True(exit == 0, err + output);
+        Assert.Contains("10 done (0 reused), 0 failed", output, StringComparison.Ordinal);
+
+        await using var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath);
+        var sweep = (await store.FindSweepAsync("it-select"))!;
+        var rows = await store.GetSweepCellsAsync(sweep.SweepId);
+        Assert.All(rows, r => Assert.Equal(CellStatus.Succeeded, r.Result?.Status));
+
+        // 2 methods × 2 rates selection cells (one subsample, one seed), then 3 methods × 2 seeds grid cells: nothing else.
+        var selection = rows.Where(r => r.Cell.Method.StartsWith("selection/", StringComparison.Ordinal)).ToList();
+        var grid = rows.Where(r => !r.Cell.Method.StartsWith("selection/", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, selection.Count);
+        Assert.Equal(6, grid.Count);
+        var runs = await store.GetTrainingRunsAsync(rows.Select(r => r.Cell.CellKey));
+        Assert.Equal(10, runs.Count);
+        Assert.All(runs.GroupBy(r => r.CellKey), g => Assert.Single(g));
+
+        // The choice, computed here from the stored rows: per method, the rate whose selection cells have the lower mean dev loss.
+        var chosen = new Dictionary<string, double>(StringComparer.Ordinal);
+        var means = new Dictionary<(string Method, double Rate), double>();
+        foreach (var method in new[] { "finetune", "lora" })
         {
-            var (exit, _, err) = await CliCapture.RunAsync(command, spec, "--data-dir", data);
-            Assert.Equal(2, exit);
-            Assert.Contains("does not run them yet", err, StringComparison.Ordinal);
+            foreach (var byRate in selection.Where(r => r.Cell.Method == "selection/" + method).GroupBy(r => Definition(r.Cell).Training.LearningRate))
+            {
+                means[(method, byRate.Key)] = byRate.Average(r => JsonDocument.Parse(r.Result!.ProvenanceJson).RootElement.GetProperty("best_dev_loss").GetDouble());
+            }
+
+            chosen[method] = means.Where(m => m.Key.Method == method).MinBy(m => m.Value).Key.Rate;
+            var cells = grid.Where(r => r.Cell.Method == method).ToList();
+            Assert.Equal(2, cells.Count);
+            Assert.All(cells, r => Assert.Equal(chosen[method], Definition(r.Cell).Training.LearningRate));
+            Assert.All(cells, r => Assert.Equal(chosen[method],
+                JsonDocument.Parse(r.Result!.ProvenanceJson).RootElement.GetProperty("training").GetProperty("learning_rate").GetDouble()));
         }
 
-        Assert.False(Directory.Exists(data));
+        // The method without a selection kept the spec's rate and ran beside the selection: before any chosen grid cell trained.
+        Assert.All(grid.Where(r => r.Cell.Method == "prefix"), r => Assert.Equal(1.0e-3, Definition(r.Cell).Training.LearningRate));
+        var chosenKeys = grid.Where(r => r.Cell.Method != "prefix").Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal);
+        var firstChosenStart = runs.Where(r => chosenKeys.Contains(r.CellKey)).Min(r => r.StartedAt);
+        Assert.All(grid.Where(r => r.Cell.Method == "prefix").Concat(selection), r => Assert.True(r.Result!.FinishedAt <= firstChosenStart));
+
+        // results --selection (json) agrees with the stored rows.
+        var (jsonExit, json, jsonErr) = await CliCapture.RunAsync("results", "it-select", "--selection", "--format", "json", "--data-dir", _dir.FullName);
+        Assert.True(jsonExit == 0, jsonErr);
+        var scopes = JsonDocument.Parse(json).RootElement.GetProperty("scopes").EnumerateArray().ToList();
+        Assert.Equal(["finetune", "lora"], scopes.Select(s => s.GetProperty("method").GetString()));
+        foreach (var scope in scopes)
+        {
+            var method = scope.GetProperty("method").GetString()!;
+            Assert.Equal("chosen", scope.GetProperty("state").GetString());
+            Assert.Equal(chosen[method], double.Parse(scope.GetProperty("chosen").GetProperty("learning_rate").GetString()!, CultureInfo.InvariantCulture));
+            foreach (var candidate in scope.GetProperty("candidates").EnumerateArray())
+            {
+                var rate = double.Parse(candidate.GetProperty("values").GetProperty("learning_rate").GetString()!, CultureInfo.InvariantCulture);
+                Assert.Equal((1, 1), (candidate.GetProperty("n").GetInt32(), candidate.GetProperty("expected").GetInt32()));
+                Assert.Equal(means[(method, rate)], candidate.GetProperty("dev_loss_mean").GetDouble(), 12);
+                Assert.Equal(rate == chosen[method], candidate.GetProperty("chosen").GetBoolean());
+            }
+        }
+
+        // Two candidates: the chosen rate is the smallest or the largest, so each method gets the edge warning.
+        var (_, table, tableErr) = await CliCapture.RunAsync("results", "it-select", "--selection", "--data-dir", _dir.FullName);
+        Assert.Contains("lora: chosen learning_rate=", table, StringComparison.Ordinal);
+        Assert.Contains("warning: lora: the chosen learning_rate", tableErr, StringComparison.Ordinal);
+        var (_, status, _) = await CliCapture.RunAsync("status", "it-select", "--data-dir", _dir.FullName);
+        Assert.Contains("selection: finetune: chosen learning_rate=", status, StringComparison.Ordinal);
+        Assert.Contains("(it-select, completed): 10 cells", status, StringComparison.Ordinal);
+
+        // Again: every cell is reused, the same choice is made, nothing trains.
+        (exit, output, err) = await CliCapture.RunAsync("run", spec, "--data-dir", _dir.FullName, "--pack", "1");
+        Assert.True(exit == 0, err + output);
+        Assert.Contains("10 done (10 reused), 0 failed", output, StringComparison.Ordinal);
+        Assert.Equal(10, (await store.GetTrainingRunsAsync(rows.Select(r => r.Cell.CellKey))).Count);
+        Assert.Equal(rows.Select(r => r.Cell.CellKey).Order(), (await store.GetSweepCellsAsync(sweep.SweepId)).Select(r => r.Cell.CellKey).Order());
     }
 }

@@ -39,14 +39,24 @@ internal static class ResultsCommands
         {
             Description = "Instead of the scores: what the sweep cost per method (cells, packed, reused training, summed and mean cell wall time) and cells per hour",
         };
+        var selection = new Option<bool>("--selection")
+        {
+            Description = "Instead of the scores: the hyper-parameter selection per method (per size with per_size): each candidate's dev loss " +
+                          "(mean ± 95% CI, n/expected selection cells), the choice, and its warnings (--format table or json)",
+        };
         Make("results", "The sweep's table: per point, mean ± 95% Student-t CI with n/expected, sd, min, max; paired comparisons with --compare.",
-                resultsSweep, metric, by, format, compare, compute)
+                resultsSweep, metric, by, format, compare, compute, selection)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
                 var keys = PointAggregation.ParseKeys(pr.GetValue(by)!);
                 var pair = pr.GetValue(compare);
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(resultsSweep)!, ct);
+                if (pr.GetValue(selection))
+                {
+                    return await WriteSelectionAsync(session, sweep, pr.GetValue(format)!, ct);
+                }
+
                 if (pr.GetValue(compute))
                 {
                     Console.Out.Write(ComputeReport.Render(sweep.SweepId, await session.Store.GetSweepCellsAsync(sweep.SweepId, ct), pr.GetValue(format)!));
@@ -198,6 +208,27 @@ internal static class ResultsCommands
                 return 1;
             }));
     }
+
+    /// <summary><c>results SWEEP --selection</c>: the selection table (or JSON) on stdout, its warnings on stderr.</summary>
+    private static async Task<int> WriteSelectionAsync(Session session, SweepRecord sweep, string format, CancellationToken ct)
+    {
+        if (format is not ("table" or "json"))
+        {
+            throw new ArgumentException($"--selection prints a table or json, not {format}");
+        }
+
+        var decisions = await SelectionRunner.DecisionsAsync(session.Store, sweep, ct)
+            ?? throw new ArgumentException($"sweep {sweep.SweepId} has no selection: block in its spec");
+        var report = SelectionReport.From(sweep.SweepId, decisions);
+        Console.Out.Write(format == "json"
+            ? System.Text.Json.JsonSerializer.Serialize(report, SelectionJson) + Environment.NewLine
+            : report.ToText());
+        Console.Out.Flush();
+        CliApp.WriteWarnings(report.Warnings);
+        return 0;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions SelectionJson = new() { WriteIndented = true };
 
     /// <summary>The report for <c>results</c> and the tables of <c>demo</c>/<c>run</c> (<see cref="ResultsReport.BuildAsync"/>).</summary>
     internal static Task<ResultsReport> BuildReportAsync(IGrainFactory grains, SweepRecord sweep, string? metric, PointKeys by,

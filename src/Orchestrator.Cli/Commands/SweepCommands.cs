@@ -38,11 +38,19 @@ internal static class SweepCommands
 
                 var started = DateTimeOffset.UtcNow;
                 await using var session = await Open(pr, train: true, ct, create: true);
-                var result = await SweepSubmitter.SubmitAsync(session.Grains, plan);
+                if (plan.Selection.Count > 0 && !session.Embedded && !pr.GetValue(watch))
+                {
+                    throw new ArgumentException($"{pr.GetValue(submitSpec)} has a selection: block: its grid can only be queued once the selection " +
+                        "cells have finished and the choice is made, which this command does while it stays attached; add --watch " +
+                        "(a second submit --watch of the same spec reuses every finished cell)");
+                }
+
+                var result = await CliApp.SubmitAsync(session.Services, plan, ct);
                 Console.WriteLine(result.SweepId);
                 Console.Error.WriteLine($"{result.Total} cells: {result.AlreadyDone} already done, {result.Queued} queued");
                 return session.Embedded || pr.GetValue(watch)
-                    ? await CliApp.FinishAsync(session.Services, plan.Spec.Name, plan.Spec.Metrics, result.SweepId, started, ct)
+                    ? await CliApp.FinishAsync(session.Services, plan.Spec.Name, plan.Spec.Metrics, result.SweepId, started, ct,
+                        plan.Selection.Count > 0 ? result.AlreadyDone : null)
                     : 0;
             }));
 
@@ -53,6 +61,13 @@ internal static class SweepCommands
                 if (!CliApp.TryPlan(pr.GetValue(extendSpec)!, pr.GetValue(maxCells), out var plan))
                 {
                     return CliApp.ExitInvalidInput;
+                }
+
+                if (plan.Selection.Count > 0)
+                {
+                    throw new ArgumentException($"{pr.GetValue(extendSpec)} has a selection: block, and extend does not run a selection (more " +
+                        "candidates or cells could change the choice under the grid already trained); submit the spec instead " +
+                        "(with --watch on a cluster): it is a new sweep, and every cell already trained is reused");
                 }
 
                 var started = DateTimeOffset.UtcNow;

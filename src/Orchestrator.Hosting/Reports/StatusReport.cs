@@ -30,6 +30,10 @@ public sealed record StatusReport(
     [JsonPropertyName("stages")]
     public IReadOnlyList<StageStatus> Stages { get; init; } = [];
 
+    /// <summary>For a sweep with <c>selection:</c>, one line per method (per size): chosen, awaiting selection, or blocked; empty otherwise.</summary>
+    [JsonPropertyName("selection")]
+    public IReadOnlyList<string> Selection { get; init; } = [];
+
     public sealed record StageStatus(
         [property: JsonPropertyName("stage")] string Stage,
         [property: JsonPropertyName("needs")] IReadOnlyList<string> Needs,
@@ -52,7 +56,18 @@ public sealed record StatusReport(
     public static async Task<StatusReport> BuildAsync(IGrainFactory grains, IResultStore store, SweepRecord sweep, CancellationToken ct)
     {
         var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
-        return Build(sweep, queue, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+        var report = Build(sweep, queue, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+        IReadOnlyList<Data.SelectionDecision>? decisions;
+        try
+        {
+            decisions = await SelectionRunner.DecisionsAsync(store, sweep, ct);
+        }
+        catch (Core.Specs.SpecValidationException)
+        {
+            decisions = null; // a spec this version no longer reads: the counts above still hold
+        }
+
+        return decisions is null ? report : report with { Selection = SelectionReport.From(sweep.SweepId, decisions).Lines() };
     }
 
     /// <summary>The report from the queue's cells and the stored cells (for callers that need the stored rows too).</summary>
@@ -143,6 +158,11 @@ public sealed record StatusReport(
                 var needs = stage.Needs.Count == 0 ? "" : $"  ← needs {string.Join(", ", stage.Needs)}";
                 Console.WriteLine($"  {stage.Stage}: {stage.Total} cells — {counts}{needs}");
             }
+        }
+
+        foreach (var line in Selection)
+        {
+            Console.WriteLine("selection: " + line);
         }
 
         var open = Cells.Where(c => c.State != "done").ToList();

@@ -1,0 +1,97 @@
+using Orchestrator.Abstractions;
+using Orchestrator.Core.Cells;
+using Orchestrator.Core.Specs;
+using Orchestrator.Data;
+using Orchestrator.Results;
+using Orchestrator.Worker;
+
+namespace Orchestrator.Hosting;
+
+/// <summary>
+/// What a sweep with <c>selection:</c> did: the first submission, the decisions, and the sweep with the chosen grid.
+/// <see cref="Reused"/> counts the cells that had succeeded before this run (the extend's "already done" also counts the cells
+/// the first phase just trained).
+/// </summary>
+public sealed record SelectionRun(SubmitResult First, IReadOnlyList<SelectionDecision> Decisions, SubmitResult Final, int Reused)
+{
+    /// <summary>The whole run as one submission: every cell, those reused, and those queued in either phase.</summary>
+    public SubmitResult Overall => new(Final.SweepId, Final.Total, First.Queued + Final.Queued, Reused);
+}
+
+/// <summary>
+/// Runs a sweep with <c>selection:</c> from a client that stays attached: it submits the selection cells (with the grid of the
+/// methods that select nothing), waits until they have finished, decides from the stored selection cells
+/// (<see cref="SelectionRound"/>), and extends the sweep with each method's grid at its chosen values. Everything is keyed, so a
+/// second run reuses the finished cells and makes the same choice.
+/// </summary>
+public static class SelectionRunner
+{
+    /// <param name="waitAsync">Given the first submission, waits until the sweep is complete (a progress display, or a plain poll).</param>
+    public static async Task<SelectionRun> RunAsync(IGrainFactory grains, IResultStore store, SweepPlan plan,
+        Func<SubmitResult, CancellationToken, Task> waitAsync, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(waitAsync);
+
+        // A sweep run before keeps its members (its chosen grid among them) while the selection is checked again.
+        var kept = new List<CellDefinition>();
+        if (await store.FindSweepAsync(plan.SweepId, ct) is { } existing && existing.SweepId == plan.SweepId)
+        {
+            kept.AddRange((await store.GetSweepCellsAsync(plan.SweepId, ct)).Select(c => CellDefinition.FromJson(c.Cell.CellJson)));
+        }
+
+        var first = Union(SelectionRound.FirstPhase(plan), kept);
+        var submitted = await SweepSubmitter.SubmitAsync(grains, plan with { Cells = first });
+        await waitAsync(submitted, ct);
+        var decisions = SelectionRound.Decide(plan, await StoredAsync(store, plan.SweepId, ct));
+        var firstDone = (await store.GetSucceededKeysAsync(first.Select(c => c.Key), ct)).Count;
+        var all = Union(first, SelectionRound.ChosenGrid(plan, decisions));
+        var final = await SweepSubmitter.ExtendAsync(grains, plan with { Cells = all }, plan.SweepId);
+
+        // The chosen grid's cells done now were done before this run: the first phase did not queue them.
+        return new SelectionRun(submitted, decisions, final, submitted.AlreadyDone + Math.Max(0, final.AlreadyDone - firstDone));
+    }
+
+    /// <summary>
+    /// The selection decisions of a stored sweep, from its spec and its stored selection cells (no data files are read: the
+    /// selection cells are expanded again from the identities the stored ones carry); null when its spec selects nothing.
+    /// </summary>
+    public static async Task<IReadOnlyList<SelectionDecision>?> DecisionsAsync(IResultStore store, SweepRecord sweep, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(sweep);
+        var spec = SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId);
+        if (spec.Methods.All(m => m.Selection is null))
+        {
+            return null;
+        }
+
+        var rows = await store.GetSweepCellsAsync(sweep.SweepId, ct);
+        var any = rows.Select(r => CellDefinition.FromJson(r.Cell.CellJson)).FirstOrDefault(c => c.Stage == SweepSpec.SelectionStage);
+        if (any is null)
+        {
+            return [];
+        }
+
+        var plan = new SweepPlan(spec, sweep.SpecYaml, sweep.SpecHash, any.Dataset, any.Model, [])
+        {
+            Selection = CellExpander.ExpandSelection(spec, any.Dataset, any.Model),
+        };
+        return SelectionRound.Decide(plan, Outcomes(rows));
+    }
+
+    /// <summary>The stored selection cells of a sweep, by key.</summary>
+    public static async Task<IReadOnlyDictionary<string, SelectionCellOutcome>> StoredAsync(IResultStore store, string sweepId, CancellationToken ct) =>
+        Outcomes(await store.GetSweepCellsAsync(sweepId, ct));
+
+    private static Dictionary<string, SelectionCellOutcome> Outcomes(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
+        rows.Where(r => r.Result is not null && r.Cell.Method.StartsWith(SweepSpec.SelectionStage + "/", StringComparison.Ordinal))
+            .ToDictionary(r => r.Cell.CellKey, r => r.Result!.Status == CellStatus.Succeeded
+                ? new SelectionCellOutcome(true, SelectionRound.BestDevLoss(r.Result.ProvenanceJson), null)
+                : new SelectionCellOutcome(false, double.NaN, r.Result.Error), StringComparer.Ordinal);
+
+    private static List<CellDefinition> Union(IEnumerable<CellDefinition> first, IEnumerable<CellDefinition> second) =>
+        first.Concat(second).DistinctBy(c => c.Key, StringComparer.Ordinal).ToList();
+}
