@@ -106,7 +106,15 @@ public sealed record SweepSubmission(
     [property: Id(6)] int LeaseSeconds,
     [property: Id(7)] IReadOnlyList<string> Metrics,
     [property: Id(8)] string? RequiredDevice,
-    [property: Id(9)] string ArtifactRetention = "needed");
+    [property: Id(9)] string ArtifactRetention = "needed")
+{
+    /// <summary>
+    /// Whether cells whose stored result is a failure get fresh attempts (true, as <c>run</c> and <c>submit</c> do). False when
+    /// the sweep grows after a decision made from those failures (a selection's grid), which a retry must not undo.
+    /// </summary>
+    [Id(10)]
+    public bool RetryFailed { get; init; } = true;
+}
 
 /// <summary>What submitting did: how many cells were queued and how many were already done.</summary>
 [GenerateSerializer, Immutable, Alias("orch.submit-result")]

@@ -60,7 +60,7 @@ public static class SelectionRound
                 var expected = scoped.Count / combinations.Count;
                 var failed = scoped
                     .Where(c => stored.TryGetValue(c.Cell.Key, out var o) && !o.Succeeded)
-                    .Select(c => $"{c.Cell.Label} ({SelectionSpec.Label(c.Candidate)}, {c.Cell.Key[..12]}): {stored[c.Cell.Key].Error ?? "failed"}")
+                    .Select(c => $"{c.Cell.Label} ({SelectionSpec.Label(c.Candidate)}, {c.Cell.Key[..12]}): {(stored[c.Cell.Key].Error ?? "failed").Split('\n')[0].Trim()}")
                     .ToList();
                 var losses = combinations.Select(combination =>
                 {

@@ -98,6 +98,12 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         }
 
         var todo = submission.Cells.Where(c => !done.Contains(c.CellKey)).ToList();
+        if (!submission.RetryFailed)
+        {
+            var failed = (await store.GetUnfinishedCellsAsync(SweepId)).Where(u => u.LastError is not null).Select(u => u.CellKey).ToHashSet(StringComparer.Ordinal);
+            todo = todo.Where(c => !failed.Contains(c.CellKey)).ToList();
+        }
+
         var queued = await Queue.EnqueueAsync(SweepId, todo, submission.Cells.Count - todo.Count);
         logger.LogInformation("Sweep {SweepId} {Verb}: {Total} cells, {Done} already done, {Queued} queued",
             SweepId, verb, submission.Cells.Count, submission.Cells.Count - todo.Count, queued);

@@ -48,7 +48,8 @@ public static class SelectionRunner
         var decisions = SelectionRound.Decide(plan, await StoredAsync(store, plan.SweepId, ct));
         var firstDone = (await store.GetSucceededKeysAsync(first.Select(c => c.Key), ct)).Count;
         var all = Union(first, SelectionRound.ChosenGrid(plan, decisions));
-        var final = await SweepSubmitter.ExtendAsync(grains, plan with { Cells = all }, plan.SweepId);
+        // A failed selection cell stays failed: the decision was made from it (rerun-failed, or the next run, retries it).
+        var final = await SweepSubmitter.ExtendAsync(grains, plan with { Cells = all }, plan.SweepId, retryFailed: false);
 
         // The chosen grid's cells done now were done before this run: the first phase did not queue them.
         return new SelectionRun(submitted, decisions, final, submitted.AlreadyDone + Math.Max(0, final.AlreadyDone - firstDone));

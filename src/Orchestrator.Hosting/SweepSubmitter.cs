@@ -10,8 +10,9 @@ public static class SweepSubmitter
         grains.GetGrain<ISweepGrain>(plan.SweepId).SubmitAsync(ToSubmission(plan, plan.SweepId));
 
     /// <summary>Adds the plan's new cells to the existing sweep <paramref name="sweepId"/>.</summary>
-    public static Task<SubmitResult> ExtendAsync(IGrainFactory grains, SweepPlan plan, string sweepId) =>
-        grains.GetGrain<ISweepGrain>(sweepId).ExtendAsync(ToSubmission(plan, sweepId));
+    /// <param name="retryFailed">False: cells that failed stay failed (<see cref="SweepSubmission.RetryFailed"/>).</param>
+    public static Task<SubmitResult> ExtendAsync(IGrainFactory grains, SweepPlan plan, string sweepId, bool retryFailed = true) =>
+        grains.GetGrain<ISweepGrain>(sweepId).ExtendAsync(ToSubmission(plan, sweepId) with { RetryFailed = retryFailed });
 
     public static SweepSubmission ToSubmission(SweepPlan plan, string sweepId)
     {

@@ -140,4 +140,39 @@ public sealed class SelectionCliTests : IDisposable
         Assert.Equal(10, (await store.GetTrainingRunsAsync(rows.Select(r => r.Cell.CellKey))).Count);
         Assert.Equal(rows.Select(r => r.Cell.CellKey).Order(), (await store.GetSweepCellsAsync(sweep.SweepId)).Select(r => r.Cell.CellKey).Order());
     }
+
+    [Fact]
+    public async Task A_failed_selection_cell_blocks_its_methods_grid_with_its_name_and_stays_failed()
+    {
+        // A rate of 1e8 diverges (the loss turns NaN within a few steps): that selection cell fails on its one attempt.
+        var spec = Path.Combine(_dir.FullName, "fails.yaml");
+        await File.WriteAllTextAsync(spec, Spec
+            .Replace("name: it-select", "name: it-select-fails")
+            .Replace("  - lora\n", "")
+            .Replace("selection: {learning_rate: [1.0e-4, 5.0e-3]}", "selection: {learning_rate: [1.0e-3, 1.0e+8]}\nexecution: {max_attempts: 1, lease_seconds: 60}"));
+        var (exit, output, err) = await CliCapture.RunAsync("run", spec, "--data-dir", _dir.FullName, "--pack", "1");
+        Assert.True(exit == 3, err + output);
+
+        await using var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath);
+        var sweep = (await store.FindSweepAsync("it-select-fails"))!;
+        var rows = await store.GetSweepCellsAsync(sweep.SweepId);
+        var failed = Assert.Single(rows, r => r.Result?.Status == CellStatus.Failed);
+        Assert.Equal("selection/finetune", failed.Cell.Method);
+        Assert.Equal(1.0e8, Definition(failed.Cell).Training.LearningRate);
+        Assert.DoesNotContain(rows, r => r.Cell.Method == "finetune");       // its grid never ran with a default
+        Assert.Equal(2, rows.Count(r => r.Cell.Method == "prefix" && r.Result?.Status == CellStatus.Succeeded));
+        var runs = await store.GetTrainingRunsAsync(rows.Select(r => r.Cell.CellKey));
+        Assert.Equal(4, runs.Count);                                          // 2 selection + 2 prefix, the failed cell once
+        Assert.Single(runs, r => r.CellKey == failed.Cell.CellKey);
+
+        var label = $"selection/finetune n=10 sub0 seed0 (learning_rate=100000000, {failed.Cell.CellKey[..12]}): TrainingDivergedException";
+        var (_, status, _) = await CliCapture.RunAsync("status", "it-select-fails", "--data-dir", _dir.FullName);
+        Assert.Contains("selection: finetune: blocked: finetune: 1 selection cell(s) failed", status, StringComparison.Ordinal);
+        Assert.Contains(label, status, StringComparison.Ordinal);
+        var (_, json, _) = await CliCapture.RunAsync("results", "it-select-fails", "--selection", "--format", "json", "--data-dir", _dir.FullName);
+        var scope = Assert.Single(JsonDocument.Parse(json).RootElement.GetProperty("scopes").EnumerateArray());
+        Assert.Equal("blocked", scope.GetProperty("state").GetString());
+        Assert.Contains(label, scope.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, scope.GetProperty("chosen").ValueKind);
+    }
 }
