@@ -69,7 +69,19 @@ public static class SelectionRunner
             return null;
         }
 
-        var rows = await store.GetSweepCellsAsync(sweep.SweepId, ct);
+        return Decisions(spec, sweep, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+    }
+
+    /// <summary>The selection decisions of a stored sweep from its stored cells (<paramref name="rows"/>); null when its spec selects nothing.</summary>
+    public static IReadOnlyList<SelectionDecision>? Decisions(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
+    {
+        ArgumentNullException.ThrowIfNull(sweep);
+        var spec = SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId);
+        return spec.Methods.All(m => m.Selection is null) ? null : Decisions(spec, sweep, rows);
+    }
+
+    private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
+    {
         var any = rows.Select(r => CellDefinition.FromJson(r.Cell.CellJson)).FirstOrDefault(c => c.Stage == SweepSpec.SelectionStage);
         if (any is null)
         {

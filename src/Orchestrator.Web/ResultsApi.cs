@@ -229,6 +229,10 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
             elapsed, cells, elapsed > 0 ? cells / (elapsed / 3600) : null);
     }
 
+    /// <summary><c>results --selection</c>: the candidates' dev losses and the choice per method (no scopes for a sweep without <c>selection:</c>).</summary>
+    public async Task<SelectionReport> SelectionAsync(SweepRecord sweep, CancellationToken ct) =>
+        SelectionReport.From(sweep.SweepId, SelectionRunner.Decisions(sweep, (await StoredAsync(sweep, ct)).Cells) ?? []);
+
     // ---------------------------------------------------------------- one cell
 
     /// <summary>A cell by key or unique prefix: definition, result, provenance, curve, outputs beside references with per-segment scores.</summary>

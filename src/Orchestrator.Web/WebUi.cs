@@ -217,6 +217,14 @@ public sealed class WebUi : IAsyncDisposable
                 : JsonResult(view);
         }));
 
+        app.MapGet("/api/sweeps/{sweep}/selection", (string sweep, HttpRequest r, CancellationToken ct) => Guard(async () =>
+        {
+            var report = await api.SelectionAsync(await api.FindSweepAsync(sweep, ct), ct);
+            return Csv(r) ? CsvResult("selection.csv", Table(["method", "size", "state", "candidate", "n", "expected", "dev_loss_mean", "dev_loss_ci_low", "dev_loss_ci_high", "chosen"],
+                    report.Scopes.SelectMany(s => s.Candidates.Select(c => new object?[] { s.Method, s.Size, s.State, c.Label, c.N, c.Expected, c.Mean, c.CiLow, c.CiHigh, c.Chosen }))))
+                : JsonResult(report);
+        }));
+
         app.MapGet("/api/sweeps/{sweep}/cells/{key}", (string sweep, string key, HttpRequest r, CancellationToken ct) => Guard(async () =>
         {
             var cell = await api.CellAsync(await api.FindSweepAsync(sweep, ct), key, ct);

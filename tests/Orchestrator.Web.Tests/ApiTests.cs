@@ -135,6 +135,36 @@ public sealed class ApiTests(SweepFixture sweep)
     }
 
     [Fact]
+    public async Task Selection_shows_each_candidates_stored_dev_loss_and_the_choice_and_nothing_for_a_sweep_without_one()
+    {
+        Assert.Empty((await JsonAsync($"{Sweep}/selection")).GetProperty("scopes").EnumerateArray());
+
+        var plan = await sweep.SelectionPlanAsync();
+
+        // The stored selection cells' best dev losses, by rate; the grid cell trained with the lower one.
+        var rows = await sweep.Store.GetSweepCellsAsync(plan.SweepId);
+        var losses = rows.Where(r => r.Cell.Method == "selection/lora").ToDictionary(
+            r => Core.Cells.CellDefinition.FromJson(r.Cell.CellJson).Training.LearningRate,
+            r => JsonDocument.Parse(r.Result!.ProvenanceJson).RootElement.GetProperty("best_dev_loss").GetDouble());
+        Assert.Equal(2, losses.Count);
+        var best = losses.MinBy(l => l.Value).Key;
+        Assert.Equal(best, Core.Cells.CellDefinition.FromJson(Assert.Single(rows, r => r.Cell.Method == "lora").Cell.CellJson).Training.LearningRate);
+
+        var scope = Assert.Single((await JsonAsync($"/api/sweeps/{plan.SweepId}/selection")).GetProperty("scopes").EnumerateArray());
+        Assert.Equal(("lora", "chosen"), (scope.GetProperty("method").GetString(), scope.GetProperty("state").GetString()));
+        foreach (var candidate in scope.GetProperty("candidates").EnumerateArray())
+        {
+            var rate = double.Parse(candidate.GetProperty("values").GetProperty("learning_rate").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(losses[rate], candidate.GetProperty("dev_loss_mean").GetDouble(), 12);
+            Assert.Equal(rate == best, candidate.GetProperty("chosen").GetBoolean());
+        }
+
+        var csv = (await sweep.GetStringAsync($"/api/sweeps/{plan.SweepId}/selection?format=csv")).Trim().Split('\n');
+        Assert.Equal(3, csv.Length);
+        Assert.StartsWith("method,size,state,candidate,n,expected,dev_loss_mean", csv[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Compute_sums_the_stored_wall_times_per_method()
     {
         var stored = await sweep.Store.GetSweepCellsAsync(sweep.Plan.SweepId);

@@ -55,6 +55,24 @@ public sealed class PageTests(SweepFixture sweep)
     }
 
     [Fact]
+    public async Task A_sweep_with_a_selection_shows_its_candidates_and_the_choice_on_its_results_page()
+    {
+        var plan = await sweep.SelectionPlanAsync();
+        var report = JsonDocument.Parse(await sweep.GetStringAsync($"/api/sweeps/{plan.SweepId}/selection")).RootElement;
+        var chosen = report.GetProperty("scopes")[0].GetProperty("candidates").EnumerateArray().Single(c => c.GetProperty("chosen").GetBoolean());
+        await using var page = await OpenAsync($"#/sweep/{plan.SweepId}/results", "document.querySelector('#selection-table tbody tr')");
+        Assert.True(page.Errors.Count == 0, string.Join("\n", page.Errors));
+        var rows = await page.EvaluateAsync<string[][]>(
+            "[...document.querySelectorAll('#selection-table tbody tr')].map(r => [r.dataset.candidate, r.dataset.chosen, r.dataset.mean])");
+        Assert.Equal(2, rows.Length);
+        var shown = Assert.Single(rows, r => r[1] == "1");
+        Assert.Equal(chosen.GetProperty("label").GetString(), shown[0]);
+        Assert.Equal(chosen.GetProperty("dev_loss_mean").GetDouble(), double.Parse(shown[2], CultureInfo.InvariantCulture), 12);
+        await using var plain = await OpenAsync(SweepHash + "/results", "document.querySelector('#results-table tbody tr')");
+        Assert.Equal(0, await plain.EvaluateAsync<int>("document.querySelectorAll('#selection').length")); // a sweep without one shows none
+    }
+
+    [Fact]
     public async Task The_results_table_shown_equals_orchestrator_results_format_json_and_the_comparison_equals_results_compare()
     {
         foreach (var (metric, by) in new[] { ("bleu", "dataset,split,method,size"), ("rougeL", "method,size"), ("bleu", "method") })

@@ -83,6 +83,26 @@ public sealed class SweepFixture : IAsyncLifetime
         await SnapshotDatabaseAsync(Path.Combine(Dir.FullName, "results.db"), Path.Combine(CliDir.FullName, "results.db"));
     }
 
+    private Task<SweepPlan>? _selection;
+
+    /// <summary>
+    /// A second sweep, run on first use: lora with <c>selection: {learning_rate: [1.0e-4, 5.0e-3]}</c> on one size and seed
+    /// (2 selection cells, then 1 grid cell at the chosen rate), as <c>run</c> drives it.
+    /// </summary>
+    public Task<SweepPlan> SelectionPlanAsync() => _selection ??= RunSelectionAsync();
+
+    private async Task<SweepPlan> RunSelectionAsync()
+    {
+        var yaml = Spec("web-select", "0", steps: 6).Replace("methods: [finetune, lora]", "methods: [lora]").Replace("sizes: [10, 20]", "sizes: [10]") +
+                   "\nselection: {learning_rate: [1.0e-4, 5.0e-3]}\n";
+        var plan = SweepPlanner.PlanText(yaml, OrchestratorVocabulary.Default, Dir.FullName);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        async Task WaitAsync(string id, CancellationToken ct) => await SweepSubmitter.WaitAsync(Grains, id, null, TimeSpan.FromMilliseconds(200), ct);
+        await SelectionRunner.RunAsync(Grains, Store, plan, (first, ct) => WaitAsync(first.SweepId, ct), cts.Token);
+        await WaitAsync(plan.SweepId, cts.Token);
+        return plan;
+    }
+
     /// <summary>
     /// A copy of the finished sweep's database in a data directory of its own: the fixture's host holds its data directory
     /// (one embedded process per folder), so the command line reads the same rows from here.

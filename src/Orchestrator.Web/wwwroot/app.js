@@ -229,7 +229,7 @@ async function resultsView(id, params) {
   const [progress, plot] = await Promise.all([api(base), api(base + '/plot?metric=' + enc(metric))]);
   const chosen = plot.metric;
   const query = `metric=${enc(chosen)}&by=${enc(by)}`;
-  const [results, compute] = await Promise.all([api(`${base}/results?${query}`), api(base + '/compute')]);
+  const [results, compute, selection] = await Promise.all([api(`${base}/results?${query}`), api(base + '/compute'), api(base + '/selection')]);
   const methods = [...new Set(progress.methods.map(m => m.method))].sort();
   const update = (k, v) => { const p = new URLSearchParams(params); if (v === '' || v === null) p.delete(k); else p.set(k, v); setParams(p); };
 
@@ -283,6 +283,7 @@ async function resultsView(id, params) {
       h('h2', {}, 'Generalization gap: seen − unseen'),
       h('div', { class: 'downloads' }, csvLink(`${base}/gap?metric=${enc(chosen)}`)),
       pairedTable('gap-table', results.generalization_gap, 'seen − unseen')),
+    selection.scopes.length === 0 ? null : selectionSection(base, selection),
     h('h2', {}, 'Compute'),
     h('div', { class: 'downloads' }, csvLink(base + '/compute')),
     table('compute-table', [{ key: 'method', label: 'method' }, { key: 'cells', label: 'cells done', num: 1 }, { key: 'packed', label: 'packed', num: 1 },
@@ -291,6 +292,22 @@ async function resultsView(id, params) {
       num(r.mean_seconds, r.mean_seconds === null ? '–' : r.mean_seconds.toFixed(1))))),
     h('p', { class: 'muted' }, `${compute.cells} cells finished in ${duration(compute.elapsed_seconds)} (first start to last finish)` +
       (compute.cells_per_hour ? `: ${compute.cells_per_hour.toFixed(1)} cells/hour` : '')));
+}
+
+function selectionSection(base, selection) {
+  const rows = selection.scopes.flatMap(s => s.candidates.map(c => h('tr', {
+    class: c.chosen ? 'chosen' : null, 'data-method': s.method, 'data-candidate': c.label, 'data-mean': c.dev_loss_mean, 'data-chosen': c.chosen ? '1' : '0',
+  }, td(s.method), td(s.size ?? 'all'), td(s.state), td(c.label), num(c.n, `${c.n}/${c.expected}`),
+  num(c.dev_loss_mean, c.dev_loss_mean === null ? '–' : c.dev_loss_ci_low === null ? c.dev_loss_mean.toFixed(4)
+    : `${c.dev_loss_mean.toFixed(4)} ± ${((c.dev_loss_ci_high - c.dev_loss_ci_low) / 2).toFixed(4)}`), td(c.chosen ? 'chosen' : ''))));
+  const notes = selection.scopes.flatMap(s => [...s.warnings, ...(s.reason ? [s.reason] : [])]);
+  return h('div', { id: 'selection' },
+    h('h2', {}, 'Hyper-parameter selection (best-step dev loss, mean ± 95% CI over the selection cells)'),
+    h('div', { class: 'downloads' }, csvLink(base + '/selection')),
+    table('selection-table', [{ key: 'method', label: 'method' }, { key: 'size', label: 'size' }, { key: 'state', label: 'state' },
+      { key: 'candidate', label: 'candidate' }, { key: 'n', label: 'n/expected', num: 1 }, { key: 'loss', label: 'dev loss', num: 1 },
+      { key: 'chosen', label: 'chosen' }], rows),
+    notes.length === 0 ? null : h('ul', { class: 'warnings' }, notes.map(n => h('li', {}, n))));
 }
 
 function pairedTable(id, rows, title) {
