@@ -315,7 +315,7 @@ public static class CliApp
                               $"({first.AlreadyDone} already done, {first.Queued} to train); each selecting method's grid then runs with its chosen values");
             await WatchAsync(grains, store, first.SweepId, token);
         }, ct);
-        var report = SelectionReport.From(plan.SweepId, run.Decisions);
+        var report = run.Report;
         Console.Write(report.ToText());
         WriteWarnings(report.Warnings);
         return run.Overall;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Orchestrator.Abstractions;
 using Orchestrator.Core.Cells;
 using Orchestrator.Core.Specs;
@@ -12,8 +13,12 @@ namespace Orchestrator.Hosting;
 /// <see cref="Reused"/> counts the cells that had succeeded before this run (the extend's "already done" also counts the cells
 /// the first phase just trained).
 /// </summary>
-public sealed record SelectionRun(SubmitResult First, IReadOnlyList<SelectionDecision> Decisions, SubmitResult Final, int Reused)
+public sealed record SelectionRun(SubmitResult First, IReadOnlyList<SelectionDecision> Decisions, SubmitResult Final, int Reused,
+    IReadOnlyList<StoredSelection> Stored)
 {
+    /// <summary>The choices and their evidence as <c>results --selection</c> shows them.</summary>
+    public SelectionReport Report => SelectionReport.From(Final.SweepId, Decisions, Stored);
+
     /// <summary>The whole run as one submission: every cell, those reused, and those queued in either phase.</summary>
     public SubmitResult Overall => new(Final.SweepId, Final.Total, First.Queued + Final.Queued, Reused);
 }
@@ -46,20 +51,29 @@ public static class SelectionRunner
         var submitted = await SweepSubmitter.SubmitAsync(grains, plan with { Cells = first });
         await waitAsync(submitted, ct);
         var decisions = SelectionRound.Decide(plan, await StoredAsync(store, plan.SweepId, ct));
+
+        // The choice is stored with the sweep before its grid is added; one stored before (an earlier run) is the one the grid uses.
+        var decidedAt = DateTimeOffset.UtcNow;
+        await store.SaveSelectionsAsync(decisions.Where(d => d.Choice is not null).Select(d => new StoredSelection(plan.SweepId, d.Method, d.Size,
+            d.Choice!.Chosen, JsonSerializer.Serialize(SelectionReport.CandidatesOf(d, d.Choice.Chosen)), decidedAt)).ToList(), ct);
+        var stored = await store.GetSelectionsAsync(plan.SweepId, ct);
+        decisions = decisions.Select(d => d.Choice is not null && stored.FirstOrDefault(x => x.Method == d.Method && x.Size == d.Size) is { } kept
+            ? d with { Choice = d.Choice with { Chosen = kept.Chosen } }
+            : d).ToList();
         var firstDone = (await store.GetSucceededKeysAsync(first.Select(c => c.Key), ct)).Count;
         var all = Union(first, SelectionRound.ChosenGrid(plan, decisions));
         // A failed selection cell stays failed: the decision was made from it (rerun-failed, or the next run, retries it).
         var final = await SweepSubmitter.ExtendAsync(grains, plan with { Cells = all }, plan.SweepId, retryFailed: false);
 
         // The chosen grid's cells done now were done before this run: the first phase did not queue them.
-        return new SelectionRun(submitted, decisions, final, submitted.AlreadyDone + Math.Max(0, final.AlreadyDone - firstDone));
+        return new SelectionRun(submitted, decisions, final, submitted.AlreadyDone + Math.Max(0, final.AlreadyDone - firstDone), stored);
     }
 
     /// <summary>
-    /// The selection decisions of a stored sweep, from its spec and its stored selection cells (no data files are read: the
-    /// selection cells are expanded again from the identities the stored ones carry); null when its spec selects nothing.
+    /// The selection of a stored sweep: its choices as stored and the evidence of its stored selection cells (no data files are
+    /// read: the selection cells are expanded again from the identities the stored ones carry); null when its spec selects nothing.
     /// </summary>
-    public static async Task<IReadOnlyList<SelectionDecision>?> DecisionsAsync(IResultStore store, SweepRecord sweep, CancellationToken ct = default)
+    public static async Task<SelectionReport?> ReportAsync(IResultStore store, SweepRecord sweep, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(sweep);
@@ -69,15 +83,17 @@ public static class SelectionRunner
             return null;
         }
 
-        return Decisions(spec, sweep, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+        return SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, await store.GetSweepCellsAsync(sweep.SweepId, ct)),
+            await store.GetSelectionsAsync(sweep.SweepId, ct));
     }
 
-    /// <summary>The selection decisions of a stored sweep from its stored cells (<paramref name="rows"/>); null when its spec selects nothing.</summary>
-    public static IReadOnlyList<SelectionDecision>? Decisions(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
+    /// <summary>As <see cref="ReportAsync"/>, from the sweep's stored cells (<paramref name="rows"/>) and choices already read.</summary>
+    public static SelectionReport? Report(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
+        IReadOnlyList<StoredSelection> stored)
     {
         ArgumentNullException.ThrowIfNull(sweep);
         var spec = SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId);
-        return spec.Methods.All(m => m.Selection is null) ? null : Decisions(spec, sweep, rows);
+        return spec.Methods.All(m => m.Selection is null) ? null : SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, rows), stored);
     }
 
     private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)

@@ -7,7 +7,7 @@ namespace Orchestrator.Results;
 /// table, so a cell shared by several sweeps is trained once. Thread-safe: every operation uses its own connection and
 /// transaction. Code that needs one role takes that role's interface.
 /// </summary>
-public interface IResultStore : ISweepStore, IAttemptLedger, IResultWriter, IArtifactIndex, IResultQueries, ITrainingRunLog, IAsyncDisposable
+public interface IResultStore : ISweepStore, IAttemptLedger, IResultWriter, IArtifactIndex, IResultQueries, ITrainingRunLog, ISelectionLog, IAsyncDisposable
 {
     /// <summary>Creates or upgrades the schema (versioned migrations). Idempotent and safe when processes race.</summary>
     Task EnsureSchemaAsync(CancellationToken ct = default);

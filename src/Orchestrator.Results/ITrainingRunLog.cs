@@ -33,3 +33,23 @@ public static class TrainingRunOutcome
     /// <summary>Stopped before it finished: the lease was lost, the sweep cancelled, or the worker shut down.</summary>
     public const string Stopped = "stopped";
 }
+
+/// <summary>
+/// The hyper-parameter choices of sweeps with <c>selection:</c>: per method (and size), the values the grid runs with, kept as
+/// first made (a later decision from the same stored cells is the same one).
+/// </summary>
+public interface ISelectionLog
+{
+    /// <summary>Stores choices not stored yet; an existing choice for the same sweep, method and size is kept.</summary>
+    Task SaveSelectionsAsync(IReadOnlyList<StoredSelection> choices, CancellationToken ct = default);
+
+    /// <summary>A sweep's stored choices, by method then size.</summary>
+    Task<IReadOnlyList<StoredSelection>> GetSelectionsAsync(string sweepId, CancellationToken ct = default);
+}
+
+/// <summary>
+/// One stored choice: the chosen values (setting → canonical value) for <see cref="Method"/> at <see cref="Size"/> (null: every
+/// size), the evidence it was made from (<see cref="EvidenceJson"/>, written by whoever chose) and when.
+/// </summary>
+public sealed record StoredSelection(string SweepId, string Method, int? Size, IReadOnlyDictionary<string, string> Chosen, string EvidenceJson,
+    DateTimeOffset DecidedAt);

@@ -194,7 +194,26 @@ internal static class ResultSchema
         new(9, "training runs: one row per actual training of a cell (worker, attempt, start, end, how it ended)",
             SqliteSql: TrainingRunsTable,
             PostgresSql: TrainingRunsTable),
+        new(10, "selection choices: per sweep, method and size, the values chosen from the selection cells and their evidence",
+            SqliteSql: SelectionsTable,
+            PostgresSql: SelectionsTable),
     ];
+
+    /// <summary>
+    /// Migration 10: the hyper-parameter choice a sweep's grid ran with, written once when it is made (size 0: one choice for
+    /// every size); removed with its sweep.
+    /// </summary>
+    private const string SelectionsTable = """
+        CREATE TABLE IF NOT EXISTS sweep_selections (
+            sweep_id      TEXT    NOT NULL REFERENCES sweeps (sweep_id) ON DELETE CASCADE,
+            method        TEXT    NOT NULL,
+            size          INTEGER NOT NULL,
+            chosen_json   TEXT    NOT NULL,
+            evidence_json TEXT    NOT NULL,
+            decided_at    TEXT    NOT NULL,
+            PRIMARY KEY (sweep_id, method, size)
+        );
+        """;
 
     /// <summary>Migration 9: written by workers, read by tests and <c>export</c> to count how many times each cell really trained.</summary>
     private const string TrainingRunsTable = """

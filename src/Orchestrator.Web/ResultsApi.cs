@@ -231,7 +231,8 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
 
     /// <summary><c>results --selection</c>: the candidates' dev losses and the choice per method (no scopes for a sweep without <c>selection:</c>).</summary>
     public async Task<SelectionReport> SelectionAsync(SweepRecord sweep, CancellationToken ct) =>
-        SelectionReport.From(sweep.SweepId, SelectionRunner.Decisions(sweep, (await StoredAsync(sweep, ct)).Cells) ?? []);
+        SelectionRunner.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct))
+        ?? new SelectionReport(sweep.SweepId, Core.Specs.SelectionSpec.ByDevLoss, []);
 
     // ---------------------------------------------------------------- one cell
 

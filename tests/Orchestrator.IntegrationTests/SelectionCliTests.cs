@@ -100,6 +100,12 @@ public sealed class SelectionCliTests : IDisposable
                 JsonDocument.Parse(r.Result!.ProvenanceJson).RootElement.GetProperty("training").GetProperty("learning_rate").GetDouble()));
         }
 
+        // The choice is stored with the sweep, with the evidence it was made from.
+        var storedChoices = await store.GetSelectionsAsync(sweep.SweepId);
+        Assert.Equal(["finetune", "lora"], storedChoices.Select(c => c.Method));
+        Assert.All(storedChoices, c => Assert.Equal(chosen[c.Method], double.Parse(c.Chosen["learning_rate"], CultureInfo.InvariantCulture)));
+        Assert.All(storedChoices, c => Assert.Null(c.Size));
+
         // The method without a selection kept the spec's rate and ran beside the selection: before any chosen grid cell trained.
         Assert.All(grid.Where(r => r.Cell.Method == "prefix"), r => Assert.Equal(1.0e-3, Definition(r.Cell).Training.LearningRate));
         var chosenKeys = grid.Where(r => r.Cell.Method != "prefix").Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal);
@@ -115,6 +121,7 @@ public sealed class SelectionCliTests : IDisposable
         {
             var method = scope.GetProperty("method").GetString()!;
             Assert.Equal("chosen", scope.GetProperty("state").GetString());
+            Assert.Equal(storedChoices.Single(c => c.Method == method).DecidedAt, scope.GetProperty("decided_at").GetDateTimeOffset());
             Assert.Equal(chosen[method], double.Parse(scope.GetProperty("chosen").GetProperty("learning_rate").GetString()!, CultureInfo.InvariantCulture));
             foreach (var candidate in scope.GetProperty("candidates").EnumerateArray())
             {
@@ -174,5 +181,6 @@ public sealed class SelectionCliTests : IDisposable
         Assert.Equal("blocked", scope.GetProperty("state").GetString());
         Assert.Contains(label, scope.GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Null, scope.GetProperty("chosen").ValueKind);
+        Assert.Empty(await store.GetSelectionsAsync(sweep.SweepId));                // nothing chosen, nothing stored
     }
 }

@@ -217,9 +217,8 @@ internal static class ResultsCommands
             throw new ArgumentException($"--selection prints a table or json, not {format}");
         }
 
-        var decisions = await SelectionRunner.DecisionsAsync(session.Store, sweep, ct)
+        var report = await SelectionRunner.ReportAsync(session.Store, sweep, ct)
             ?? throw new ArgumentException($"sweep {sweep.SweepId} has no selection: block in its spec");
-        var report = SelectionReport.From(sweep.SweepId, decisions);
         Console.Out.Write(format == "json"
             ? System.Text.Json.JsonSerializer.Serialize(report, SelectionJson) + Environment.NewLine
             : report.ToText());

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Serialization;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
+using Orchestrator.Results;
 
 namespace Orchestrator.Hosting;
 
@@ -32,6 +33,10 @@ public sealed record SelectionReport(
         [property: JsonPropertyName("warnings")] IReadOnlyList<string> Warnings,
         [property: JsonPropertyName("reason")] string? Reason)
     {
+        /// <summary>When the stored choice was made (null: none stored).</summary>
+        [JsonPropertyName("decided_at")]
+        public DateTimeOffset? DecidedAt { get; init; }
+
         [JsonIgnore]
         public string Name => Size is null ? Method : $"{Method} n={Size}";
     }
@@ -51,23 +56,66 @@ public sealed record SelectionReport(
     [JsonIgnore]
     public IReadOnlyList<string> Warnings => Scopes.SelectMany(s => s.Warnings).ToList();
 
-    public static SelectionReport From(string sweepId, IReadOnlyList<SelectionDecision> decisions)
+    /// <summary>
+    /// The report from the decisions made from the stored selection cells and the choices stored with the sweep. A stored choice
+    /// is the one shown (its grid ran with it); a complete selection without a stored choice waits for the next run to store it.
+    /// </summary>
+    public static SelectionReport From(string sweepId, IReadOnlyList<SelectionDecision> decisions, IReadOnlyList<StoredSelection> stored)
     {
         ArgumentNullException.ThrowIfNull(decisions);
+        ArgumentNullException.ThrowIfNull(stored);
         var scopes = decisions.Select(d =>
         {
-            var chosenLabel = d.Choice is null ? null : SelectionSpec.Label(d.Choice.Chosen);
-            var candidates = d.Evidence.Select(e =>
+            var kept = stored.FirstOrDefault(x => x.Method == d.Method && x.Size == d.Size);
+            var chosen = kept?.Chosen;
+            var warnings = new List<string>();
+            string state;
+            string? reason = null;
+            if (kept is not null)
             {
-                var label = SelectionSpec.Label(e.Candidate);
-                return new Candidate(label, e.Candidate, e.DevLoss.N, e.Expected, Defined(e.DevLoss.Mean), Defined(e.DevLoss.CiLow),
-                    Defined(e.DevLoss.CiHigh), label == chosenLabel);
-            }).ToList();
-            var state = d.Choice is not null ? Chosen : d.FailedCells.Count > 0 ? Blocked : Awaiting;
-            return new Scope(d.Method, d.Size, state, d.Choice?.Chosen, d.Finished, d.Expected, candidates, d.Choice?.Warnings ?? [],
-                d.Choice is null ? d.Waiting : null);
+                state = Chosen;
+                if (d.Choice is not null && SelectionSpec.Label(d.Choice.Chosen) != SelectionSpec.Label(kept.Chosen))
+                {
+                    warnings.Add($"{d.Scope}: the stored selection cells now favour {SelectionSpec.Label(d.Choice.Chosen)}, but the choice stored " +
+                                 $"at {kept.DecidedAt:u} (the grid's) is {SelectionSpec.Label(kept.Chosen)}");
+                }
+                else if (d.Choice is not null)
+                {
+                    warnings.AddRange(d.Choice.Warnings);
+                }
+            }
+            else if (d.FailedCells.Count > 0)
+            {
+                state = Blocked;
+                reason = d.Waiting;
+            }
+            else
+            {
+                state = Awaiting;
+                reason = d.Choice is null
+                    ? d.Waiting
+                    : $"{d.Scope}: every selection cell has finished; the next run (or submit --watch) of the spec stores the choice and adds the grid";
+            }
+
+            return new Scope(d.Method, d.Size, state, chosen, d.Finished, d.Expected, CandidatesOf(d, chosen), warnings, reason)
+            {
+                DecidedAt = kept?.DecidedAt,
+            };
         }).ToList();
         return new SelectionReport(sweepId, SelectionSpec.ByDevLoss, scopes);
+    }
+
+    /// <summary>Each candidate's evidence of a decision, <paramref name="chosen"/> marked (the evidence stored with a choice).</summary>
+    public static IReadOnlyList<Candidate> CandidatesOf(SelectionDecision decision, IReadOnlyDictionary<string, string>? chosen)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        var chosenLabel = chosen is null ? null : SelectionSpec.Label(chosen);
+        return decision.Evidence.Select(e =>
+        {
+            var label = SelectionSpec.Label(e.Candidate);
+            return new Candidate(label, e.Candidate, e.DevLoss.N, e.Expected, Defined(e.DevLoss.Mean), Defined(e.DevLoss.CiLow),
+                Defined(e.DevLoss.CiHigh), label == chosenLabel);
+        }).ToList();
     }
 
     /// <summary>One line per scope for <c>status</c> and the run's summary, e.g. <c>lora: chosen learning_rate=0.001</c>.</summary>

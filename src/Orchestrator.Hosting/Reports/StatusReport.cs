@@ -57,17 +57,17 @@ public sealed record StatusReport(
     {
         var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
         var report = Build(sweep, queue, await store.GetSweepCellsAsync(sweep.SweepId, ct));
-        IReadOnlyList<Data.SelectionDecision>? decisions;
+        SelectionReport? selection;
         try
         {
-            decisions = await SelectionRunner.DecisionsAsync(store, sweep, ct);
+            selection = await SelectionRunner.ReportAsync(store, sweep, ct);
         }
         catch (Core.Specs.SpecValidationException)
         {
-            decisions = null; // a spec this version no longer reads: the counts above still hold
+            selection = null; // a spec this version no longer reads: the counts above still hold
         }
 
-        return decisions is null ? report : report with { Selection = SelectionReport.From(sweep.SweepId, decisions).Lines() };
+        return selection is null ? report : report with { Selection = selection.Lines() };
     }
 
     /// <summary>The report from the queue's cells and the stored cells (for callers that need the stored rows too).</summary>

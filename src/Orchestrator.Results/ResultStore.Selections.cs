@@ -1,0 +1,62 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Orchestrator.Results;
+
+/// <summary>The selection log: each sweep's hyper-parameter choices, kept as first made.</summary>
+internal sealed partial class ResultStore
+{
+    public Task SaveSelectionsAsync(IReadOnlyList<StoredSelection> choices, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(choices);
+        foreach (var choice in choices)
+        {
+            ArgumentNullException.ThrowIfNull(choice);
+            ArgumentException.ThrowIfNullOrWhiteSpace(choice.SweepId);
+            ArgumentException.ThrowIfNullOrWhiteSpace(choice.Method);
+            if (choice.Size is <= 0)
+            {
+                throw new ArgumentException($"a choice's size is positive or null (every size), not {choice.Size}", nameof(choices));
+            }
+        }
+
+        return InTransactionAsync(write: true, async (connection, tx, _, token) =>
+        {
+            foreach (var choice in choices)
+            {
+                await ExecuteAsync(connection, tx, """
+                    INSERT INTO sweep_selections (sweep_id, method, size, chosen_json, evidence_json, decided_at)
+                    VALUES (@sweep_id, @method, @size, @chosen_json, @evidence_json, @decided_at)
+                    ON CONFLICT (sweep_id, method, size) DO NOTHING
+                    """, token, ("sweep_id", choice.SweepId), ("method", choice.Method), ("size", choice.Size ?? 0),
+                    ("chosen_json", JsonSerializer.Serialize(new SortedDictionary<string, string>(choice.Chosen.ToDictionary(), StringComparer.Ordinal))),
+                    ("evidence_json", choice.EvidenceJson), ("decided_at", Text(choice.DecidedAt))).ConfigureAwait(false);
+            }
+
+            return true;
+        }, ct);
+    }
+
+    public Task<IReadOnlyList<StoredSelection>> GetSelectionsAsync(string sweepId, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sweepId);
+        return InTransactionAsync(write: false, async (connection, tx, _, token) =>
+        {
+            var choices = new List<StoredSelection>();
+            await using var command = Command(connection, tx,
+                "SELECT method, size, chosen_json, evidence_json, decided_at FROM sweep_selections WHERE sweep_id = @sweep_id ORDER BY method, size",
+                ("sweep_id", (object?)sweepId));
+            await using var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+            while (await reader.ReadAsync(token).ConfigureAwait(false))
+            {
+                var size = Convert.ToInt32(reader.GetValue(1), CultureInfo.InvariantCulture);
+                var chosen = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(2)) ?? [];
+                choices.Add(new StoredSelection(sweepId, reader.GetString(0), size == 0 ? null : size,
+                    new SortedDictionary<string, string>(chosen, StringComparer.Ordinal), reader.GetString(3), Parse(reader.GetString(4))));
+            }
+
+            IReadOnlyList<StoredSelection> result = choices;
+            return result;
+        }, ct);
+    }
+}
