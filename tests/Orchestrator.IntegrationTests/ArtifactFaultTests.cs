@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orchestrator.Abstractions;
@@ -6,6 +5,7 @@ using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
 using Orchestrator.Results.Artifacts;
+using Orchestrator.TestKit;
 using Orchestrator.Worker;
 
 namespace Orchestrator.IntegrationTests;
@@ -55,13 +55,7 @@ public sealed class ArtifactFaultTests : IDisposable
 
     public ArtifactFaultTests()
     {
-        var lines = Enumerable.Range(0, 30).Select(i => JsonSerializer.Serialize(new
-        {
-            id = $"ex{i}",
-            source = $"name : Place {i} | food : dish {i % 7}",
-            references = new[] { $"Place {i} serves dish {i % 7} ." },
-        }));
-        File.WriteAllLines(Path.Combine(_dir.FullName, "source.jsonl"), lines);
+        TestData.WritePlaces(Path.Combine(_dir.FullName, "source.jsonl"), 30);
     }
 
     public void Dispose() => _dir.Delete(recursive: true);

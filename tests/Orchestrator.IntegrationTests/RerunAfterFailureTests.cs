@@ -5,6 +5,7 @@ using Orchestrator.Abstractions;
 using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
+using Orchestrator.TestKit;
 using Orchestrator.Worker;
 
 namespace Orchestrator.IntegrationTests;
@@ -46,13 +47,7 @@ public sealed class RerunAfterFailureTests : IDisposable
 
     public RerunAfterFailureTests()
     {
-        var lines = Enumerable.Range(0, 30).Select(i => JsonSerializer.Serialize(new
-        {
-            id = $"ex{i}",
-            source = $"name : Place {i} | food : dish {i % 7}",
-            references = new[] { $"Place {i} serves dish {i % 7} ." },
-        }));
-        File.WriteAllLines(SourcePath, lines);
+        TestData.WritePlaces(SourcePath, 30);
     }
 
     private string SourcePath => Path.Combine(_dir.FullName, "source.jsonl");

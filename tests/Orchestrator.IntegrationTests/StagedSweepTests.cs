@@ -6,6 +6,7 @@ using Orchestrator.Data;
 using Orchestrator.Hosting;
 using Orchestrator.Results;
 using Orchestrator.Results.Artifacts;
+using Orchestrator.TestKit;
 using Orchestrator.Worker;
 
 namespace Orchestrator.IntegrationTests;
@@ -55,14 +56,7 @@ public sealed class StagedSweepTests : IDisposable
 
     public StagedSweepTests()
     {
-        var lines = Enumerable.Range(0, 40).Select(i => JsonSerializer.Serialize(new
-        {
-            id = $"ex{i}",
-            source = $"name : Place {i} | food : dish {i % 7}",
-            references = new[] { $"Place {i} serves dish {i % 7} ." },
-            topic = i % 4 == 0 ? "bars" : "restaurants",
-        }));
-        File.WriteAllLines(SourcePath, lines);
+        TestData.WritePlaces(SourcePath, 40, i => i % 4 == 0 ? "bars" : "restaurants");
     }
 
     private string SourcePath => Path.Combine(_dir.FullName, "source.jsonl");

@@ -42,6 +42,31 @@ public static class TestData
         return lines;
     }
 
+    /// <summary>
+    /// Writes a small JSONL dataset of <paramref name="count"/> examples ("name : Place i | food : dish i%7" → "Place i serves
+    /// dish i%7 ."), with a <c>topic</c> field when <paramref name="topic"/> is given: the input of sweeps that train for real
+    /// in a few seconds.
+    /// </summary>
+    public static void WritePlaces(string path, int count, Func<int, string>? topic = null)
+    {
+        var lines = Enumerable.Range(0, count).Select(i =>
+        {
+            var example = new Dictionary<string, object>
+            {
+                ["id"] = $"ex{i}",
+                ["source"] = $"name : Place {i} | food : dish {i % 7}",
+                ["references"] = new[] { $"Place {i} serves dish {i % 7} ." },
+            };
+            if (topic is not null)
+            {
+                example["topic"] = topic(i);
+            }
+
+            return System.Text.Json.JsonSerializer.Serialize(example);
+        });
+        File.WriteAllLines(path, lines);
+    }
+
     /// <summary>The checkout's root: the nearest folder above the test binaries that holds Orchestrator.sln.</summary>
     public static string RepoRoot()
     {

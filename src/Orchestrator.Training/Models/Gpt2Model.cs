@@ -113,182 +113,22 @@ public sealed class Gpt2Model : CausalLm
         }
     }
 
-    /// <summary>
-    /// Token ids [B,T] → final hidden states [B,T,C] (after ln_f).
-    /// <paramref name="positionIds"/>: [B,T] or [1,T]; default P, P+1, …, P+T-1 where P is the past length.
-    /// <paramref name="attentionMask"/>: [B, P+T], nonzero/true for real tokens and 0/false for padding; padded keys are
-    /// never attended to (a padded query attends only to itself so that its row stays finite). Null means no padding.
-    /// <paramref name="past"/>: one <see cref="LayerKeyValue"/> per layer, prepended to that layer's keys/values.
-    /// <paramref name="hooks"/>: a PEFT method's extension points for this pass (see <see cref="Gpt2Hooks"/>). On a pass without
-    /// <paramref name="past"/> they may add V virtual tokens in front: then <paramref name="positionIds"/> count from the first
-    /// real token (the model adds V), <paramref name="attentionMask"/> may be [B, T] (extended with V ones) or [B, V+T], and
-    /// the result still covers only the T real tokens.
-    /// <paramref name="presents"/>: when given, receives one <see cref="LayerKeyValue"/> per layer with everything that layer
-    /// attended to (past or virtual tokens + the T new ones, [B, Heads, P+T, HeadDim]): the KV cache to pass as
-    /// <paramref name="past"/> next time. They are moved to the caller's DisposeScope (the caller disposes them).
-    /// With explicit <paramref name="positionIds"/> (left-padded batches) the limit is on the largest position id, not on
-    /// the cache length.
-    /// </summary>
-    public override Tensor Hidden(
-        Tensor inputIds,
-        Tensor? positionIds = null,
-        Tensor? attentionMask = null,
-        IReadOnlyList<LayerKeyValue>? past = null,
-        Gpt2Hooks? hooks = null,
-        List<LayerKeyValue>? presents = null)
+    /// <inheritdoc/>
+    protected override Tensor Body(Tensor inputIds, Tensor? prompt, Tensor positions, bool explicitPositions, Tensor? mask,
+        IReadOnlyList<LayerKeyValue>? past, Gpt2Hooks? hooks, List<LayerKeyValue>? presents)
     {
-        ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.dim() != 2)
+        if (explicitPositions && positions.numel() > 0 && positions.max().item<long>() >= Config.Positions)
         {
-            throw new ArgumentException($"inputIds must be [batch, time]; got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+            throw new ArgumentException($"Position id {positions.max().item<long>()} is beyond the model's {Config.Positions} positions.", "positionIds");
         }
 
-        if (past is not null && past.Count != Config.Layers)
-        {
-            throw new ArgumentException($"past must have one entry per layer ({Config.Layers}); got {past.Count}.", nameof(past));
-        }
-
-        long b = inputIds.shape[0], t = inputIds.shape[1];
-        using var scope = NewDisposeScope();
-        long pastLength = past is { Count: > 0 } ? past[0].Length : 0;
-
-        // Virtual tokens of a PEFT method (only on a pass without past: a cache already holds them).
-        Tensor? prompt = null;
-        long virtualTokens = 0;
-        if (hooks is not null && pastLength == 0)
-        {
-            IReadOnlyList<LayerKeyValue>? prefix = hooks.Prefix(b, training);
-            prompt = hooks.Prompt(b, training);
-            if (prefix is not null && prompt is not null)
-            {
-                throw new InvalidOperationException("Hooks may supply a prefix or a prompt, not both.");
-            }
-
-            if (prefix is not null)
-            {
-                if (prefix.Count != Config.Layers)
-                {
-                    throw new InvalidOperationException($"The hooks' prefix has {prefix.Count} layers; the model has {Config.Layers}.");
-                }
-
-                past = prefix;
-                pastLength = virtualTokens = prefix[0].Length;
-            }
-            else if (prompt is not null)
-            {
-                if (prompt.dim() != 3 || prompt.shape[2] != Config.Width || (prompt.shape[0] != 1 && prompt.shape[0] != b))
-                {
-                    throw new InvalidOperationException(
-                        $"The hooks' prompt must be [1 or {b}, P, {Config.Width}]; got [{string.Join(", ", prompt.shape)}].");
-                }
-
-                virtualTokens = prompt.shape[1];
-            }
-        }
-
-        long promptLength = prompt is null ? 0 : virtualTokens;
-        long length = promptLength + t;
-        if (positionIds is null && pastLength + length > Config.Positions)
-        {
-            throw new ArgumentException(
-                $"Sequence of {t} tokens (+{pastLength + promptLength} past or virtual) exceeds the model's {Config.Positions} positions.",
-                nameof(inputIds));
-        }
-
-        Tensor positions;
-        if (positionIds is null)
-        {
-            positions = arange(pastLength, pastLength + length, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        }
-        else if (virtualTokens == 0)
-        {
-            positions = positionIds;
-        }
-        else
-        {
-            positions = positionIds + virtualTokens;
-            if (promptLength > 0)
-            {
-                Tensor promptPositions = arange(0, promptLength, dtype: ScalarType.Int64, device: inputIds.device)
-                    .unsqueeze(0).expand(positions.shape[0], promptLength);
-                positions = cat([promptPositions, positions], 1);
-            }
-        }
-
-        if (positionIds is not null && positions.numel() > 0 && positions.max().item<long>() >= Config.Positions)
-        {
-            throw new ArgumentException(
-                $"Position id {positions.max().item<long>()} is beyond the model's {Config.Positions} positions.", nameof(positionIds));
-        }
-
-        Tensor x = wte.forward(inputIds);
-        if (prompt is not null)
-        {
-            x = cat([prompt.shape[0] == b ? prompt : prompt.expand(b, promptLength, Config.Width), x], 1);
-        }
-
-        x = x + wpe.forward(positions);
+        Tensor x = WithPrompt(prompt, wte.forward(inputIds)) + wpe.forward(positions);
         x = functional.dropout(x, training ? _dropout.Rate : 0.0, training);
-
-        if (attentionMask is not null && virtualTokens > 0 && attentionMask.dim() == 2 && attentionMask.shape[1] == t)
-        {
-            Tensor real = attentionMask.dtype == ScalarType.Bool ? attentionMask : attentionMask.ne(0);
-            attentionMask = cat([ones(b, virtualTokens, dtype: ScalarType.Bool, device: inputIds.device), real], 1);
-        }
-
-        Tensor? mask = BuildMask(b, length, pastLength, attentionMask, inputIds.device);
-        int firstPresent = presents?.Count ?? 0;
         for (int i = 0; i < Config.Layers; i++)
         {
             x = h[i].Forward(x, mask, past?[i], hooks, i, presents);
         }
 
-        if (presents is not null)
-        {
-            for (int i = firstPresent; i < presents.Count; i++)
-            {
-                presents[i].Key.MoveToOuterDisposeScope();
-                presents[i].Value.MoveToOuterDisposeScope();
-            }
-        }
-
-        Tensor output = ln_f.forward(x);
-        if (promptLength > 0)
-        {
-            output = output.narrow(1, promptLength, t);
-        }
-
-        return output.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// Null when plain causal attention suffices (no past, no padding); otherwise a boolean mask [T, P+T] or [B,1,T,P+T].
-    /// The causal part is tril(P): query i sees all P past entries and current positions ≤ i (the built-in causal flag
-    /// would align the triangle wrongly when P > 0).
-    /// </summary>
-    internal static Tensor? BuildMask(long b, long t, long pastLength, Tensor? attentionMask, Device device)
-    {
-        if (attentionMask is null && pastLength == 0)
-        {
-            return null;
-        }
-
-        long keys = pastLength + t;
-        Tensor causal = ones(t, keys, dtype: ScalarType.Bool, device: device).tril(pastLength);
-        if (attentionMask is null)
-        {
-            return causal;
-        }
-
-        if (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != keys)
-        {
-            throw new ArgumentException(
-                $"attentionMask must be [batch, past+time] = [{b}, {keys}]; got [{string.Join(", ", attentionMask.shape)}].",
-                nameof(attentionMask));
-        }
-
-        Tensor keyIsReal = (attentionMask.dtype == ScalarType.Bool ? attentionMask : attentionMask.ne(0)).view(b, 1, 1, keys);
-        Tensor diagonal = causal.logical_and(ones(t, keys, dtype: ScalarType.Bool, device: device).tril(pastLength - 1).logical_not());
-        return causal.logical_and(keyIsReal).logical_or(diagonal);
+        return ln_f.forward(x);
     }
 }

@@ -92,132 +92,20 @@ public sealed class LlamaModel : CausalLm
         }
     }
 
-    /// <summary>
-    /// Token ids [B,T] → final hidden states [B,T,C] (after the last norm); see <see cref="CausalLm.Hidden"/>. Virtual
-    /// tokens of <paramref name="hooks"/> work as on GPT-2: a prompt gets rotary positions 0 … P−1 and the real tokens P …;
-    /// a prefix is the keys/values of P cached positions ([B, KeyValueHeads, P, HeadDim], used as given, not rotated again).
-    /// </summary>
-    public override Tensor Hidden(Tensor inputIds, Tensor? positionIds = null, Tensor? attentionMask = null,
-        IReadOnlyList<LayerKeyValue>? past = null, Gpt2Hooks? hooks = null, List<LayerKeyValue>? presents = null)
+    /// <inheritdoc/>
+    /// <remarks>A prompt gets rotary positions 0 … P−1 and the real tokens P …; a prefix is the keys/values of P cached
+    /// positions, used as given (not rotated again).</remarks>
+    protected override Tensor Body(Tensor inputIds, Tensor? prompt, Tensor positions, bool explicitPositions, Tensor? mask,
+        IReadOnlyList<LayerKeyValue>? past, Gpt2Hooks? hooks, List<LayerKeyValue>? presents)
     {
-        ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.dim() != 2)
-        {
-            throw new ArgumentException($"inputIds must be [batch, time]; got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
-        }
-
-        if (past is not null && past.Count != Config.Layers)
-        {
-            throw new ArgumentException($"past must have one entry per layer ({Config.Layers}); got {past.Count}.", nameof(past));
-        }
-
-        long b = inputIds.shape[0], t = inputIds.shape[1];
-        using var scope = NewDisposeScope();
-        long pastLength = past is { Count: > 0 } ? past[0].Length : 0;
-
-        Tensor? prompt = null;
-        long virtualTokens = 0;
-        if (hooks is not null && pastLength == 0)
-        {
-            IReadOnlyList<LayerKeyValue>? prefix = hooks.Prefix(b, training);
-            prompt = hooks.Prompt(b, training);
-            if (prefix is not null && prompt is not null)
-            {
-                throw new InvalidOperationException("Hooks may supply a prefix or a prompt, not both.");
-            }
-
-            if (prefix is not null)
-            {
-                if (prefix.Count != Config.Layers)
-                {
-                    throw new InvalidOperationException($"The hooks' prefix has {prefix.Count} layers; the model has {Config.Layers}.");
-                }
-
-                if (prefix[0].Key.shape[1] != Config.KeyValueHeads || prefix[0].Key.shape[3] != Config.HeadDim)
-                {
-                    throw new InvalidOperationException(
-                        $"The hooks' prefix must be [B, {Config.KeyValueHeads}, P, {Config.HeadDim}] (key/value heads); got [{string.Join(", ", prefix[0].Key.shape)}].");
-                }
-
-                past = prefix;
-                pastLength = virtualTokens = prefix[0].Length;
-            }
-            else if (prompt is not null)
-            {
-                if (prompt.dim() != 3 || prompt.shape[2] != Config.Width || (prompt.shape[0] != 1 && prompt.shape[0] != b))
-                {
-                    throw new InvalidOperationException(
-                        $"The hooks' prompt must be [1 or {b}, P, {Config.Width}]; got [{string.Join(", ", prompt.shape)}].");
-                }
-
-                virtualTokens = prompt.shape[1];
-            }
-        }
-
-        long promptLength = prompt is null ? 0 : virtualTokens;
-        long length = promptLength + t;
-        if (positionIds is null && pastLength + length > Config.Positions)
-        {
-            throw new ArgumentException(
-                $"Sequence of {t} tokens (+{pastLength + promptLength} past or virtual) exceeds the model's {Config.Positions} positions.", nameof(inputIds));
-        }
-
-        Tensor positions;
-        if (positionIds is null)
-        {
-            positions = arange(pastLength, pastLength + length, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        }
-        else if (virtualTokens == 0)
-        {
-            positions = positionIds;
-        }
-        else
-        {
-            positions = positionIds + virtualTokens;
-            if (promptLength > 0)
-            {
-                Tensor promptPositions = arange(0, promptLength, dtype: ScalarType.Int64, device: inputIds.device)
-                    .unsqueeze(0).expand(positions.shape[0], promptLength);
-                positions = cat([promptPositions, positions], 1);
-            }
-        }
-
         var (cos, sin) = Rotary(positions);
-        Tensor x = embed_tokens.forward(inputIds);
-        if (prompt is not null)
-        {
-            x = cat([prompt.shape[0] == b ? prompt : prompt.expand(b, promptLength, Config.Width), x], 1);
-        }
-
-        if (attentionMask is not null && virtualTokens > 0 && attentionMask.dim() == 2 && attentionMask.shape[1] == t)
-        {
-            Tensor real = attentionMask.dtype == ScalarType.Bool ? attentionMask : attentionMask.ne(0);
-            attentionMask = cat([ones(b, virtualTokens, dtype: ScalarType.Bool, device: inputIds.device), real], 1);
-        }
-
-        Tensor? mask = Gpt2Model.BuildMask(b, length, pastLength, attentionMask, inputIds.device);
-        int firstPresent = presents?.Count ?? 0;
+        Tensor x = WithPrompt(prompt, embed_tokens.forward(inputIds));
         for (int i = 0; i < Config.Layers; i++)
         {
             x = layers[i].Forward(x, cos, sin, mask, past?[i], presents, hooks, i);
         }
 
-        if (presents is not null)
-        {
-            for (int i = firstPresent; i < presents.Count; i++)
-            {
-                presents[i].Key.MoveToOuterDisposeScope();
-                presents[i].Value.MoveToOuterDisposeScope();
-            }
-        }
-
-        Tensor output = norm.forward(x);
-        if (promptLength > 0)
-        {
-            output = output.narrow(1, promptLength, t);
-        }
-
-        return output.MoveToOuterDisposeScope();
+        return norm.forward(x);
     }
 
     /// <summary>cos and sin [B or 1, 1, T, HeadDim] for position ids [B or 1, T], in float32 as transformers computes them.</summary>

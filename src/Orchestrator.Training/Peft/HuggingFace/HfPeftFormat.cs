@@ -254,23 +254,26 @@ public static class HfPeftFormat
         foreach (var (name, t) in stored) tensors.Add(new(LlamaTensorPrefix + name, t)); // layers.{i}.self_attn.q_proj.lora_A.weight …
         var targets = new JsonArray();
         foreach (string module in lora.LlamaTargets) targets.Add(module);
-        return new JsonObject
-        {
-            ["r"] = lora.Rank,
-            ["lora_alpha"] = lora.Alpha,
-            ["lora_dropout"] = lora.Dropout,
-            ["target_modules"] = targets,
-            ["fan_in_fan_out"] = false,
-            ["bias"] = "none",
-            ["use_rslora"] = false,
-            ["init_lora_weights"] = true,
-            ["layers_to_transform"] = null,
-            ["layers_pattern"] = null,
-            ["rank_pattern"] = new JsonObject(),
-            ["alpha_pattern"] = new JsonObject(),
-            ["modules_to_save"] = null,
-        };
+        return LoraConfig(lora.Rank, lora.Alpha, lora.Dropout, targets, fanInFanOut: false);
     }
+
+    /// <summary>PEFT's LoraConfig fields for a plain LoRA (no bias, no rsLoRA, every layer).</summary>
+    private static JsonObject LoraConfig(int rank, double alpha, double dropout, JsonArray targets, bool fanInFanOut) => new()
+    {
+        ["r"] = rank,
+        ["lora_alpha"] = alpha,
+        ["lora_dropout"] = dropout,
+        ["target_modules"] = targets,
+        ["fan_in_fan_out"] = fanInFanOut,
+        ["bias"] = "none",
+        ["use_rslora"] = false,
+        ["init_lora_weights"] = true,
+        ["layers_to_transform"] = null,
+        ["layers_pattern"] = null,
+        ["rank_pattern"] = new JsonObject(),
+        ["alpha_pattern"] = new JsonObject(),
+        ["modules_to_save"] = null,
+    };
 
     private static JsonObject LlamaIA3Export(ModelShape config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
     {
@@ -324,22 +327,7 @@ public static class HfPeftFormat
         }
 
         bool qv = lora.Targets == LoraMethod.TargetsQv;
-        return new JsonObject
-        {
-            ["r"] = qv ? 2 * r : r,
-            ["lora_alpha"] = qv ? 2 * alpha : alpha,
-            ["lora_dropout"] = lora.Dropout,
-            ["target_modules"] = new JsonArray("c_attn"),
-            ["fan_in_fan_out"] = true,
-            ["bias"] = "none",
-            ["use_rslora"] = false,
-            ["init_lora_weights"] = true,
-            ["layers_to_transform"] = null,
-            ["layers_pattern"] = null,
-            ["rank_pattern"] = new JsonObject(),
-            ["alpha_pattern"] = new JsonObject(),
-            ["modules_to_save"] = null,
-        };
+        return LoraConfig(qv ? 2 * r : r, qv ? 2 * alpha : alpha, lora.Dropout, new JsonArray("c_attn"), fanInFanOut: true);
     }
 
     private static JsonObject IA3Export(IA3Method ia3, ModelShape config, Dictionary<string, Tensor> stored, List<KeyValuePair<string, Tensor>> tensors)
