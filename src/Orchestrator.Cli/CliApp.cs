@@ -76,7 +76,7 @@ public static class CliApp
         demo.Options.Add(maxCells);
         ui.AddTo(demo);
         demo.SetAction((pr, ct) => RunSweepAsync(pr.GetValue(demoSpec) ?? DemoSpecPath(), pr.GetValue(dataDir)!, pr.GetValue(slots), pr.GetValue(demoPack),
-            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct, ui.Read(pr)));
+            pr.GetValue(verbose), pr.GetValue(dashboardPort), pr.GetValue(maxCells), ct, ui.Read(pr), readTable: true));
 
         var run = new Command("run", "Run a sweep spec to completion in embedded mode (no external service) and print its table.");
         var runSpec = new Argument<string>("SPEC") { Description = "Sweep spec file (YAML)" };
@@ -196,7 +196,7 @@ public static class CliApp
     }
 
     private static async Task<int> RunSweepAsync(string specPath, string? dataDir, int slots, int pack, bool verbose, int? dashboardPort, long maxCells,
-        CancellationToken ct, (int? Port, string Bind, string? TokenFile) ui = default)
+        CancellationToken ct, (int? Port, string Bind, string? TokenFile) ui = default, bool readTable = false)
     {
         if (!TryPlan(specPath, maxCells, out var plan))
         {
@@ -274,7 +274,7 @@ public static class CliApp
             }
 
             var exit = await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct,
-                plan.Selection.Count > 0 ? submitted.AlreadyDone : null);
+                plan.Selection.Count > 0 ? submitted.AlreadyDone : null, readTable ? DemoReading.Context(plan.Spec) : null);
             await Commands.UiCommand.ServeUntilCancelledAsync(page, ct);
             page = null;
             return exit;
@@ -327,7 +327,7 @@ public static class CliApp
     /// <summary>Waits for the sweep with a progress display, then prints its tables (mean ± 95% CI, n/expected); exit 3 if cells failed.</summary>
     /// <param name="reused">The cells reused from before, where the queue's count would include cells this run trained (a selection's second phase).</param>
     internal static async Task<int> FinishAsync(IServiceProvider services, string name, IReadOnlyList<string> metrics, string sweepId,
-        DateTimeOffset started, CancellationToken ct, int? reused = null)
+        DateTimeOffset started, CancellationToken ct, int? reused = null, ReadingContext? reading = null)
     {
         var grains = services.GetRequiredService<IGrainFactory>();
         var store = services.GetRequiredService<IResultStore>();
@@ -338,6 +338,13 @@ public static class CliApp
         {
             var report = await ResultsCommands.BuildReportAsync(grains, sweep, present.Contains(metric) ? metric : null, PointKeys.All, null);
             report.WriteTable();
+        }
+
+        if (reading is not null && metrics.FirstOrDefault(present.Contains) is { } primary)
+        {
+            Console.WriteLine();
+            Console.WriteLine(await DemoReading.ReadAsync(grains, sweepId, primary, reading));
+            Console.WriteLine();
         }
 
         var rows = await store.GetSweepCellsAsync(sweepId, ct);
