@@ -123,7 +123,8 @@ public sealed record SelectionReport(
     {
         Chosen => $"{s.Name}: chosen {SelectionSpec.Label(s.ChosenValues!)} ({s.Finished}/{s.Expected} selection cells)",
         Blocked => $"{s.Name}: blocked: {s.Reason}",
-        _ => $"{s.Name}: {Awaiting} ({s.Finished}/{s.Expected} selection cells finished)",
+        _ => $"{s.Name}: {Awaiting} ({s.Finished}/{s.Expected} selection cells finished" +
+             (s.Finished == s.Expected ? "; the next run or submit --watch of the spec stores the choice and adds the grid)" : ")"),
     }).ToList();
 
     /// <summary>The table as text: a block per scope, the chosen candidate marked with <c>*</c>.</summary>
