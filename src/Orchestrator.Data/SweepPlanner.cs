@@ -207,6 +207,22 @@ public static class SweepPlanner
 
         var missing = new List<string>();
         if (!File.Exists(Path.Combine(path, "config.json"))) missing.Add("config.json");
+        if (LlamaFamilyType(path) is { } modelType)
+        {
+            // Llama, Mistral, Qwen2: weights whole or sharded, and a tokenizer.json (byte-level BPE) or tokenizer.model.
+            if (!File.Exists(Path.Combine(path, "model.safetensors")) && !File.Exists(Path.Combine(path, "model.safetensors.index.json")))
+                missing.Add("model.safetensors (or model.safetensors.index.json and its shards)");
+            if (!File.Exists(Path.Combine(path, "tokenizer.json")) && !File.Exists(Path.Combine(path, "tokenizer.model")))
+                missing.Add("tokenizer.json (or tokenizer.model)");
+            if (missing.Count > 0)
+            {
+                throw new SpecValidationException(source, [new SpecError("model.path",
+                    $"{path} is a {modelType} folder (config.json) but lacks {string.Join(", ", missing)}")]);
+            }
+
+            return new ModelIdentity(null, path, spec.InitSeed, ContentHash.OfDirectory(path));
+        }
+
         if (!File.Exists(Path.Combine(path, "model.safetensors"))) missing.Add("model.safetensors");
         bool bpe = File.Exists(Path.Combine(path, "vocab.json")) && File.Exists(Path.Combine(path, "merges.txt"));
         if (!bpe && !File.Exists(Path.Combine(path, "tokenizer.word-level.json"))) missing.Add("vocab.json + merges.txt (or tokenizer.word-level.json)");
@@ -217,5 +233,25 @@ public static class SweepPlanner
         }
 
         return new ModelIdentity(null, path, spec.InitSeed, ContentHash.OfDirectory(path));
+    }
+
+    /// <summary>The config's model_type when it names a Llama-family architecture (llama, mistral, qwen2), else null.</summary>
+    private static string? LlamaFamilyType(string folder)
+    {
+        string config = Path.Combine(folder, "config.json");
+        if (!File.Exists(config)) return null;
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(config));
+            return json.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                   && json.RootElement.TryGetProperty("model_type", out var type) && type.ValueKind == System.Text.Json.JsonValueKind.String
+                   && type.GetString() is "llama" or "mistral" or "qwen2"
+                ? type.GetString()
+                : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null; // the worker reports the broken config with its reason
+        }
     }
 }

@@ -22,12 +22,15 @@ public sealed class LoadedBase : IDisposable
 {
     private readonly Dictionary<string, Tensor> _weights;
 
-    internal LoadedBase(string hash, string directory, Gpt2Config config, ITextTokenizer tokenizer, Dictionary<string, Tensor> weights,
-        double loadSeconds, PretrainReport? pretraining)
+    private readonly Func<CausalLm> _newModel;
+
+    internal LoadedBase(string hash, string directory, Func<CausalLm> newModel, ModelShape shape, ITextTokenizer tokenizer,
+        Dictionary<string, Tensor> weights, double loadSeconds, PretrainReport? pretraining)
     {
         Hash = hash;
         Directory = directory;
-        Config = config;
+        _newModel = newModel;
+        Shape = shape;
         Tokenizer = tokenizer;
         _weights = weights;
         LoadSeconds = loadSeconds;
@@ -40,7 +43,8 @@ public sealed class LoadedBase : IDisposable
     /// <summary>The model folder it was loaded from.</summary>
     public string Directory { get; }
 
-    public Gpt2Config Config { get; }
+    /// <summary>Sizes and family (GPT-2 or Llama).</summary>
+    public ModelShape Shape { get; }
 
     public ITextTokenizer Tokenizer { get; }
 
@@ -57,9 +61,9 @@ public sealed class LoadedBase : IDisposable
     /// A model with the base's weights for one trial (dispose it). <paramref name="shareWeights"/>: the parameters alias the
     /// shared tensors, so the trial must never change them (frozen-base methods); otherwise they are private copies.
     /// </summary>
-    public Gpt2Model CreateModel(bool shareWeights)
+    public CausalLm CreateModel(bool shareWeights)
     {
-        var model = new Gpt2Model(Config);
+        var model = _newModel();
         try
         {
             if (shareWeights)
@@ -197,20 +201,45 @@ public sealed class BaseModelCache : IDisposable
             }
         }
 
+        LoadedBase loaded = LlamaCheckpoint.IsLlamaFolder(directory)
+            ? LoadLlama(identity.ContentHash, directory, clock)
+            : LoadGpt2(identity.ContentHash, directory, clock);
+        Log?.Invoke($"Loaded base {identity.ContentHash[..12]} ({loaded.Shape.FamilyName}, {loaded.Shape.Layers} layers × {loaded.Shape.Width}, vocabulary {loaded.Shape.VocabSize}) from {directory} in {loaded.LoadSeconds:F1} s");
+        return loaded;
+    }
+
+    private static LoadedBase LoadGpt2(string hash, string directory, Stopwatch clock)
+    {
         Gpt2Config config = Gpt2Config.FromJson(File.ReadAllText(Path.Combine(directory, ModelCheckpoint.ConfigFile), Encoding.UTF8));
         ITextTokenizer tokenizer = TokenizerFiles.Load(directory);
-        if (tokenizer.VocabSize > config.VocabSize)
-        {
-            throw new FormatException($"{directory}: the tokenizer has {tokenizer.VocabSize} ids but config.json only {config.VocabSize} embeddings.");
-        }
-
+        CheckVocabulary(directory, tokenizer, config.VocabSize);
         Dictionary<string, Tensor> weights = ModelCheckpoint.ReadWeights(Path.Combine(directory, ModelCheckpoint.WeightsFile));
         foreach (Tensor t in weights.Values) t.requires_grad = false;
-
-        var loaded = new LoadedBase(identity.ContentHash, directory, config, tokenizer, weights, clock.Elapsed.TotalSeconds,
+        return new LoadedBase(hash, directory, () => new Gpt2Model(config), config, tokenizer, weights, clock.Elapsed.TotalSeconds,
             BasePretrainer.ReadReport(directory));
-        Log?.Invoke($"Loaded base {identity.ContentHash[..12]} ({config.Layers} layers × {config.Width}, vocabulary {config.VocabSize}) from {directory} in {loaded.LoadSeconds:F1} s");
-        return loaded;
+    }
+
+    /// <summary>
+    /// A Llama-family folder: read once into a model (tensor by tensor, converted to float32), whose parameters become the
+    /// shared weights; its tokenizer (tokenizer.json or tokenizer.model) with the checkpoint's end ids. Training and decoding
+    /// use the same format as GPT-2 bases (source, separator, target, then the checkpoint's first end id), without a begin token.
+    /// </summary>
+    private static LoadedBase LoadLlama(string hash, string directory, Stopwatch clock)
+    {
+        LlamaConfig config = LlamaCheckpoint.ReadConfig(directory);
+        ITextTokenizer tokenizer = LlamaCheckpoint.LoadTokenizer(directory, config);
+        CheckVocabulary(directory, tokenizer, config.VocabSize);
+        using LlamaModel read = LlamaCheckpoint.Load(directory);
+        var weights = read.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach(), StringComparer.Ordinal);
+        return new LoadedBase(hash, directory, () => new LlamaModel(config), config, tokenizer, weights, clock.Elapsed.TotalSeconds, null);
+    }
+
+    private static void CheckVocabulary(string directory, ITextTokenizer tokenizer, int embeddings)
+    {
+        if (tokenizer.VocabSize > embeddings)
+        {
+            throw new FormatException($"{directory}: the tokenizer has {tokenizer.VocabSize} ids but config.json only {embeddings} embeddings.");
+        }
     }
 
     public void Dispose()

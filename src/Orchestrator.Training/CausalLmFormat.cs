@@ -51,10 +51,40 @@ public static class CausalLmFormat
     public const int IgnoreIndex = -100;
 
     /// <summary>The generation prompt: <c>' ' + source + ' &lt;|endoftext|&gt;'</c>.</summary>
-    public static string Prompt(string source) => " " + source + " <|endoftext|>";
+    public static string Prompt(string source) => " " + source + " " + EndLiteral;
 
     /// <summary>The continuation after the prompt: <c>' ' + target + ' &lt;|endoftext|&gt;'</c>.</summary>
-    public static string Continuation(string target) => " " + target + " <|endoftext|>";
+    public static string Continuation(string target) => " " + target + " " + EndLiteral;
+
+    /// <summary>The end token as the format writes it.</summary>
+    public const string EndLiteral = "<|endoftext|>";
+
+    /// <summary>
+    /// The ids of <paramref name="text"/> in this format. Tokenizers that read <see cref="EndLiteral"/> as their end id
+    /// (word-level, GPT-2 BPE) encode the text whole, as they always have; for the others (a Llama-family tokenizer, whose end
+    /// token has another name, e.g. &lt;/s&gt; or &lt;|end_of_text|&gt;) the text is encoded around each literal and the
+    /// tokenizer's <see cref="ITextTokenizer.EndOfText"/> id stands in its place, so the model learns to end with the
+    /// checkpoint's own end id and decoding stops there.
+    /// </summary>
+    public static IReadOnlyList<int> EncodeText(ITextTokenizer tokenizer, string text)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(text);
+        if (tokenizer.Encode(EndLiteral) is [var only] && only == tokenizer.EndOfText)
+        {
+            return tokenizer.Encode(text);
+        }
+
+        var ids = new List<int>();
+        string[] parts = text.Split(EndLiteral);
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (i > 0) ids.Add(tokenizer.EndOfText);
+            if (parts[i].Length > 0) ids.AddRange(tokenizer.Encode(parts[i]));
+        }
+
+        return ids;
+    }
 
     /// <summary>
     /// Tokenizes one pair. The prompt and the continuation are encoded separately and concatenated, which equals
@@ -67,14 +97,14 @@ public static class CausalLmFormat
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(target);
-        IReadOnlyList<int> prompt = tokenizer.Encode(Prompt(source));
+        IReadOnlyList<int> prompt = EncodeText(tokenizer, Prompt(source));
         if (prompt.Count >= maxLength)
         {
             throw new ArgumentException(
                 $"The source needs {prompt.Count} tokens with its end token, which leaves no room for the target within the model's {maxLength} positions: '{Shorten(source)}'.");
         }
 
-        IReadOnlyList<int> continuation = tokenizer.Encode(Continuation(target));
+        IReadOnlyList<int> continuation = EncodeText(tokenizer, Continuation(target));
         int length = Math.Min(maxLength, prompt.Count + continuation.Count);
         var ids = new int[length];
         var labels = new int[length];

@@ -6,6 +6,7 @@ using Orchestrator.Core.Cells;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
 using Orchestrator.Data.Manifests;
+using Orchestrator.Training.Checkpoints;
 using Orchestrator.Training.Decoding;
 using Orchestrator.Training.Models;
 using Orchestrator.Training.Packing;
@@ -181,7 +182,7 @@ public sealed class TrialRunner
             }
 
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-            if (cell.Model.Preset is { } preset && LlamaConfig.IsPreset(preset) && method is Peft.Shared.PrefixMethodBase or Peft.PromptTuning.PromptTuningMethod)
+            if (IsLlamaFamily(cell.Model) && method is Peft.Shared.PrefixMethodBase or Peft.PromptTuning.PromptTuningMethod)
             {
                 // On the Llama family, virtual-token cells trained in a pack matched their run alone in outputs, scores and
                 // dev loss but not in the last bits of the training loss; a cell must give the same bits alone and in any pack.
@@ -431,6 +432,10 @@ public sealed class TrialRunner
         var dev = manifest.DevIds.Select(data.Example).Select(e => new TrainingExample(e.Source, e.Target)).ToList();
         return new TrialData(data, manifest, train, dev, data.EvalFor(cell.Split));
     }
+
+    /// <summary>A base of the Llama family: a llama preset, or a checkpoint folder whose config names the family.</summary>
+    private static bool IsLlamaFamily(ModelIdentity model) =>
+        model.Path is { } path ? LlamaCheckpoint.IsLlamaFolder(path) : model.Preset is { } preset && LlamaConfig.IsPreset(preset);
 
     private TrialBase LoadBase(CellDefinition cell, LoadedDataset data, bool shareWeights, CancellationToken ct)
     {

@@ -205,7 +205,7 @@ public sealed class ModelCheckpoint : IDisposable
     /// parameters, converting the dtype. Every parameter must be present with its shape and no other tensor may be given.
     /// </summary>
     /// <exception cref="FormatException">Missing, unexpected or mis-shaped tensors (all listed); <paramref name="source"/> names them.</exception>
-    public static void CopyWeights(Gpt2Model model, IReadOnlyDictionary<string, Tensor> weights, string source)
+    public static void CopyWeights(CausalLm model, IReadOnlyDictionary<string, Tensor> weights, string source)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(weights);
@@ -239,7 +239,7 @@ public sealed class ModelCheckpoint : IDisposable
 
         if (problems.Count > 0)
         {
-            throw new FormatException($"{source} does not fit the model ({model.Config}): {string.Join("; ", problems)}.");
+            throw new FormatException($"{source} does not fit the model ({model.Description}): {string.Join("; ", problems)}.");
         }
     }
 
