@@ -220,6 +220,16 @@ public sealed class ResultsCommandsTests : IDisposable
         Assert.Equal(2, plot.GetPlottables().OfType<ScottPlot.Plottables.FillY>().Count());
         Assert.Equal(22.5, lines[1].Data.GetScatterPoints()[1].Y, 9);
 
+        // The caption says what line and band are and over how many cells; the legend sits beside the data, not over a band.
+        var summaries = PointAggregation.Summarize(sums, PointKeys.All, "bleu");
+        var captioned = Assert.Single(ResultsPlot.Build(summaries, "bleu", showDataset: false, sweep: "res")).Plot;
+        Assert.StartsWith("res", captioned.Axes.Title.Label.Text);
+        var counts = summaries.Select(p => p.Statistics.N).Distinct().ToList();
+        Assert.EndsWith($"over n = {(counts.Count == 1 ? counts[0].ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{counts.Min()}–{counts.Max()}")} cells per point",
+            captioned.Axes.Bottom.Label.Text);
+        Assert.Contains(captioned.Axes.GetPanels(), p => p.GetType().Name.Contains("Legend", StringComparison.Ordinal));
+        Assert.False(captioned.Legend.IsVisible); // no legend inside the data area
+
         var (badExit, _, badErr) = await CliAsync("plot", "res", "--out", Path.Combine(_dir.FullName, "fig.gif"));
         Assert.Equal(CliApp.ExitInvalidInput, badExit);
         Assert.Contains(".png or .svg", badErr);

@@ -106,7 +106,7 @@ internal static class ResultsCommands
                     throw new ArgumentException($"sweep {sweep.Name} has no metric '{chosen}'");
                 }
 
-                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1, pr.GetValue(xScale)!);
+                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1, pr.GetValue(xScale)!, sweep.Name);
                 var path = pr.GetValue(plotOut)!;
                 ResultsPlot.Save(panels, path, pr.GetValue(width), pr.GetValue(height));
                 Console.WriteLine($"wrote {path} ({panels.Count} panel(s), {chosen})");

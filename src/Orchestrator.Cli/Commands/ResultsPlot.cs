@@ -19,9 +19,13 @@ internal static class ResultsPlot
     /// <summary>The x position of a size on the chosen scale (log10 of the size on <see cref="LogScale"/>).</summary>
     public static double X(int size, string scale) => scale == LogScale ? Math.Log10(size) : size;
 
-    /// <summary>One ScottPlot <see cref="Plot"/> per (dataset, split), with one <see cref="ScottPlot.Plottables.Scatter"/> per method (legend text = method).</summary>
+    /// <summary>
+    /// One ScottPlot <see cref="Plot"/> per (dataset, split), with one <see cref="ScottPlot.Plottables.Scatter"/> per method
+    /// (legend text = method; the legend sits beside the data, never over a band). The title names the sweep (when given)
+    /// and the panel; the x label says what the line and band are and over how many cells.
+    /// </summary>
     public static IReadOnlyList<(string Title, Plot Plot)> Build(IReadOnlyList<PointSummary> points, string metric, bool showDataset,
-        string xScale = LinearScale)
+        string xScale = LinearScale, string? sweep = null)
     {
         if (xScale is not (LinearScale or LogScale))
         {
@@ -70,14 +74,33 @@ internal static class ResultsPlot
 
             var split = panel.Key.Split ?? "";
             var title = split == "default" ? panel.Key.Dataset ?? "" : showDataset ? $"{panel.Key.Dataset} / {split}" : split;
+            if (sweep is not null)
+            {
+                title = title.Length == 0 ? sweep : $"{sweep}: {title}";
+            }
+
             plot.Title(title);
-            plot.XLabel(xScale == LogScale ? "training examples (log scale)" : "training examples");
+            plot.XLabel((xScale == LogScale ? "training examples (log scale)" : "training examples") + " · " + Caption(panel));
             plot.YLabel(metric.ToUpperInvariant());
-            plot.ShowLegend(Alignment.LowerRight);
+            plot.ShowLegend(Edge.Right);
             panels.Add((title, plot));
         }
 
         return panels;
+    }
+
+    /// <summary>"mean ± 95% CI over n = 4 cells per point" (a range when the points have different counts).</summary>
+    internal static string Caption(IEnumerable<PointSummary> points)
+    {
+        var counts = points.Where(p => p.Statistics.N > 0).Select(p => p.Statistics.N).ToList();
+        if (counts.Count == 0)
+        {
+            return "no finished cells";
+        }
+
+        int low = counts.Min(), high = counts.Max();
+        string n = low == high ? low.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{low}–{high}");
+        return $"line: mean, band: 95% CI, over n = {n} cells per point";
     }
 
     /// <summary>Renders the panels to <paramref name="path"/> (.png or .svg) at exactly <paramref name="width"/> × <paramref name="height"/> pixels.</summary>
