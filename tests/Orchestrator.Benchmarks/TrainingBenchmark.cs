@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace Orchestrator.Benchmarks;
 
 /// <summary>
-/// <c>training [--shapes tiny,gpt2] [--methods finetune,prefix,lora] [--batch 8] [--seq 128] [--steps N] [--gpt2-steps N]</c>:
+/// <c>training [--shapes tiny,gpt2,smollm2-135m] [--methods finetune,prefix,lora] [--batch 8] [--seq 128] [--steps N] [--gpt2-steps N]</c>:
 /// the fp32 matmul peak of this machine, then for each shape and method the training throughput (tokens/s), the achieved
 /// FLOP/s as a fraction of that peak, and the peak resident memory. Each (shape, method) runs in a child process of this
 /// program, so its peak memory is its own (VmHWM). Methods are looked up in <see cref="PeftRegistry"/> by name; an
@@ -58,7 +58,7 @@ public static class TrainingBenchmark
                     continue;
                 }
 
-                rows.Add(RunChild(shape, method, batch, seq, shape == "gpt2" ? gpt2Steps : steps));
+                rows.Add(RunChild(shape, method, batch, seq, IsLarge(shape) ? gpt2Steps : steps));
             }
         }
 
@@ -126,10 +126,13 @@ public static class TrainingBenchmark
     private static int RunOne(string shape, string methodName, int batch, int seq, int steps)
     {
         TorchRuntime.EnsureAvailable();
-        int vocab = shape == "gpt2" ? 50257 : 1024;
-        var config = Gpt2Config.Preset(shape, vocab);
+        // GPT-2 and Llama shapes at their own vocabulary (the small presets at 1024); the ids are random below that.
+        CausalLm created = LlamaConfig.IsPreset(shape)
+            ? new LlamaModel(LlamaConfig.Preset(shape, IsLarge(shape) ? null : 1024), 0)
+            : new Gpt2Model(Gpt2Config.Preset(shape, shape == "gpt2" ? 50257 : 1024), 0);
+        using var model = created;
+        ModelShape config = model.Shape;
         var tokenizer = BpeTrainer.Train(PretrainCorpus.Generate(2000, 0), 1024);
-        using var model = new Gpt2Model(config, 0);
         using IPeftMethod method = PeftRegistry.Create(methodName, null);
         var trainable = method.Prepare(model, new PeftContext(0, tokenizer));
         long total = model.parameters().Sum(p => p.numel());
@@ -137,9 +140,10 @@ public static class TrainingBenchmark
         int virtualTokens = method.VirtualTokens();
         int t = Math.Min(seq, config.Positions - virtualTokens);
 
-        // Matrix parameters that every token goes through: the blocks' four projections and the tied output layer.
+        // Matrix parameters that every token goes through: the blocks' attention projections (q and o d×d, k and v d×kv)
+        // and MLP (GPT-2: two d×f; Llama: gate, up and down), and the output layer.
         long d = config.Width;
-        long blockMatrices = config.Layers * 12L * d * d;
+        long blockMatrices = config.Layers * (2L * d * d + 2L * d * config.KeyValueWidth + (config.IsLlama ? 3L : 2L) * d * config.InnerWidth);
         long output = (long)config.VocabSize * d;
         long p = blockMatrices + output;
         long attention = 4L * config.Layers * (t + virtualTokens) * d;
@@ -175,6 +179,9 @@ public static class TrainingBenchmark
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
     }
+
+    /// <summary>The ~100M shapes (gpt2, smollm2-135m, …) take <c>--gpt2-steps</c>; the small presets take <c>--steps</c>.</summary>
+    private static bool IsLarge(string shape) => shape is not ("tiny" or "test" or "small" or "llama-tiny");
 
     /// <summary>Best and median GFLOP/s of 2048×2048 fp32 matmuls.</summary>
     internal static (double Best, double Median) MatmulPeak()
