@@ -13,7 +13,8 @@
 #   deploy/local/cluster.sh stop --keep-data   stop everything but keep the database (results, queue state) on disk;
 #                                       a later `start [N]` restarts on it and the sweeps carry on where they stopped
 #
-# State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster).
+# State (database, logs, PIDs) lives in $ORCHESTRATOR_LOCAL_DIR (default: .orchestrator/local-cluster; as root in a checkout
+# the postgres user cannot reach, /var/tmp/orchestrator-local-cluster-HASH).
 # Security: PostgreSQL listens on 127.0.0.1 only and asks every client for a password (scram-sha-256), also on its
 # unix socket, whose folder ($STATE/pgsocket) only the PostgreSQL user may enter. Two passwords are generated:
 # the owner's (postgres: applies the schema with `db migrate`) and the runtime role's (orchestrator_runtime: rows
@@ -29,6 +30,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 STATE=${ORCHESTRATOR_LOCAL_DIR:-$ROOT/.orchestrator/local-cluster}
+# As root, PostgreSQL runs as the postgres user, which must pass through every folder above $STATE. A checkout under a
+# private folder (/root, a `mktemp -d` folder) does not let it: the state then lives under /var/tmp, in a folder named by
+# the checkout's path so that status and stop find it again. ORCHESTRATOR_LOCAL_DIR, when set, is used as given.
+if [ -z "${ORCHESTRATOR_LOCAL_DIR:-}" ] && [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 \
+   && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+  STATE=/var/tmp/orchestrator-local-cluster-$(printf %s "$ROOT" | sha256sum | cut -c1-12)
+fi
 CONFIG=${ORCHESTRATOR_CONFIGURATION:-Release}
 SILO_DLL=$ROOT/src/Orchestrator.Silo/bin/$CONFIG/net10.0/linux-x64/Orchestrator.Silo.dll
 CLI_DLL=$ROOT/src/Orchestrator.Cli/bin/$CONFIG/net10.0/linux-x64/orchestrator.dll
@@ -119,6 +127,9 @@ cmd_start() {
   mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/secrets" "$STATE/pgsocket"
   # Only the owner writes here; as root, the postgres user must still pass through $STATE to its own folders.
   chmod 0711 "$STATE"; chmod 0755 "$STATE/logs"; chmod 0700 "$STATE/secrets" "$STATE/pids" "$STATE/pgsocket"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
+    die "the postgres user cannot reach $STATE (a folder above it is private to root): set ORCHESTRATOR_LOCAL_DIR to a folder it can reach, e.g. /var/tmp/orchestrator-cluster"
+  fi
   touch "$STATE/logs/postgres.log"
   if [ "$(id -u)" = 0 ]; then
     mkdir -p "$STATE/pgdata"

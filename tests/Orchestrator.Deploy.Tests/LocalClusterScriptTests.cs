@@ -124,6 +124,42 @@ public sealed partial class LocalClusterScriptTests : IDisposable
 
     private static string Port(string connectionFile) => PortPart().Match(File.ReadAllText(connectionFile)).Groups[1].Value;
 
+    /// <summary>
+    /// A checkout under a folder only root may enter (a <c>mktemp -d</c> folder, /root): as root, PostgreSQL's own user
+    /// could not reach the default state folder, so the script keeps its state under /var/tmp, named by the checkout's
+    /// path (status and stop find it again); as another user, or with ORCHESTRATOR_LOCAL_DIR, the folder is the one asked for.
+    /// </summary>
+    [Fact]
+    public void A_checkout_under_a_private_folder_keeps_its_state_where_the_postgres_user_can_reach_it()
+    {
+        var privateRoot = Directory.CreateTempSubdirectory("orch-private-checkout-"); // 0700, as mktemp -d makes it
+        try
+        {
+            string checkout = Path.Combine(privateRoot.FullName, "p");
+            Directory.CreateDirectory(Path.Combine(checkout, "deploy", "local"));
+            string script = Path.Combine(checkout, "deploy", "local", "cluster.sh");
+            File.Copy(_script, script);
+            var env = Environment();
+            env["ORCHESTRATOR_LOCAL_DIR"] = null;
+            var status = Run("bash", [script, "status"], env, TimeSpan.FromMinutes(1));
+            Assert.True(status.Exit == 0, status.Output);
+
+            bool root = System.Environment.UserName == "root" || Run("id", ["-u"], new Dictionary<string, string?>(), TimeSpan.FromSeconds(10)).Output.Trim() == "0";
+            bool postgresUser = Run("id", ["postgres"], new Dictionary<string, string?>(), TimeSpan.FromSeconds(10)).Exit == 0;
+            string expected = root && postgresUser
+                ? "/var/tmp/orchestrator-local-cluster-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(checkout)))[..12]
+                : Path.Combine(checkout, ".orchestrator", "local-cluster");
+            Assert.Equal($"no local cluster recorded in {expected}", status.Output.Trim());
+
+            env["ORCHESTRATOR_LOCAL_DIR"] = _state;
+            Assert.Equal($"no local cluster recorded in {_state}", Run("bash", [script, "status"], env, TimeSpan.FromMinutes(1)).Output.Trim());
+        }
+        finally
+        {
+            privateRoot.Delete(recursive: true);
+        }
+    }
+
     private static (int Exit, string Output) Run(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string?> env, TimeSpan timeout)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
