@@ -40,7 +40,8 @@ public sealed record PretrainReport(
 /// sequences of <c>sequence_length</c> tokens and hold out 2% of them (at most 64) for a validation loss; build the preset
 /// with that vocabulary, initialised from <c>init_seed</c>; train <c>steps</c> updates of next-token cross-entropy on batches
 /// drawn in a seeded shuffled order (AdamW eps 1e-8, no weight decay, linear warm-up then decay, gradient clipping at 1). Each
-/// step runs in its own DisposeScope. Same recipe, same thread count ⇒ the same weights.
+/// step runs in its own DisposeScope, always on one torch thread (<see cref="Threads"/>). Same recipe ⇒ the same weights on
+/// the same CPU and torch build, whatever thread count the process uses.
 /// </para>
 /// </summary>
 public static class BasePretrainer
@@ -58,6 +59,31 @@ public static class BasePretrainer
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(outputDirectory);
         TorchRuntime.EnsureAvailable();
+
+        // Always on Threads torch threads, whatever the process uses: on CPU the thread count changes the order of float
+        // sums, so one recipe gave different bases (and every cell on them different numbers) on a 2-thread embedded run and
+        // on a 1-thread cluster worker. The process's count is restored afterwards.
+        int processThreads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(Threads);
+        try
+        {
+            return PretrainOnFixedThreads(recipe, outputDirectory, progress, cancellationToken);
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(processThreads);
+        }
+    }
+
+    /// <summary>The torch threads every pretraining runs on (a recipe's base must not depend on the machine or the mode).</summary>
+    public const int Threads = 1;
+
+    private static PretrainReport PretrainOnFixedThreads(
+        PretrainRecipe recipe,
+        string outputDirectory,
+        IProgress<TrainProgress>? progress,
+        CancellationToken cancellationToken)
+    {
 
         var clock = Stopwatch.StartNew();
         IReadOnlyList<string> documents = PretrainCorpus.Load(recipe.Corpus, recipe.CorpusPath, recipe.CorpusHash, recipe.Documents, recipe.Seed);
