@@ -54,6 +54,41 @@ public sealed class PretrainTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(File.ReadAllText(Path.Combine(dir, "merges.txt")), File.ReadAllText(Path.Combine(again, "merges.txt")));
     }
 
+    /// <summary>
+    /// The thread count changes the order of float sums on CPU, and it changed a pretrained base's bits (the demo recipe on 1
+    /// and 2 threads), so a cluster worker and an embedded run gave every cell of one key different numbers. Pretraining
+    /// runs on one thread whatever the process uses, and gives the process its count back.
+    /// </summary>
+    [Fact]
+    public void Pretraining_runs_on_one_torch_thread_whatever_the_process_uses_and_restores_its_count()
+    {
+        int before = TorchSharp.torch.get_num_threads();
+        try
+        {
+            var recipe = Recipe(_root.FullName, steps: 6, seed: 5);
+            var seen = new HashSet<int>();
+            TorchSharp.torch.set_num_threads(2);
+            BasePretrainer.Pretrain(recipe, Path.Combine(_root.FullName, "two"), new InlineProgress(_ => seen.Add(TorchSharp.torch.get_num_threads())));
+            Assert.Equal(2, TorchSharp.torch.get_num_threads());
+            Assert.Equal([BasePretrainer.Threads], seen);
+
+            TorchSharp.torch.set_num_threads(1);
+            BasePretrainer.Pretrain(recipe, Path.Combine(_root.FullName, "one"));
+            Assert.Equal(File.ReadAllBytes(Path.Combine(_root.FullName, "two", "model.safetensors")),
+                File.ReadAllBytes(Path.Combine(_root.FullName, "one", "model.safetensors")));
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(before);
+        }
+    }
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, after the step has moved on).</summary>
+    private sealed class InlineProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+
     [Fact]
     public void A_base_kept_beside_a_spec_is_copied_after_its_hash_is_checked_and_a_changed_one_is_refused()
     {
