@@ -112,9 +112,10 @@ public enum PairedBy
 
 /// <summary>
 /// A cheap fingerprint of a sweep's results: it changes whenever a result is written (a new cell, a new attempt, a
-/// success after a failure). A rescore changes metric values only; whoever rescores invalidates caches explicitly.
+/// success after a failure) and whenever its metric rows change (a rescore: <paramref name="Metrics"/> rows, summing to
+/// <paramref name="MetricSum"/>), so a cache keyed by it never shows scores a rescore replaced.
 /// </summary>
-public sealed record ResultsVersion(long Results, long AttemptSum, string LastFinishedAt);
+public sealed record ResultsVersion(long Results, long AttemptSum, string LastFinishedAt, long Metrics = 0, double MetricSum = 0);
 
 /// <summary>
 /// A trained method a cell stored in the artifact store: its content hash (<see cref="Sha256"/>, the folder's

@@ -139,7 +139,9 @@ internal sealed partial class ResultStore
         return InTransactionAsync(write: false, async (connection, tx, _, token) =>
         {
             await using var command = Command(connection, tx, """
-                SELECT count(r.cell_key), coalesce(sum(r.attempt), 0), max(r.finished_at)
+                SELECT count(r.cell_key), coalesce(sum(r.attempt), 0), max(r.finished_at),
+                       (SELECT count(*) FROM sweep_cells s2 JOIN cell_metrics m ON m.cell_key = s2.cell_key WHERE s2.sweep_id = @sweep_id),
+                       (SELECT coalesce(sum(m.value), 0) FROM sweep_cells s2 JOIN cell_metrics m ON m.cell_key = s2.cell_key WHERE s2.sweep_id = @sweep_id)
                 FROM sweep_cells sc
                 JOIN cell_results r ON r.cell_key = sc.cell_key
                 WHERE sc.sweep_id = @sweep_id
@@ -148,7 +150,8 @@ internal sealed partial class ResultStore
             await reader.ReadAsync(token).ConfigureAwait(false);
             var last = reader.IsDBNull(2) ? "" : Convert.ToString(reader.GetValue(2), CultureInfo.InvariantCulture) ?? "";
             return new ResultsVersion(Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture),
-                Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture), last);
+                Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture), last,
+                Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture), Convert.ToDouble(reader.GetValue(4), CultureInfo.InvariantCulture));
         }, ct);
     }
 

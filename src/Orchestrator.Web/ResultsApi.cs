@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Orchestrator.Abstractions;
@@ -44,12 +45,12 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
 
     /// <summary>
     /// The sweep's stored cells (without their outputs) as of the results fingerprint: read again only when a result was written,
-    /// a cell added or the sweep's status changed, so that a 100,000-cell sweep is read once, not on every request.
+    /// a score rescored, a cell added or the sweep's status changed, so that a 100,000-cell sweep is read once, not on every request.
     /// </summary>
     private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct)
     {
         var v = await VersionAsync(sweep.SweepId);
-        var version = $"{sweep.CellCount}:{sweep.Status}:{v.Results}:{v.AttemptSum}:{v.LastFinishedAt}";
+        var version = string.Create(CultureInfo.InvariantCulture, $"{sweep.CellCount}:{sweep.Status}:{v.Results}:{v.AttemptSum}:{v.LastFinishedAt}:{v.Metrics}:{v.MetricSum:R}");
         if (_stored.TryGetValue(sweep.SweepId, out var cached) && cached.Version == version)
         {
             return cached;

@@ -133,6 +133,14 @@ public abstract partial class ResultStoreContract
         Assert.Equal((1L, 1L), (v1.Results, v1.AttemptSum));
         Assert.NotEqual(v1, v2);
         Assert.Equal(v2, await Store.GetResultsVersionAsync(K("s")));
+
+        // A rescore writes no result row, only metric values: the version changes too, and again when they change back.
+        Assert.True(await Store.UpdateMetricsAsync(K("a"), 2, new Dictionary<string, double> { ["bleu"] = 7.25 }));
+        var v3 = await Store.GetResultsVersionAsync(K("s"));
+        Assert.Equal((v2.Results, v2.AttemptSum, v2.LastFinishedAt), (v3.Results, v3.AttemptSum, v3.LastFinishedAt));
+        Assert.NotEqual(v2, v3);
+        Assert.True(await Store.UpdateMetricsAsync(K("a"), 2, new Dictionary<string, double> { ["bleu"] = 2 }));
+        Assert.NotEqual(v3, await Store.GetResultsVersionAsync(K("s")));
     }
 
     [Fact]

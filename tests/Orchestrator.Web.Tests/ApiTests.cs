@@ -86,6 +86,48 @@ public sealed class ApiTests(SweepFixture sweep)
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
+    /// <summary>
+    /// A rescore changes stored scores without a new result: the page's cached cells show the new ones as soon as the
+    /// results fingerprint is read again (at most once a second per sweep).
+    /// </summary>
+    [Fact]
+    public async Task A_rescored_score_shows_on_the_next_request()
+    {
+        var (cell, result) = (await sweep.Store.GetSweepCellsAsync(sweep.Plan.SweepId)).First(c => c.Result is { Status: "succeeded" });
+        double before = result!.Metrics["bleu"];
+        async Task<double> Shown()
+        {
+            var page = await JsonAsync($"{Sweep}/cells?limit=100");
+            return page.GetProperty("cells").EnumerateArray().Single(c => c.GetProperty("key").GetString() == cell.CellKey)
+                .GetProperty("metrics").GetProperty("bleu").GetDouble();
+        }
+
+        async Task<double> ShownWithin(double expected)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            double shown;
+            while ((shown = await Shown()) != expected && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+
+            return shown;
+        }
+
+        Assert.Equal(before, await Shown()); // read (and cached) before the rescore
+        try
+        {
+            Assert.True(await sweep.Store.UpdateMetricsAsync(cell.CellKey, result.Attempt, new Dictionary<string, double>(result.Metrics) { ["bleu"] = before + 1.5 }));
+            Assert.Equal(before + 1.5, await ShownWithin(before + 1.5));
+        }
+        finally
+        {
+            await sweep.Store.UpdateMetricsAsync(cell.CellKey, result.Attempt, result.Metrics);
+        }
+
+        Assert.Equal(before, await ShownWithin(before));
+    }
+
     [Fact]
     public async Task Cells_are_paginated_and_carry_their_scores()
     {
