@@ -139,12 +139,13 @@ internal sealed partial class ResultStore
         return InTransactionAsync(write: false, async (connection, tx, _, token) =>
         {
             await using var command = Command(connection, tx, """
-                SELECT count(r.cell_key), coalesce(sum(r.attempt), 0), max(r.finished_at),
-                       (SELECT count(*) FROM sweep_cells s2 JOIN cell_metrics m ON m.cell_key = s2.cell_key WHERE s2.sweep_id = @sweep_id),
-                       (SELECT coalesce(sum(m.value), 0) FROM sweep_cells s2 JOIN cell_metrics m ON m.cell_key = s2.cell_key WHERE s2.sweep_id = @sweep_id)
-                FROM sweep_cells sc
-                JOIN cell_results r ON r.cell_key = sc.cell_key
-                WHERE sc.sweep_id = @sweep_id
+                SELECT rs.n, rs.attempts, rs.last, ms.n, ms.total
+                FROM (SELECT count(r.cell_key) AS n, coalesce(sum(r.attempt), 0) AS attempts, max(r.finished_at) AS last
+                      FROM sweep_cells sc JOIN cell_results r ON r.cell_key = sc.cell_key
+                      WHERE sc.sweep_id = @sweep_id) rs
+                CROSS JOIN (SELECT count(*) AS n, coalesce(sum(m.value), 0) AS total
+                            FROM sweep_cells sc JOIN cell_metrics m ON m.cell_key = sc.cell_key
+                            WHERE sc.sweep_id = @sweep_id) ms
                 """, ("sweep_id", sweepId));
             await using var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
             await reader.ReadAsync(token).ConfigureAwait(false);

@@ -229,7 +229,8 @@ public sealed class BaseModelCache : IDisposable
         LlamaConfig config = LlamaCheckpoint.ReadConfig(directory);
         ITextTokenizer tokenizer = LlamaCheckpoint.LoadTokenizer(directory, config);
         CheckVocabulary(directory, tokenizer, config.VocabSize);
-        using LlamaModel read = LlamaCheckpoint.Load(directory);
+        using var read = new LlamaModel(config);
+        LlamaCheckpoint.LoadWeights(read, directory);
         var weights = read.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach(), StringComparer.Ordinal);
         return new LoadedBase(hash, directory, () => new LlamaModel(config), config, tokenizer, weights, clock.Elapsed.TotalSeconds, null);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Orchestrator.Training.Tokenization;
 using static TorchSharp.torch;
 
@@ -56,6 +57,9 @@ public static class CausalLmFormat
     /// <summary>The continuation after the prompt: <c>' ' + target + ' &lt;|endoftext|&gt;'</c>.</summary>
     public static string Continuation(string target) => " " + target + " " + EndLiteral;
 
+    /// <summary>Per tokenizer, whether it encodes <see cref="EndLiteral"/> as its end id (asked once, not per example).</summary>
+    private static readonly ConditionalWeakTable<ITextTokenizer, StrongBox<bool>> ReadsEndLiteral = new();
+
     /// <summary>The end token as the format writes it.</summary>
     public const string EndLiteral = "<|endoftext|>";
 
@@ -70,7 +74,7 @@ public static class CausalLmFormat
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(text);
-        if (tokenizer.Encode(EndLiteral) is [var only] && only == tokenizer.EndOfText)
+        if (ReadsEndLiteral.GetValue(tokenizer, t => new StrongBox<bool>(t.Encode(EndLiteral) is [var only] && only == t.EndOfText)).Value)
         {
             return tokenizer.Encode(text);
         }
