@@ -47,9 +47,9 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     /// The sweep's stored cells (without their outputs) as of the results fingerprint: read again only when a result was written,
     /// a score rescored, a cell added or the sweep's status changed, so that a 100,000-cell sweep is read once, not on every request.
     /// </summary>
-    private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct)
+    private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct, bool freshVersion = false)
     {
-        var v = await VersionAsync(sweep.SweepId);
+        var v = await VersionAsync(sweep.SweepId, freshVersion);
         var version = string.Create(CultureInfo.InvariantCulture, $"{sweep.CellCount}:{sweep.Status}:{v.Results}:{v.AttemptSum}:{v.LastFinishedAt}:{v.Metrics}:{v.MetricSum:R}");
         if (_stored.TryGetValue(sweep.SweepId, out var cached) && cached.Version == version)
         {
@@ -69,7 +69,17 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     {
         var stored = await StoredAsync(sweep, ct);
         var sweepGrain = grains.GetGrain<ISweepGrain>(sweep.SweepId);
-        var key = $"{stored.Version}|{await sweepGrain.GetProgressAsync()}";
+        var progress = await sweepGrain.GetProgressAsync();
+        if (progress.Done > stored.Succeeded && _forcedAt.GetValueOrDefault(sweep.SweepId, -1) != progress.Done)
+        {
+            // A worker writes a cell's result before it completes the lease, so a queue ahead of the snapshot means the reused
+            // fingerprint (up to a second old) missed a result: read it now, once per such count, rather than show a done cell
+            // without its scores.
+            _forcedAt[sweep.SweepId] = progress.Done;
+            stored = await StoredAsync(sweep, ct, freshVersion: true);
+        }
+
+        var key = $"{stored.Version}|{progress}";
         if (_status.TryGetValue(sweep.SweepId, out var cached) && cached.Key == key && ReferenceEquals(cached.Stored, stored))
         {
             return (cached.Report, stored.Cells);
@@ -84,10 +94,10 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     /// The results fingerprint, read at most once a second per sweep however many pages and streams ask (on a 100,000-cell
     /// SQLite sweep the query takes a few hundred milliseconds); concurrent requests share one read.
     /// </summary>
-    private Task<ResultsVersion> VersionAsync(string sweepId)
+    private Task<ResultsVersion> VersionAsync(string sweepId, bool fresh = false)
     {
         var now = _time.GetUtcNow();
-        if (_versions.TryGetValue(sweepId, out var recent) && now - recent.At < VersionReuse && !recent.Read.IsFaulted && !recent.Read.IsCanceled)
+        if (!fresh && _versions.TryGetValue(sweepId, out var recent) && now - recent.At < VersionReuse && !recent.Read.IsFaulted && !recent.Read.IsCanceled)
         {
             return recent.Read;
         }
@@ -108,6 +118,9 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
 
         public IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> Cells { get; } = cells;
 
+        /// <summary>The cells with a stored success (the queue counts no more cells done than this once the snapshot is current).</summary>
+        public int Succeeded { get; } = cells.Count(c => c.Result?.Status == CellStatus.Succeeded);
+
         /// <summary>The compute table of these results (built on first request).</summary>
         public ComputeView? Compute { get; set; }
     }
@@ -116,6 +129,9 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
 
     private readonly ConcurrentDictionary<string, StoredSnapshot> _stored = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StatusSnapshot> _status = new(StringComparer.Ordinal);
+
+    /// <summary>Per sweep, the queue's done count at which the fingerprint was last read out of turn.</summary>
+    private readonly ConcurrentDictionary<string, int> _forcedAt = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Elapsed: from submission to the last finish (complete) or to now. ETA: the cells still to run times the time per cell
@@ -165,7 +181,7 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
             .Where(c => method is null || c.Method == method)
             .ToList();
         var page = chosen.Skip(offset).Take(limit).Select(c => new CellRow(c.Key, c.Stage, c.Method, c.Size, c.Subsample, c.Seed, c.Split, c.State,
-            c.Attempts, c.Worker, c.Error, Metrics(results[c.Key]))).ToList();
+            c.Attempts, c.Worker ?? results[c.Key]?.WorkerId, c.Error, Metrics(results[c.Key]))).ToList();
         return new CellsPage(chosen.Count, offset, limit, page);
     }
 
