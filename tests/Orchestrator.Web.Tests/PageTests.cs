@@ -72,6 +72,78 @@ public sealed class PageTests(SweepFixture sweep)
         Assert.Equal(0, await plain.EvaluateAsync<int>("document.querySelectorAll('#selection').length")); // a sweep without one shows none
     }
 
+    private sealed record StageNode(string Stage, int Done, int Total, string Text, double X, double Y, double Width, double Height);
+
+    private sealed record StageEdge(string From, string To, double X1, double X2);
+
+    [Fact]
+    public async Task A_staged_sweeps_page_draws_its_stage_graph_one_node_per_stage_and_one_edge_per_need()
+    {
+        var plan = await sweep.StagedPlanAsync();
+        var api = JsonDocument.Parse(await sweep.GetStringAsync($"/api/sweeps/{plan.SweepId}")).RootElement;
+        var stages = api.GetProperty("stages").EnumerateArray()
+            .Select(st => (Stage: st.GetProperty("stage").GetString()!, Needs: st.GetProperty("needs").EnumerateArray().Select(n => n.GetString()!).ToList(),
+                Total: st.GetProperty("total").GetInt32()))
+            .ToList();
+        Assert.Equal(["main", "mid", "src"], stages.Select(st => st.Stage).Order(StringComparer.Ordinal));
+
+        await using var page = await OpenAsync($"#/sweep/{plan.SweepId}", "document.querySelectorAll('#stage-graph g.stage-node').length === 3");
+        Assert.True(page.Errors.Count == 0, string.Join("\n", page.Errors));
+        var nodes = await page.EvaluateAsync<List<StageNode>>("""
+            [...document.querySelectorAll('#stage-graph g.stage-node')].map(g => {
+              const b = g.querySelector('rect').getBBox();
+              return { Stage: g.dataset.stage, Done: +g.dataset.done, Total: +g.dataset.total, Text: g.textContent, X: b.x, Y: b.y, Width: b.width, Height: b.height };
+            })
+            """);
+        var edges = await page.EvaluateAsync<List<StageEdge>>("""
+            [...document.querySelectorAll('#stage-graph path.stage-edge')].map(p => {
+              const [a, b] = [p.getPointAtLength(0), p.getPointAtLength(p.getTotalLength())];
+              return { From: p.dataset.from, To: p.dataset.to, X1: a.x, X2: b.x };
+            })
+            """);
+
+        // One node per stage with its cells, all done; one edge per stage a stage needs (mid ← src, main ← mid, main ← src).
+        Assert.Equal(stages.Select(st => (st.Stage, st.Total, st.Total)).Order(), nodes.Select(n => (n.Stage, n.Done, n.Total)).Order());
+        Assert.All(nodes, n => Assert.Contains($"{n.Total}/{n.Total} done", n.Text, StringComparison.Ordinal));
+        Assert.Equal(stages.SelectMany(st => st.Needs.Select(need => (need, st.Stage))).Order(), edges.Select(e => (e.From, e.To)).Order());
+        Assert.Equal([("mid", "main"), ("src", "main"), ("src", "mid")], edges.Select(e => (e.From, e.To)).Order());
+
+        // Drawn left to right by depth: src, then mid, then main; each edge leaves its source's right side and ends at its target's left.
+        var at = nodes.ToDictionary(n => n.Stage);
+        Assert.True(at["src"].X < at["mid"].X && at["mid"].X < at["main"].X, string.Join(", ", nodes));
+        Assert.All(edges, e =>
+        {
+            Assert.Equal(at[e.From].X + at[e.From].Width, e.X1, 1);
+            Assert.InRange(e.X2, at[e.To].X - 8, at[e.To].X);
+        });
+        Assert.All(nodes.SelectMany(a => nodes.Where(b => string.CompareOrdinal(a.Stage, b.Stage) < 0).Select(b => (a, b))), pair =>
+            Assert.False(pair.a.X < pair.b.X + pair.b.Width && pair.b.X < pair.a.X + pair.a.Width &&
+                         pair.a.Y < pair.b.Y + pair.b.Height && pair.b.Y < pair.a.Y + pair.a.Height, $"{pair.a.Stage} overlaps {pair.b.Stage}"));
+
+        // No edge runs through a node other than its two ends (an edge that skips a column goes around the one between).
+        var crossings = await page.EvaluateAsync<List<string>>("""
+            (() => {
+              const boxes = [...document.querySelectorAll('#stage-graph g.stage-node')].map(g => [g.dataset.stage, g.querySelector('rect').getBBox()]);
+              const found = [];
+              for (const p of document.querySelectorAll('#stage-graph path.stage-edge')) {
+                for (let i = 0; i <= 100; i++) {
+                  const pt = p.getPointAtLength(p.getTotalLength() * i / 100);
+                  for (const [stage, b] of boxes) {
+                    if (stage !== p.dataset.from && stage !== p.dataset.to && pt.x > b.x && pt.x < b.x + b.width && pt.y > b.y && pt.y < b.y + b.height)
+                      found.push(`${p.dataset.from} -> ${p.dataset.to} crosses ${stage}`);
+                  }
+                }
+              }
+              return [...new Set(found)];
+            })()
+            """);
+        Assert.Empty(crossings);
+
+        // A sweep without stages draws none.
+        await using var plain = await OpenAsync(SweepHash, "document.querySelector('#progress-table tbody tr')");
+        Assert.Equal(0, await plain.EvaluateAsync<int>("document.querySelectorAll('#stage-graph').length"));
+    }
+
     [Fact]
     public async Task The_results_table_shown_equals_orchestrator_results_format_json_and_the_comparison_equals_results_compare()
     {

@@ -103,6 +103,59 @@ public sealed class SweepFixture : IAsyncLifetime
         return plan;
     }
 
+    private Task<SweepPlan>? _staged;
+
+    /// <summary>
+    /// A staged sweep, run on first use: stage <c>src</c> (lora, 1 cell), stage <c>mid</c> (lora needing <c>src</c>, 1 cell), and
+    /// the main stage with lora needing <c>mid</c> and <c>src</c> and finetune needing nothing (2 cells): three stages, three edges.
+    /// </summary>
+    public Task<SweepPlan> StagedPlanAsync() => _staged ??= RunStagedAsync();
+
+    public const string StagedSpec = """
+        name: web-staged
+        stages:
+          - name: src
+            dataset: {kind: synthetic-e2e, options: {mrs: 60, seed: 5}, eval_limit: 2}
+            methods: [lora]
+            grid: {sizes: [10], subsamples: 1, seeds: [0]}
+          - name: mid
+            dataset: {kind: synthetic-e2e, options: {mrs: 60, seed: 7}, eval_limit: 2}
+            methods: [{name: lora, needs: [src]}]
+            grid: {sizes: [10], subsamples: 1, seeds: [0]}
+        dataset:
+          kind: synthetic-e2e
+          options: {mrs: 60, seed: 3}
+          eval_limit: 2
+        model:
+          preset: test
+        methods:
+          - {name: lora, needs: [mid, src]}
+          - finetune
+        grid:
+          sizes: [10]
+          subsamples: 1
+          seeds: [0]
+        training:
+          learning_rate: 3.0e-3
+          batch_size: 5
+          max_steps: 4
+          warmup_steps: 1
+          eval_every: 2
+        decoding:
+          strategy: greedy
+          max_new_tokens: 4
+          min_new_tokens: 1
+        """;
+
+    private async Task<SweepPlan> RunStagedAsync()
+    {
+        var plan = SweepPlanner.PlanText(StagedSpec, OrchestratorVocabulary.Default, Dir.FullName);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await SweepSubmitter.SubmitAsync(Grains, plan);
+        await SweepSubmitter.WaitAsync(Grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+        return plan;
+    }
+
     /// <summary>
     /// A copy of the finished sweep's database in a data directory of its own: the fixture's host holds its data directory
     /// (one embedded process per folder), so the command line reads the same rows from here.

@@ -164,6 +164,62 @@ function bar(counts, total) {
   return h('span', { class: 'bar' }, part('done'), part('running'), part('failed'), part('blocked'));
 }
 
+/**
+ * The stages as a left-to-right graph: a stage's column is the length of the longest chain of stages it needs, each node
+ * shows its cells done (and failed or blocked), each edge runs from a needed stage to the stage that needs it.
+ */
+function stageGraph(stages) {
+  const byName = new Map(stages.map(st => [st.stage, st]));
+  const depth = new Map();
+  const depthOf = (name, seen = new Set()) => {
+    if (depth.has(name)) return depth.get(name);
+    if (seen.has(name) || !byName.has(name)) return 0; // the planner refuses cycles and unknown stages; never loop here
+    seen.add(name);
+    const d = Math.max(-1, ...byName.get(name).needs.map(n => depthOf(n, seen))) + 1;
+    depth.set(name, d);
+    return d;
+  };
+  stages.forEach(st => depthOf(st.stage));
+  const columns = [];
+  stages.forEach(st => (columns[depth.get(st.stage)] ||= []).push(st));
+  const [NW, NH, GX, GY, PAD, LANE] = [170, 48, 70, 18, 10, 12];
+  const edges = stages.flatMap(st => st.needs.filter(n => depth.has(n)).map(n => ({ from: n, to: st.stage })));
+  // An edge that skips a column runs in a lane above the nodes, so that it never crosses the nodes between its ends.
+  const skips = edges.filter(e => depth.get(e.to) - depth.get(e.from) > 1);
+  const top = PAD + skips.length * LANE;
+  const at = new Map();
+  columns.forEach((column, c) => column.forEach((st, r) => at.set(st.stage, { x: PAD + c * (NW + GX), y: top + r * (NH + GY) })));
+  const W = PAD * 2 + columns.length * NW + (columns.length - 1) * GX;
+  const H = top + PAD + Math.max(...columns.map(c => c.length)) * (NH + GY) - GY;
+  const svg = h('svg', { xmlns: 'http://www.w3.org/2000/svg', width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: 'stage-graph' });
+  for (const e of edges) {
+    const [a, b] = [at.get(e.from), at.get(e.to)];
+    const [x1, y1, x2, y2] = [a.x + NW, a.y + NH / 2, b.x - 6, b.y + NH / 2];
+    const lane = skips.indexOf(e);
+    const mid = (x1 + x2) / 2;
+    const d = lane < 0 ? `M${x1},${y1}C${mid},${y1} ${mid},${y2} ${x2},${y2}`
+      : (ly => `M${x1},${y1}C${x1 + GX / 2},${y1} ${x1 + GX / 4},${ly} ${x1 + GX / 2},${ly}L${x2 - GX / 2},${ly}C${x2 - GX / 4},${ly} ${x2 - GX / 2},${y2} ${x2},${y2}`)(PAD + lane * LANE);
+    svg.append(h('path', { class: 'stage-edge', 'data-from': e.from, 'data-to': e.to, d, fill: 'none', stroke: '#6b7780', 'stroke-width': 1.5 }));
+    svg.append(h('path', { class: 'stage-arrow', d: `M${x2},${y2 - 4}L${x2 + 6},${y2}L${x2},${y2 + 4}Z`, fill: '#6b7780' }));
+  }
+  for (const st of stages) {
+    const { x, y } = at.get(st.stage);
+    const c = st.counts;
+    const [done, failed, blocked] = [c.done || 0, c.failed || 0, c.blocked || 0];
+    const share = k => (NW - 16) * k / Math.max(1, st.total);
+    const problems = [failed ? `${failed} failed` : null, blocked ? `${blocked} blocked` : null].filter(Boolean).join(', ');
+    svg.append(h('g', { class: 'stage-node', 'data-stage': st.stage, 'data-done': done, 'data-total': st.total },
+      h('title', {}, `${st.stage}: ` + Object.entries(c).map(([k, v]) => `${v} ${k === 'leased' ? 'running' : k}`).join(', ')),
+      h('rect', { x, y, width: NW, height: NH, rx: 6, fill: '#f7f9fa', stroke: failed || blocked ? '#c0392b' : '#1d2329', 'stroke-width': 1.2 }),
+      h('text', { x: x + 8, y: y + 17, 'font-weight': 'bold' }, st.stage),
+      h('text', { x: x + 8, y: y + 32, class: 'stage-count' }, `${done}/${st.total} done` + (problems ? `, ${problems}` : '')),
+      h('rect', { x: x + 8, y: y + 38, width: NW - 16, height: 4, fill: '#eef1f3' }),
+      h('rect', { x: x + 8, y: y + 38, width: share(done), height: 4, fill: '#2e8b57' }),
+      h('rect', { x: x + 8 + share(done), y: y + 38, width: share(failed + blocked), height: 4, fill: '#c0392b' })));
+  }
+  return svg;
+}
+
 async function sweepView(id) {
   const node = h('div', { id: 'sweep-view' });
   const draw = async () => {
@@ -189,7 +245,7 @@ async function sweepView(id) {
         { key: 'done', label: 'done', num: 1 }, { key: 'running', label: 'running', num: 1 }, { key: 'pending', label: 'pending', num: 1 },
         { key: 'waiting', label: 'waiting', num: 1 }, { key: 'failed', label: 'failed', num: 1 }, { key: 'blocked', label: 'blocked', num: 1 },
         { key: 'bar', label: '' }], rows),
-      p.stages.length === 0 ? null : h('div', {}, h('h2', {}, 'Stage graph'),
+      p.stages.length === 0 ? null : h('div', {}, h('h2', {}, 'Stage graph'), stageGraph(p.stages),
         h('ul', { id: 'stages' }, p.stages.map(st => h('li', {}, h('b', {}, st.stage), ` — ${st.total} cells (` +
           Object.entries(st.counts).map(([k, v]) => `${v} ${k === 'leased' ? 'running' : k}`).join(', ') + ')' +
           (st.needs.length ? ` ← needs ${st.needs.join(', ')}` : ''))))),
