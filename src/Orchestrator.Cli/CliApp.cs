@@ -34,7 +34,7 @@ public static class CliApp
             Description = "Data directory (embedded results database, artifacts, cached bases, datasets). Default: $ORCHESTRATOR_HOME, " +
                           "else the nearest .orchestrator/ at or above the working directory, else ~/.local/share/orchestrator",
         };
-        var slots = new Option<int>("--slots") { Description = "Cells trained at once in this process", DefaultValueFactory = _ => 1 };
+        var slots = new Option<int>("--slots") { Description = "Cells trained at once in this process, each on one torch thread (default: one per core)", DefaultValueFactory = _ => 0 };
         var pack = new Option<int>("--pack")
         {
             Description = "Packed training of prefix/prompt/ptuning-v2/lora/ia3 cells on one shared base: 0 = choose K by calibration, 1 = off, N = up to N cells at once",

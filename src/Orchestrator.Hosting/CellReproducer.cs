@@ -131,12 +131,16 @@ public static class CellReproducer
         if (scoring.Count == 0) scoring = metrics.ToList();
         var producible = scoring.SelectMany(MetricSuite.OutputsOf).ToHashSet(StringComparer.Ordinal);
 
-        TorchRuntime.EnsureAvailable(threads ?? TorchRuntime.ThreadsOf(stored.Device));
-        int used = TorchRuntime.Threads;
+        // On the thread count the cell was trained on (recorded with it), unless told otherwise; older results without it
+        // rerun on the process's count.
+        int used = threads ?? TorchRuntime.ThreadsOf(stored.Device) ?? TorchRuntime.Threads;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var runner = new CellRunner();
-        var outcome = await Task.Factory.StartNew(() => runner.Run(cell, scoring, "reproduce", stored.Attempt, null, ct, artifacts),
-            ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var outcome = await Task.Factory.StartNew(() =>
+        {
+            TorchRuntime.PinCurrentThread(used);
+            return runner.Run(cell, scoring, "reproduce", stored.Attempt, null, ct, artifacts);
+        }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var compared = stored.Metrics.Keys.Where(producible.Contains).Order(StringComparer.Ordinal)
             .Select(m => (m, stored.Metrics[m], outcome.Metrics.TryGetValue(m, out var v) ? v : double.NaN)).ToList();
         int n = Math.Min(stored.Outputs.Count, outcome.Outputs.Count);
@@ -188,6 +192,6 @@ public static class CellReproducer
             return $"the stored result ran on {storedThreads} thread(s), the rerun on {threads} (the order of float sums depends on it)";
         }
 
-        return $"same code and thread count: another machine, CPU or torch build? (stored on: {storedDevice}; rerun on: {TorchRuntime.Describe()})";
+        return $"same code and thread count: another machine, CPU or torch build? (stored on: {storedDevice}; rerun on: {Text(rerun, "device") ?? TorchRuntime.Describe()})";
     }
 }

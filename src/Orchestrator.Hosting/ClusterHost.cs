@@ -131,7 +131,7 @@ public static class ClusterHost
         ["orchestrator.worker_id"] = role == SiloRole.Coordinator ? "" : worker.WorkerId,
         ["orchestrator.device"] = worker.DeviceKind,
         ["orchestrator.device_count"] = worker.DeviceCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["orchestrator.slots"] = (role == SiloRole.Coordinator ? 0 : worker.Slots).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["orchestrator.slots"] = (role == SiloRole.Coordinator ? 0 : worker.EffectiveSlots(Environment.ProcessorCount)).ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["orchestrator.pack"] = worker.PackSize == 0 ? $"auto(<={worker.MaxPackSize})" : worker.PackSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["orchestrator.memory_bytes"] = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };

@@ -6,8 +6,8 @@ public sealed class EmbeddedOptions
     /// <summary>Folder for the results database and caches (default <c>.orchestrator</c> in the working directory).</summary>
     public string DataDirectory { get; set; } = ".orchestrator";
 
-    /// <summary>Cells trained at once in this process.</summary>
-    public int WorkerSlots { get; set; } = 1;
+    /// <summary>Cells trained at once in this process, each on one torch thread; 0 (the default): one per core.</summary>
+    public int WorkerSlots { get; set; }
 
     /// <summary>Packed training: 0 calibrates K per pack group, 1 trains every cell alone, N packs up to N cells (see WorkerOptions.PackSize).</summary>
     public int PackSize { get; set; }
@@ -42,9 +42,9 @@ public sealed class EmbeddedOptions
             throw new ArgumentException("DataDirectory must not be empty");
         }
 
-        if (WorkerSlots is < 1 or > 64)
+        if (WorkerSlots is < 0 or > 64)
         {
-            throw new ArgumentException($"WorkerSlots must be between 1 and 64, got {WorkerSlots}");
+            throw new ArgumentException($"WorkerSlots must be 0 (one per core) or between 1 and 64, got {WorkerSlots}");
         }
 
         if (PackSize is < 0 or > 256)

@@ -127,10 +127,10 @@ public sealed class CausalLmTrainer
         CausalLm[] models = Method.TrainedModel is { } trained && !ReferenceEquals(trained, Model) ? [Model, trained] : [Model];
         double[] checkpointRates = models.Select(m => m.Dropout).ToArray();
         foreach (var m in models) m.Dropout = options.BaseDropoutOn(m);
-        if (models.Any(m => m.Dropout > 0))
-        {
-            torch.manual_seed(options.Seed);
-        }
+        // The cell's own generator, seeded as torch.manual_seed(seed) seeds the global one (the same draws): slots training at
+        // once would otherwise share the global generator and take each other's masks.
+        using var dropoutDraws = new Generator(unchecked((ulong)options.Seed), device);
+        foreach (var m in models) m.DropoutGenerator = dropoutDraws;
 
         try
         {
@@ -243,7 +243,11 @@ public sealed class CausalLmTrainer
         finally
         {
             SetTraining(false);
-            for (int i = 0; i < models.Length; i++) models[i].Dropout = checkpointRates[i];
+            for (int i = 0; i < models.Length; i++)
+            {
+                models[i].Dropout = checkpointRates[i];
+                models[i].DropoutGenerator = null;
+            }
             if (best is not null)
             {
                 foreach (Tensor t in best) t.Dispose();

@@ -71,6 +71,22 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// Sets the torch intra-op threads of the calling thread (and the default of threads that have not run torch work yet).
+    /// libtorch keeps the count per OS thread: each thread copies the process-wide count the first time it runs parallel
+    /// work, and later changes elsewhere do not reach it. Training pins its own thread with this, so a cell's numbers depend
+    /// on the count it was given (recorded with its result), not on what other slots, pretraining or the process set.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not positive.</exception>
+    public static void PinCurrentThread(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threads);
+        EnsureAvailable();
+        // The first query makes this thread take its copy of the process-wide count; setting after it makes ours stick.
+        _ = torch.get_num_threads();
+        torch.set_num_threads(threads);
+    }
+
     /// <summary>Loads the backend if needed and describes it, e.g. "cpu, 2 threads, torch 2.10".</summary>
     public static string Describe()
     {
@@ -105,6 +121,10 @@ public static class TorchRuntime
             return torch.get_num_threads();
         }
     }
+
+    /// <summary>The thread count <see cref="ThreadsEnvironmentVariable"/> sets; null when it is not set.</summary>
+    /// <exception cref="ArgumentException">The variable is not a positive integer.</exception>
+    public static int? ThreadsFromEnvironment() => ParseThreads(Environment.GetEnvironmentVariable(ThreadsEnvironmentVariable));
 
     /// <summary>Parses the value of <see cref="ThreadsEnvironmentVariable"/>: null/blank → null (internal for tests).</summary>
     internal static int? ParseThreads(string? raw)

@@ -104,7 +104,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
 
         try
         {
-            var calibration = await WorkerParts.RunOnDedicatedThread(() => parts.Runner.CalibratePack(firstCell, parts.Options.MaxPackSize, abort));
+            var calibration = await parts.OnTrainingThread(() => parts.Runner.CalibratePack(firstCell, parts.Options.MaxPackSize, abort));
             parts.Logger.LogInformation("Pack group of {Label}: {Calibration}", first.Work.Label, calibration);
             return calibration.PackSize;
         }
@@ -119,7 +119,7 @@ internal sealed class PackRun(WorkerParts parts, ITrialQueueGrain queue, Cancell
     {
         try
         {
-            await WorkerParts.RunOnDedicatedThread(() =>
+            await parts.OnTrainingThread(() =>
             {
                 parts.Runner.RunPack(_capacity, Next, Done, abort);
                 return 0;

@@ -37,6 +37,7 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
     private readonly TaskCompletionSource _slotsDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ITrialQueueGrain? _queue;
     private int _busy;
+    private int _slots = 1;
 
     public PullWorker(
         IGrainFactory grains,
@@ -101,18 +102,19 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
             }
         }
 
+        // ProcessorCount honours the process's CPU affinity and cgroup limits: the cores this worker can really use.
+        _slots = _options.EffectiveSlots(Environment.ProcessorCount);
         if (!Simulated)
         {
-            // ProcessorCount honours the process's CPU affinity and cgroup limits: the cores this worker can really use.
-            var threads = _options.EffectiveThreads(Environment.ProcessorCount);
             if (_options.ThreadsWarning(Environment.ProcessorCount) is { } warning) Logger.LogWarning("{Warning}", warning);
-            await Task.Run(() => TorchRuntime.EnsureAvailable(threads), CancellationToken.None);
+            await Task.Run(() => TorchRuntime.EnsureAvailable(_options.EffectiveThreads()), CancellationToken.None);
         }
 
-        Logger.LogInformation("Worker {WorkerId}: {Slots} slot(s), {Device}", _options.WorkerId, _options.Slots, Device());
+        Logger.LogInformation("Worker {WorkerId}: {Slots} slot(s) × {Threads} torch thread(s), {Device}", _options.WorkerId, _slots,
+            _options.EffectiveThreads(), Device());
         // Results an earlier run on this spool computed but could not write go first (in the background: the database may still be down).
         var upload = _parts.Reporter.UploadSpooledAsync(QueueOrNull, _hardStop.Token);
-        await Task.WhenAll(Enumerable.Range(0, _options.Slots).Select(SlotLoopAsync));
+        await Task.WhenAll(Enumerable.Range(0, _slots).Select(SlotLoopAsync));
         await upload;
     }
 
@@ -192,7 +194,7 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
                 // On a worker silo the queue grain's type is known only from the cluster manifest, i.e. once a
                 // coordinator has joined; until then GetGrain throws and the slot waits.
                 queue ??= _grains.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
-                var free = _options.Slots - Volatile.Read(ref _busy);
+                var free = _slots - Volatile.Read(ref _busy);
                 var capabilities = new WorkerCapabilities(_options.WorkerId, _options.DeviceKind, _options.DeviceCount, Environment.WorkingSet, Math.Max(1, free),
                     RequestId: Guid.NewGuid().ToString("N")); // one id for every retry of this request
                 lease = await _parts.Calls.CallAsync(() => queue.LeaseAsync(capabilities), stoppingToken);
@@ -286,7 +288,7 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
             var cell = CellDefinition.FromJson(lease.Work.CellJson);
             artifacts = await _parts.Artifacts.PrepareAsync(lease.Work, RetrainSourceAsync, held.Token);
             runId = await reporter.Runs.StartAsync(lease);
-            var outcome = await WorkerParts.RunOnDedicatedThread(() =>
+            var outcome = await _parts.OnTrainingThread(() =>
                 _parts.Runner.Run(cell, lease.Work.Metrics, _options.WorkerId, lease.Attempt, held.Token, artifacts));
             if (artifacts?.SaveTo is { } staged)
             {
@@ -330,7 +332,7 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
         var run = started.RunId;
         try
         {
-            await WorkerParts.RunOnDedicatedThread(() => _parts.Runner.Run(cell, work.Metrics, _options.WorkerId, 0, ct, artifacts));
+            await _parts.OnTrainingThread(() => _parts.Runner.Run(cell, work.Metrics, _options.WorkerId, 0, ct, artifacts));
             var stored = await _parts.Artifacts.StoreAsync(work, artifacts!.SaveTo!);
             await _parts.Reporter.Runs.FinishAsync(run, TrainingRunOutcome.Succeeded);
             return stored;

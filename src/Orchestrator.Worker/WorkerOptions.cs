@@ -6,8 +6,12 @@ public sealed class WorkerOptions
     /// <summary>Stable id reported in leases and result provenance (default: host name + process id).</summary>
     public string WorkerId { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
-    /// <summary>Cells trained at once. Torch threads are split between them.</summary>
-    public int Slots { get; set; } = 1;
+    /// <summary>
+    /// Cells trained at once, each on its own thread with <see cref="EffectiveThreads"/> torch threads. 0 (the default): on a
+    /// CPU worker its share of the cores, cores / (<see cref="WorkersOnMachine"/> × threads per cell); on a GPU worker one.
+    /// Each slot holds its own copy of the model being trained: lower it when memory is short.
+    /// </summary>
+    public int Slots { get; set; }
 
     /// <summary>How long an idle slot waits before asking the queue again.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
@@ -33,33 +37,39 @@ public sealed class WorkerOptions
     public int PackSize { get; set; }
 
     /// <summary>
-    /// Intra-op threads of the worker's libtorch (all slots share them). 0 (default): the machine's cores divided by
-    /// <see cref="Slots"/> × <see cref="WorkersOnMachine"/>. Set it when several worker processes share a machine (e.g. 1 each for two workers on 2 cores):
-    /// more threads than cores make libtorch's spinning threads fight and training many times slower.
+    /// Torch intra-op threads each cell trains on. 0 (the default): <see cref="Orchestrator.Training.TorchRuntime.ThreadsEnvironmentVariable"/>
+    /// when set, else 1. On a CPU the thread count changes the order of float sums and so a cell's numbers; one thread per
+    /// cell, with the cores used by <see cref="Slots"/>, gives every mode (embedded, a cluster of any size) the same numbers
+    /// for the same cell. The count is recorded with each result, and <c>reproduce</c> reruns a cell on it.
     /// </summary>
     public int Threads { get; set; }
 
     /// <summary>
-    /// Worker processes sharing this machine's cores (1: this one alone). The default <see cref="Threads"/> is this worker's
-    /// fair share: cores / (<see cref="Slots"/> × this). <c>deploy/local/cluster.sh start N</c> gives each worker N.
+    /// Worker processes sharing this machine's cores (1: this one alone). The default <see cref="Slots"/> is this worker's
+    /// fair share of them. <c>deploy/local/cluster.sh start N</c> gives each worker N.
     /// </summary>
     public int WorkersOnMachine { get; set; } = 1;
 
-    /// <summary>The torch threads this worker uses when it sees <paramref name="cores"/> cores: <see cref="Threads"/>, or its fair share.</summary>
-    public int EffectiveThreads(int cores) => Threads > 0 ? Threads : Math.Max(1, cores / (Slots * WorkersOnMachine));
+    /// <summary>The torch threads each cell trains on: <see cref="Threads"/>, or the environment's, or 1.</summary>
+    public int EffectiveThreads() =>
+        Threads > 0 ? Threads : Orchestrator.Training.TorchRuntime.ThreadsFromEnvironment() ?? 1;
+
+    /// <summary>The cells this worker trains at once when it sees <paramref name="cores"/> cores: <see cref="Slots"/>, or its share.</summary>
+    public int EffectiveSlots(int cores) =>
+        Slots > 0 ? Slots : DeviceKind == "cpu" ? Math.Max(1, cores / (WorkersOnMachine * EffectiveThreads())) : 1;
 
     /// <summary>
-    /// A warning when the threads of the workers on this machine exceed the cores this worker can see (libtorch's threads
-    /// then fight for the cores and training slows down several times); null otherwise.
+    /// A warning when the torch threads of the workers on this machine (slots × threads per cell × workers) exceed the cores
+    /// this worker can see (libtorch's threads then fight for the cores and training slows down several times); null otherwise.
     /// </summary>
     public string? ThreadsWarning(int cores)
     {
-        int threads = EffectiveThreads(cores);
-        if (threads * WorkersOnMachine <= cores) return null;
-        string workers = WorkersOnMachine == 1 ? "this worker" : $"{WorkersOnMachine} workers × {threads}";
-        return $"worker {WorkerId}: {threads} torch thread(s) per worker ({workers}) on {cores} visible core(s): more threads than " +
-               "cores make training several times slower. Give each worker its share of the cores (--threads N, or " +
-               "--workers-on-machine N to divide them; deploy/local/cluster.sh start N does this).";
+        int slots = EffectiveSlots(cores), threads = EffectiveThreads();
+        if (slots * threads * WorkersOnMachine <= cores) return null;
+        string workers = WorkersOnMachine == 1 ? "this worker" : $"{WorkersOnMachine} workers";
+        return $"worker {WorkerId}: {slots} slot(s) × {threads} torch thread(s) per worker ({workers}) on {cores} visible core(s): more " +
+               "threads than cores make training several times slower. Give each worker its share of the cores (--slots N, " +
+               "--threads N, or --workers-on-machine N to divide them; deploy/local/cluster.sh start N does this).";
     }
 
     /// <summary>Upper bound of the calibrated pack size.</summary>
@@ -110,9 +120,9 @@ public sealed class WorkerOptions
             throw new ArgumentException("Worker:WorkerId must not be empty");
         }
 
-        if (Slots is < 1 or > 256)
+        if (Slots is < 0 or > 256)
         {
-            throw new ArgumentException($"Worker:Slots must be between 1 and 256, got {Slots}");
+            throw new ArgumentException($"Worker:Slots must be 0 (its share of the cores) or between 1 and 256, got {Slots}");
         }
 
         if (DeviceKind is not ("cpu" or "cuda"))
@@ -132,7 +142,7 @@ public sealed class WorkerOptions
 
         if (Threads is < 0 or > 1024)
         {
-            throw new ArgumentException($"Worker:Threads must be 0 (cores / slots) or a positive number of threads, got {Threads}");
+            throw new ArgumentException($"Worker:Threads must be 0 (one per cell) or a positive number of threads, got {Threads}");
         }
 
         if (WorkersOnMachine is < 1 or > 1024)

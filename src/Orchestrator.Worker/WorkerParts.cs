@@ -13,9 +13,17 @@ internal sealed record WorkerParts(
     ResultReporter Reporter,
     ILogger Logger)
 {
-    /// <summary>Runs blocking work (training) on a thread of its own, never on the Orleans scheduler or the thread pool.</summary>
-    public static Task<T> RunOnDedicatedThread<T>(Func<T> work) =>
-        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>
+    /// Runs blocking work (training) on a thread of its own, never on the Orleans scheduler or the thread pool. A real
+    /// worker's thread is pinned to the worker's threads per cell first (libtorch keeps the count per thread), so a cell
+    /// trains on the count recorded with its result whatever the other slots do.
+    /// </summary>
+    public Task<T> OnTrainingThread<T>(Func<T> work) =>
+        Task.Factory.StartNew(() =>
+        {
+            if (Options.SimulateCellSeconds is null) Orchestrator.Training.TorchRuntime.PinCurrentThread(Options.EffectiveThreads());
+            return work();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>True when <paramref name="lease"/>'s cell was leased again and a result of it is already stored (finish it without training).
     /// A failed look-up counts as not done: training again is safe, a stored success is never replaced by a failure.</summary>

@@ -175,6 +175,65 @@ public sealed class EmbeddedSweepTests : IDisposable
     }
 
     [Fact]
+    public async Task Cells_give_the_same_numbers_in_one_slot_and_in_two_slots_training_at_once()
+    {
+        // Fine-tuning with base dropout draws masks while the other slot trains; prefix-tuning's reparametrisation was the
+        // computation whose bits followed the process's thread count.
+        var spec = Spec.Replace("name: it-slice", "name: it-slots")
+            .Replace("methods: [finetune]", "methods: [{name: finetune, training: {base_dropout: 0.1}}, {name: prefix, options: {length: 2, hidden: 16}}]")
+            .Replace("subsamples: 1", "subsamples: 2");
+        var plan = SweepPlanner.PlanText(spec, OrchestratorVocabulary.Default, _dir.FullName);
+        Assert.Equal(8, plan.Cells.Count);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+
+        async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int slots)
+        {
+            using var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = dir, WorkerSlots = slots, PackSize = 1 });
+            await host.StartAsync(cts.Token);
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            await SweepSubmitter.SubmitAsync(grains, plan);
+            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
+            Assert.Equal((8, 0), (final.Done, final.Failed));
+            var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
+            await host.StopAsync(CancellationToken.None);
+            return rows;
+        }
+
+        var one = await RunAsync(Path.Combine(_dir.FullName, "one"), slots: 1);
+        // Whatever the process's own thread count, each cell trains on its worker's threads per cell (1).
+        int processThreads = Orchestrator.Training.TorchRuntime.Threads;
+        Orchestrator.Training.TorchRuntime.EnsureAvailable(2);
+        IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> two;
+        try
+        {
+            two = await RunAsync(Path.Combine(_dir.FullName, "two"), slots: 2);
+        }
+        finally
+        {
+            Orchestrator.Training.TorchRuntime.EnsureAvailable(processThreads);
+        }
+
+        static JsonElement Provenance(CellResultRecord r) => JsonDocument.Parse(r.ProvenanceJson).RootElement;
+        // The two slots really trained at once: some cell started before another had finished.
+        var spans = two.Select(c => (c.Cell.CellKey, End: c.Result!.FinishedAt,
+            Start: c.Result.FinishedAt - TimeSpan.FromSeconds(Provenance(c.Result).GetProperty("wall_seconds").GetDouble()))).ToList();
+        Assert.Contains(spans, a => spans.Any(b => b.CellKey != a.CellKey && b.Start < a.End && a.Start < b.End));
+        foreach (var (cell, result) in one)
+        {
+            var other = two.Single(c => c.Cell.CellKey == cell.CellKey).Result!;
+            Assert.Equal(result!.Outputs, other.Outputs);
+            Assert.Equal(result.Metrics, other.Metrics);
+            foreach (var field in new[] { "final_train_loss", "best_dev_loss", "best_step", "device" })
+            {
+                Assert.True(Provenance(result).GetProperty(field).GetRawText() == Provenance(other).GetProperty(field).GetRawText(),
+                    $"{cell.Method} {cell.CellKey[..12]}: {field} {Provenance(result).GetProperty(field)} vs {Provenance(other).GetProperty(field)}");
+            }
+
+            Assert.StartsWith("cpu, 1 thread,", Provenance(other).GetProperty("device").GetString());
+        }
+    }
+
+    [Fact]
     public async Task A_cell_whose_data_changed_fails_with_its_reason_after_its_attempts_and_the_sweep_completes()
     {
         var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);

@@ -3,23 +3,34 @@ using Orchestrator.Worker;
 namespace Orchestrator.IntegrationTests;
 
 /// <summary>
-/// A worker's torch threads: its share of the cores it can see (cores / (slots × workers on the machine)) unless set, and a
-/// warning when the workers' threads on the machine exceed the cores (the oversubscription that made a 2-worker local
-/// cluster several times slower than embedded mode).
+/// A worker's slots and threads: each cell trains on one torch thread unless set (so a cell's numbers do not depend on the
+/// machine or the mode), the cores are used by slots (a CPU worker's share of them unless set), and a warning when the
+/// workers' threads on the machine exceed the cores (the oversubscription that made a 2-worker local cluster several
+/// times slower than embedded mode).
 /// </summary>
 public sealed class WorkerThreadsTests
 {
     [Theory]
-    [InlineData(2, 1, 1, 0, 2)]   // one worker alone on 2 cores: both
-    [InlineData(2, 1, 2, 0, 1)]   // cluster.sh start 2 on 2 cores: one each
-    [InlineData(16, 2, 4, 0, 2)]  // 4 workers with 2 slots on 16 cores
-    [InlineData(2, 1, 4, 0, 1)]   // never fewer than one
-    [InlineData(2, 1, 2, 3, 3)]   // --threads wins
-    public void Workers_default_to_their_share_of_the_cores(int cores, int slots, int workers, int threads, int expected)
+    [InlineData(2, 0, 1, 0, 2, 1)]    // one worker alone on 2 cores: two cells at once, one thread each
+    [InlineData(2, 0, 2, 0, 1, 1)]    // cluster.sh start 2 on 2 cores: one cell each
+    [InlineData(16, 0, 4, 0, 4, 1)]   // 4 workers on 16 cores
+    [InlineData(2, 0, 4, 0, 1, 1)]    // never fewer than one slot
+    [InlineData(16, 0, 1, 4, 4, 4)]   // --threads 4: 16 cores hold 4 cells of 4 threads
+    [InlineData(2, 3, 1, 0, 3, 1)]    // --slots wins
+    public void Workers_use_their_share_of_the_cores_with_one_thread_per_cell(int cores, int slots, int workers, int threads,
+        int expectedSlots, int expectedThreads)
     {
         var options = new WorkerOptions { Slots = slots, WorkersOnMachine = workers, Threads = threads };
         options.Validate();
-        Assert.Equal(expected, options.EffectiveThreads(cores));
+        Assert.Equal(expectedSlots, options.EffectiveSlots(cores));
+        Assert.Equal(expectedThreads, options.EffectiveThreads());
+    }
+
+    [Fact]
+    public void A_gpu_worker_trains_one_cell_at_a_time_unless_told()
+    {
+        Assert.Equal(1, new WorkerOptions { DeviceKind = "cuda", DeviceCount = 1 }.EffectiveSlots(16));
+        Assert.Equal(2, new WorkerOptions { DeviceKind = "cuda", DeviceCount = 1, Slots = 2 }.EffectiveSlots(16));
     }
 
     [Fact]
@@ -30,14 +41,19 @@ public sealed class WorkerThreadsTests
 
         var own = new WorkerOptions { WorkerId = "w1", Threads = 4 }.ThreadsWarning(2);
         Assert.NotNull(own);
-        Assert.Contains("worker w1: 4 torch thread(s) per worker (this worker) on 2 visible core(s)", own, StringComparison.Ordinal);
+        Assert.Contains("worker w1: 1 slot(s) × 4 torch thread(s) per worker (this worker) on 2 visible core(s)", own, StringComparison.Ordinal);
 
-        // Three workers on two cores get one thread each, which is still one too many.
+        var slots = new WorkerOptions { WorkerId = "w2", Slots = 3 }.ThreadsWarning(2);
+        Assert.NotNull(slots);
+        Assert.Contains("3 slot(s) × 1 torch thread(s)", slots, StringComparison.Ordinal);
+
+        // Three workers on two cores get one slot of one thread each, which is still one too many.
         var crowded = new WorkerOptions { WorkerId = "w3", WorkersOnMachine = 3 }.ThreadsWarning(2);
         Assert.NotNull(crowded);
-        Assert.Contains("(3 workers × 1) on 2 visible core(s)", crowded, StringComparison.Ordinal);
-        Assert.Contains("--threads N", crowded, StringComparison.Ordinal);
+        Assert.Contains("(3 workers) on 2 visible core(s)", crowded, StringComparison.Ordinal);
+        Assert.Contains("--workers-on-machine N", crowded, StringComparison.Ordinal);
 
         Assert.Throws<ArgumentException>(() => new WorkerOptions { WorkersOnMachine = 0 }.Validate());
+        Assert.Throws<ArgumentException>(() => new WorkerOptions { Slots = -1 }.Validate());
     }
 }

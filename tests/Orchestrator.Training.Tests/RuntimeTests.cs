@@ -34,6 +34,35 @@ public sealed class RuntimeTests
     }
 
     [Fact]
+    public async Task A_pinned_thread_keeps_its_own_count_whatever_other_threads_set()
+    {
+        TorchRuntime.EnsureAvailable();
+        int before = torch.get_num_threads();
+        using var bothPinned = new Barrier(2);
+        int Pin(int n)
+        {
+            TorchRuntime.PinCurrentThread(n);
+            bothPinned.SignalAndWait(); // the other thread has pinned its own count (and set the process-wide one) since
+            using var a = torch.ones(512, 512);
+            using var b = a.matmul(a); // parallel work after the other's pin
+            return torch.get_num_threads();
+        }
+
+        try
+        {
+            var one = Task.Factory.StartNew(() => Pin(1), TaskCreationOptions.LongRunning);
+            var two = Task.Factory.StartNew(() => Pin(2), TaskCreationOptions.LongRunning);
+            Assert.Equal((1, 2), (await one, await two));
+        }
+        finally
+        {
+            TorchRuntime.PinCurrentThread(before);
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => TorchRuntime.PinCurrentThread(0));
+    }
+
+    [Fact]
     public void Backward_gives_the_analytic_gradient()
     {
         TorchRuntime.EnsureAvailable();

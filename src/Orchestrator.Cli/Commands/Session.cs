@@ -219,7 +219,7 @@ internal sealed class SessionOptions(RootCommand root, Option<string> dataDir, O
     {
         var cluster = Session.ClusterConnection(pr.GetValue(Cluster), pr.GetValue(ClusterFile));
         return Session.OpenAsync(cluster, pr.GetValue(ClusterId)!, pr.GetValue(dataDir)!, train,
-            Math.Max(1, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create, Tls(pr, cluster is not null));
+            Math.Max(0, slots), CliApp.HostLogging(pr.GetValue(verbose)), ct, create, Tls(pr, cluster is not null));
     }
 
     /// <summary>

@@ -34,6 +34,12 @@ public abstract class CausalLm : Module<Tensor, Tensor>
     /// </summary>
     public abstract double Dropout { get; set; }
 
+    /// <summary>
+    /// Where the base's dropout masks come from in training mode; null: torch's global generator. A trainer sets one seeded
+    /// from the cell, so cells training at once in one process do not take each other's draws.
+    /// </summary>
+    public abstract TorchSharp.torch.Generator? DropoutGenerator { get; set; }
+
     /// <summary>The configuration as written to provenance (the family's own config record).</summary>
     public abstract object Description { get; }
 

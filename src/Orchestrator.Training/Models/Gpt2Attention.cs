@@ -71,10 +71,7 @@ public sealed class Gpt2Attention : Module
             v = vv;
         }
 
-        double p = training ? _dropout.Rate : 0.0;
-        using var y = mask is null
-            ? functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: true)
-            : functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, p: p);
+        using var y = _dropout.Attention(q, k, v, mask, training);
         if (presents is null)
         {
             k.Dispose();
@@ -87,6 +84,6 @@ public sealed class Gpt2Attention : Module
 
         using var merged = y.transpose(1, 2).reshape(b, t, _width);
         using var projected = hooks is null ? c_proj.forward(merged) : hooks.Project(layer, Gpt2Projection.AttentionOutput, c_proj, merged, training);
-        return functional.dropout(projected, p, training);
+        return _dropout.Apply(projected, training);
     }
 }

@@ -31,6 +31,6 @@ public sealed class Gpt2Mlp : Module
         using var hidden = hooks is null ? c_fc.forward(x) : hooks.Project(layer, Gpt2Projection.MlpIn, c_fc, x, training);
         using var activated = functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh);
         using var projected = hooks is null ? c_proj.forward(activated) : hooks.Project(layer, Gpt2Projection.MlpOut, c_proj, activated, training);
-        return functional.dropout(projected, training ? _dropout.Rate : 0.0, training);
+        return _dropout.Apply(projected, training);
     }
 }

@@ -58,6 +58,13 @@ public sealed class Gpt2Model : CausalLm
         set => _dropout.Rate = value;
     }
 
+    /// <inheritdoc/>
+    public override Generator? DropoutGenerator
+    {
+        get => _dropout.Generator;
+        set => _dropout.Generator = value;
+    }
+
     public override ModelShape Shape => Config;
 
     public override object Description => Config;
@@ -123,7 +130,7 @@ public sealed class Gpt2Model : CausalLm
         }
 
         Tensor x = WithPrompt(prompt, wte.forward(inputIds)) + wpe.forward(positions);
-        x = functional.dropout(x, training ? _dropout.Rate : 0.0, training);
+        x = _dropout.Apply(x, training);
         for (int i = 0; i < Config.Layers; i++)
         {
             x = h[i].Forward(x, mask, past?[i], hooks, i, presents);

@@ -62,6 +62,13 @@ public sealed class LlamaModel : CausalLm
         set => _dropout.Rate = value;
     }
 
+    /// <inheritdoc/>
+    public override Generator? DropoutGenerator
+    {
+        get => _dropout.Generator;
+        set => _dropout.Generator = value;
+    }
+
     /// <summary>The token embedding matrix [V, C].</summary>
     public override Parameter TokenEmbeddings => embed_tokens.Weight;
 
@@ -197,10 +204,7 @@ public sealed class LlamaAttention : Module
 
         presents?.Add(new LayerKeyValue(k, v));
         Tensor keys = RepeatKeyValue(k), values = RepeatKeyValue(v);
-        double p = training ? _dropout.Rate : 0.0;
-        Tensor y = mask is null
-            ? functional.scaled_dot_product_attention(q, keys, values, p: p, is_casual: true)
-            : functional.scaled_dot_product_attention(q, keys, values, attn_mask: mask, p: p);
+        Tensor y = _dropout.Attention(q, keys, values, mask, training);
         if (hooks is not null) y = hooks.AttentionHeads(layer, this, q, y, training);
         return Project(Gpt2Projection.AttentionOutput, o_proj, y.transpose(1, 2).reshape(b, t, (long)_heads * _headDim));
     }

@@ -64,14 +64,14 @@ public static class BasePretrainer
         // sums, so one recipe gave different bases (and every cell on them different numbers) on a 2-thread embedded run and
         // on a 1-thread cluster worker. The process's count is restored afterwards.
         int processThreads = TorchSharp.torch.get_num_threads();
-        TorchSharp.torch.set_num_threads(Threads);
+        TorchRuntime.PinCurrentThread(Threads);
         try
         {
             return PretrainOnFixedThreads(recipe, outputDirectory, progress, cancellationToken);
         }
         finally
         {
-            TorchSharp.torch.set_num_threads(processThreads);
+            TorchRuntime.PinCurrentThread(processThreads);
         }
     }
 
