@@ -22,8 +22,8 @@
 # (--cluster-file, ORCHESTRATOR_CLUSTER_FILE), so no password appears in a process's arguments:
 #   $STATE/connection                   runtime role: the silos and the CLI
 #   $STATE/secrets/owner-connection     owner: `db migrate`
-# Each worker gets --workers-on-machine N, so its torch threads default to its share of the cores (cores / N).
-# Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2", or "--threads 2" to override the share).
+# Each worker gets --workers-on-machine N, so its slots (cells at once, one torch thread each) default to its share of the cores (cores / N).
+# Extra worker switches can be passed with ORCHESTRATOR_WORKER_ARGS (e.g. "--slots 2" to override the share).
 # ORCHESTRATOR_DASHBOARD_PORT=N serves the Orleans Dashboard from the coordinator on http://127.0.0.1:N/
 # (the coordinator gets --dashboard-port N, the workers --dashboard so that it shows them too).
 set -euo pipefail
@@ -196,7 +196,7 @@ SQL
   local i
   for i in $(seq 1 "$workers"); do
     # shellcheck disable=SC2086
-    # --workers-on-machine: each worker's default torch threads are its share of the cores (cores / N), not all of them.
+    # --workers-on-machine: each worker's default slots are its share of the cores (cores / N), not all of them.
     start_silo "worker-$i" worker --worker-id "local-worker-$i" --workers-on-machine "$workers" $worker_args "${tls_args[@]}" ${ORCHESTRATOR_WORKER_ARGS:-}
   done
   cat <<MSG
