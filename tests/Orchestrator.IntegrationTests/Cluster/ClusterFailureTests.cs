@@ -129,11 +129,15 @@ public sealed class ClusterFailureTests(PostgresServer postgres, ITestOutputHelp
     public async Task A_worker_started_mid_sweep_receives_work()
     {
         await using var cluster = await StartAsync("add_worker", workers: 1);
-        var plan = Plan(Spec.Replace("seeds: [0, 1]", "seeds: [0, 1, 2]"));
+        // Cells long enough (~2 s each on one thread) that worker-1 cannot finish the sweep while the late worker starts,
+        // even when the machine is loaded and a silo takes 10–20 s to join.
+        var plan = Plan(Spec.Replace("seeds: [0, 1]", "seeds: [0, 1, 2]").Replace("max_steps: 16", "max_steps: 200").Replace("eval_every: 8", "eval_every: 100"));
         await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, plan));
         await cluster.WaitForLeaseAsync(plan.SweepId, "worker-1", TimeSpan.FromSeconds(60));
 
+        var joining = DateTime.UtcNow;
         await cluster.StartSiloAsync("worker-late", "worker");
+        output.WriteLine($"worker-late joined {(DateTime.UtcNow - joining).TotalSeconds:F1} s after worker-1's first lease");
         var final = await cluster.WaitForCompletionAsync(plan.SweepId, Patience);
         await AssertExactlyOnceAsync(cluster, plan, final);
         Assert.Contains("worker-late", (await cluster.ResultRowsAsync(plan.SweepId)).Workers);

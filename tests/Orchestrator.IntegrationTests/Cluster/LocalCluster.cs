@@ -163,6 +163,9 @@ public sealed class LocalCluster : IAsyncDisposable
         if (role != "coordinator")
         {
             args.AddRange(["--worker-id", name]);
+            // One cell at a time unless a test says otherwise: the tests reason about which worker trains which cell, and a
+            // worker's default (its share of the cores) would change with the machine that runs them.
+            if (!extra.Contains("--slots")) args.AddRange(["--slots", "1"]);
         }
 
         args.AddRange(extra);
