@@ -1,19 +1,27 @@
 // Takes the README's screenshots of the results page with the tests' headless Chromium driver:
-//   dotnet run docs/img/screenshots.cs -- http://127.0.0.1:PORT SWEEP OUT_DIR
-// against a page serving a finished sweep (e.g. `orchestrator demo --ui-port PORT`).
+//   dotnet run docs/img/screenshots.cs -- http://127.0.0.1:PORT SWEEP OUT_DIR [STAGED_SWEEP]
+// against a page serving finished sweeps; docs/img/screenshots.sh trains the README's two and serves them with `orchestrator ui`.
 #:project ../../tests/Orchestrator.TestKit/Orchestrator.TestKit.csproj
 using Orchestrator.TestKit.Browser;
 
 var (url, sweep, outDir) = (args[0].TrimEnd('/'), args[1], args[2]);
+var staged = args.Length > 3 ? args[3] : null;
 await using var browser = await Chromium.StartAsync();
-var views = new (string File, string Hash, string Ready, int Width)[]
+// Heights keep each PNG small (under ~150 KB): the top of long pages (a cell lists every output).
+var views = new List<(string File, string Hash, string Ready, int Width, int MaxHeight)>
 {
-    ("web-sweep.png", $"#/sweep/{sweep}", "document.querySelector('#progress-table tbody tr')", 1100),
+    ("web-sweep.png", $"#/sweep/{sweep}", "document.querySelector('#progress-table tbody tr')", 1100, 900),
     ("web-results.png", $"#/sweep/{sweep}/results?metric=bleu&by=method,size&a=lora&b=finetune",
-        "document.querySelector('#compare-table tbody tr') && document.querySelector('#compute-table tbody tr')", 1100),
-    ("web-cell.png", $"#/sweep/{sweep}/cells?state=done", "document.querySelector('#cells-table tbody tr a')", 1100),
+        "document.querySelector('#compare-table tbody tr') && document.querySelector('#compute-table tbody tr')", 1100, 1500),
+    ("web-cell.png", $"#/sweep/{sweep}/cells?state=done", "document.querySelector('#cells-table tbody tr a')", 1100, 1150),
 };
-foreach (var (file, hash, ready, width) in views)
+if (staged is not null)
+{
+    views.Add(("web-stages.png", $"#/sweep/{staged}", "document.querySelector('#stage-graph g.stage-node')", 1100, 720));
+}
+
+var errors = 0;
+foreach (var (file, hash, ready, width, maxHeight) in views)
 {
     await using var page = await browser.NewPageAsync(width, 900);
     await page.NavigateAsync($"{url}/{hash}");
@@ -25,7 +33,9 @@ foreach (var (file, hash, ready, width) in views)
         await page.WaitForAsync("document.querySelector('#cell-view #outputs-table tbody tr') && document.querySelector('#curve svg path.train')", TimeSpan.FromMinutes(1));
     }
 
-    // The top of long pages (a cell lists every output).
-    await File.WriteAllBytesAsync(Path.Combine(outDir, file), await page.ScreenshotAsync(width, maxHeight: 1500));
+    await File.WriteAllBytesAsync(Path.Combine(outDir, file), await page.ScreenshotAsync(width, maxHeight));
     Console.WriteLine($"wrote {file}; console errors: {page.Errors.Count}");
+    errors += page.Errors.Count;
 }
+
+return errors == 0 ? 0 : 1;
