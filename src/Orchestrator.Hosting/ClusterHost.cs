@@ -55,6 +55,17 @@ public static class ClusterHost
                 o.ConnectionString = cluster.ConnectionString;
             });
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+
+            // The strongly consistent directory: when a silo crashes, the survivors rebuild the directory ranges it owned from
+            // their own activations. With the default (eventually consistent) directory, every grain whose registration lived
+            // on the crashed silo is deactivated: a worker killed by the OOM killer could restart the queue on the coordinator,
+            // which forgot every running lease (the other workers' cells were stopped and trained again) and the count of
+            // expired attempts that marks a poison cell. Orleans still marks this directory as evaluation-only (it has shipped
+            // since 9.0); tests/Orchestrator.IntegrationTests/Cluster/FaultInjectionTests.cs kills workers and checks the queue
+            // is activated once.
+#pragma warning disable ORLEANSEXP003
+            silo.AddDistributedGrainDirectory();
+#pragma warning restore ORLEANSEXP003
             if (cluster.FastFailureDetection)
             {
                 silo.Configure<ClusterMembershipOptions>(Tune);

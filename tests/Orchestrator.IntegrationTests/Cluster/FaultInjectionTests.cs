@@ -93,6 +93,19 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         return cells;
     }
 
+    /// <summary>
+    /// Only a coordinator's restart may rebuild the queue from the database; workers dying must not. A rebuild forgets every
+    /// running lease (other workers' cells are stopped and trained again) and the expired attempts that mark a poison cell.
+    /// The coordinator logs each activation of the queue; a rebuilt queue also no longer lists the cells it had finished.
+    /// </summary>
+    private static void AssertQueueNeverRebuilt(LocalCluster cluster, IReadOnlyList<CellTruth> cells)
+    {
+        var log = cluster.Silos.Single(s => s.Name == "coordinator").Log;
+        var activations = log.Split('\n').Where(l => l.Contains("Queue default activated", StringComparison.Ordinal)).ToList();
+        Assert.True(activations.Count == 1, $"the queue was activated {activations.Count} times while only workers died:\n{string.Join("\n", activations)}");
+        Assert.All(cells, c => Assert.True(c.QueueState != "missing", $"the queue was rebuilt while only workers died: {c}"));
+    }
+
     [Fact]
     public async Task A_worker_stopped_with_SIGTERM_mid_cell_releases_it_and_the_cell_succeeds_later_without_an_attempt_charged()
     {
@@ -171,7 +184,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         await using var cluster = await StartAsync("kill_after_lease", workers: 2);
         var plan = Plan("kill_after_lease", seeds: 3, steps: 20, maxAttempts: 2);
         await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, plan));
-        await cluster.WaitForLeaseAsync(plan.SweepId, "worker-1", TimeSpan.FromSeconds(60));
+        await SweepTruth.WaitForFirstLeaseAsync(cluster, plan.SweepId, TimeSpan.FromSeconds(90));
         cluster.Silos.Single(s => s.Name == "coordinator").Kill();
         await cluster.StartSiloAsync("coordinator-2", "coordinator");
 
@@ -295,6 +308,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         }
 
         var truth = await FinalTruthAsync(cluster, plan);
+        AssertQueueNeverRebuilt(cluster, truth);
         var poisoned = truth.Single(c => c.CellKey == poison);
         Assert.Equal("failed", poisoned.QueueState);
         Assert.Equal(2, poisoned.Attempts);
@@ -312,7 +326,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         await using var cluster = await StartAsync("chaos", workers: 2);
         var plan = Plan("chaos", seeds: 6, steps: 24, maxAttempts: 20);
         await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, plan));
-        await cluster.WaitForLeaseAsync(plan.SweepId, "worker-1", TimeSpan.FromSeconds(60));
+        await SweepTruth.WaitForFirstLeaseAsync(cluster, plan.SweepId, TimeSpan.FromSeconds(90));
 
         var next = 3;
         for (var round = 0; round < rounds; round++)
@@ -353,6 +367,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         }
 
         var cells = await FinalTruthAsync(cluster, plan);
+        AssertQueueNeverRebuilt(cluster, cells);
         Assert.All(cells, c => Assert.Equal("succeeded", c.Status));
     }
 }

@@ -124,6 +124,34 @@ public static class SweepTruth
     }
 
     /// <summary>
+    /// Waits until the database has counted the first attempt of one of the sweep's cells (a lease was handed out, to any
+    /// worker). Durable, unlike the queue's "leased" state: a tiny cell can be leased and finished between two looks at the queue.
+    /// </summary>
+    public static async Task WaitForFirstLeaseAsync(LocalCluster cluster, string sweepId, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            await using (var connection = new NpgsqlConnection(cluster.ConnectionString))
+            {
+                await connection.OpenAsync();
+                await using var command = new NpgsqlCommand(
+                    "SELECT count(*) FROM sweep_cells sc JOIN cell_attempts a ON a.cell_key = sc.cell_key WHERE sc.sweep_id = @sweep AND a.attempts > 0",
+                    connection);
+                command.Parameters.AddWithValue("sweep", sweepId);
+                if ((long)(await command.ExecuteScalarAsync())! > 0)
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"no cell of {sweepId} was leased within {timeout}\n{cluster.Logs()}");
+    }
+
+    /// <summary>
     /// The end-state invariants every scenario checks: the queue says what the database says for every cell (done exactly when
     /// a success is stored; failed only without one), attempts stay within each cell's limit, and a succeeded cell trained at
     /// least once with a success recorded. A queue rebuilt from the database (a new coordinator activation) holds only the cells
