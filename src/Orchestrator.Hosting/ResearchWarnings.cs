@@ -51,7 +51,7 @@ public static class ResearchWarnings
     /// <summary>
     /// A rough time for the sweep's cells that have no result yet (<paramref name="toTrain"/> of them; all when null) on
     /// <paramref name="cores"/> cores: training tokens (steps × batch × mean example length) at the preset's measured speed,
-    /// plus dev evaluation and decoding, plus pretraining the base when the spec asks for it (unless it is cached).
+    /// plus dev evaluation and decoding, plus pretraining the base (on one thread) when the spec asks for it (unless it is cached).
     /// </summary>
     public static string Estimate(SweepPlan plan, int cores, int? toTrain = null)
     {
@@ -79,7 +79,8 @@ public static class ResearchWarnings
         string pretraining = "";
         if (plan.Spec.Model.Pretrain is { } pretrain && plan.Spec.Model.Preset is { } preset)
         {
-            double pre = (double)pretrain.Steps * pretrain.BatchSize * pretrain.SequenceLength / TokensPerSecond(preset, pretrain.VocabSize, cores);
+            // Pretraining always runs on one torch thread (a recipe's base must not depend on the machine).
+            double pre = (double)pretrain.Steps * pretrain.BatchSize * pretrain.SequenceLength / TokensPerSecond(preset, pretrain.VocabSize, 1);
             pretraining = $", plus {Duration(pre)} to pretrain the base unless it is cached";
         }
 
