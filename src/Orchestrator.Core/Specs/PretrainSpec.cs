@@ -81,9 +81,11 @@ public sealed record PretrainRecipe(
 {
     /// <summary>
     /// Version of the pretraining semantics (corpus generator, BPE learner, training loop). Bump it when a code change
-    /// alters the pretrained weights, so cached bases and cells keyed on them are not reused.
+    /// alters the pretrained weights, so cached bases and cells keyed on them are not reused. 2: pretraining runs on one
+    /// torch thread (format 1 ran on the process's count, so one recipe gave different bases on machines and modes with
+    /// different thread counts).
     /// </summary>
-    public const string CurrentFormat = "orchestrator-pretrain/1";
+    public const string CurrentFormat = "orchestrator-pretrain/2";
 
     /// <summary>Prefix of <see cref="ModelIdentity.Path"/> for pretrained bases.</summary>
     public const string Scheme = "pretrain:";
