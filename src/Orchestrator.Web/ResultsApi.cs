@@ -247,9 +247,19 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     }
 
     /// <summary><c>results --selection</c>: the candidates' dev losses and the choice per method (no scopes for a sweep without <c>selection:</c>).</summary>
-    public async Task<SelectionReport> SelectionAsync(SweepRecord sweep, CancellationToken ct) =>
-        SelectionRunner.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct))
-        ?? new SelectionReport(sweep.SweepId, Core.Specs.SelectionSpec.ByDevLoss, []);
+    public async Task<SelectionReport> SelectionAsync(SweepRecord sweep, CancellationToken ct)
+    {
+        var none = new SelectionReport(sweep.SweepId, Core.Specs.SelectionSpec.ByDevLoss, []);
+        try
+        {
+            return SelectionRunner.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct)) ?? none;
+        }
+        catch (Core.Specs.SpecValidationException)
+        {
+            // A stored spec this version no longer reads: its selection cannot be recomputed, and its results page still shows the rest.
+            return none;
+        }
+    }
 
     // ---------------------------------------------------------------- one cell
 

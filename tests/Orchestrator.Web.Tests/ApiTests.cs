@@ -63,6 +63,33 @@ public sealed class ApiTests(SweepFixture sweep)
     }
 
     [Fact]
+    public async Task A_sweep_whose_stored_spec_this_version_no_longer_reads_still_serves_every_request_of_its_results_view()
+    {
+        // The fixture's cells (with their stored results) under a second sweep whose spec text is not a spec this version reads.
+        var cells = (await sweep.Store.GetSweepCellsAsync(sweep.Plan.SweepId)).Select(c => c.Cell).ToList();
+        var id = "web-oldspec-" + Guid.NewGuid().ToString("N")[..8];
+        await sweep.Store.SaveSweepAsync(new SweepRecord(id, "web-oldspec", "name: web-oldspec\nformat: from another version\n", "h", DateTimeOffset.UtcNow, cells.Count)
+        {
+            Metrics = ["bleu", "rouge"],
+        }, cells);
+
+        var selection = await JsonAsync($"/api/sweeps/{id}/selection");
+        Assert.Empty(selection.GetProperty("scopes").EnumerateArray());
+        using (var bad = await sweep.Http.GetAsync($"/api/sweeps/{id}/selection"))
+        {
+            Assert.Equal(HttpStatusCode.OK, bad.StatusCode);
+        }
+
+        // What the results view asks for besides (the progress, the plot, the table, the compute table): the same numbers as the fixture's sweep.
+        Assert.Equal(8, (await JsonAsync($"/api/sweeps/{id}")).GetProperty("sweep").GetProperty("total").GetInt32());
+        Assert.Equal((await JsonAsync($"{Sweep}/plot?metric=bleu")).GetProperty("panels").GetRawText(),
+            (await JsonAsync($"/api/sweeps/{id}/plot?metric=bleu")).GetProperty("panels").GetRawText());
+        Assert.Equal((await JsonAsync($"{Sweep}/results?metric=bleu")).GetProperty("points").GetRawText(),
+            (await JsonAsync($"/api/sweeps/{id}/results?metric=bleu")).GetProperty("points").GetRawText());
+        Assert.Equal(8, (await JsonAsync($"/api/sweeps/{id}/compute")).GetProperty("cells").GetInt32());
+    }
+
+    [Fact]
     public async Task The_sweeps_list_and_progress_count_every_cell_with_elapsed_time()
     {
         var list = (await JsonAsync("/api/sweeps")).EnumerateArray().ToList();
