@@ -47,19 +47,40 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     /// The sweep's stored cells (without their outputs) as of the results fingerprint: read again only when a result was written,
     /// a score rescored, a cell added or the sweep's status changed, so that a 100,000-cell sweep is read once, not on every request.
     /// </summary>
-    private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct, bool freshVersion = false)
+    private async Task<StoredSnapshot> StoredAsync(SweepRecord sweep, CancellationToken ct, DateTimeOffset? versionNotBefore = null)
     {
-        var v = await VersionAsync(sweep.SweepId, freshVersion);
+        var v = await VersionAsync(sweep.SweepId, versionNotBefore);
         var version = string.Create(CultureInfo.InvariantCulture, $"{sweep.CellCount}:{sweep.Status}:{v.Results}:{v.AttemptSum}:{v.LastFinishedAt}:{v.Metrics}:{v.MetricSum:R}");
         if (_stored.TryGetValue(sweep.SweepId, out var cached) && cached.Version == version)
         {
             return cached;
         }
 
-        var fresh = new StoredSnapshot(version, await store.GetSweepCellsAsync(sweep.SweepId, withOutputs: false, ct));
-        _stored[sweep.SweepId] = fresh;
+        // One read per version, shared by every request that asks for it meanwhile: a 100,000-cell sweep takes seconds to read,
+        // and while its cells finish every open page asks again after each result. Not the caller's token, as it is shared.
+        Task<StoredSnapshot> read;
+        lock (_reads)
+        {
+            if (!_reads.TryGetValue(sweep.SweepId, out var pending) || pending.Version != version || pending.Read.IsFaulted || pending.Read.IsCanceled)
+            {
+                pending = (version, ReadStoredAsync(sweep.SweepId, version));
+                _reads[sweep.SweepId] = pending;
+            }
+
+            read = pending.Read;
+        }
+
+        return await read.WaitAsync(ct);
+    }
+
+    private async Task<StoredSnapshot> ReadStoredAsync(string sweepId, string version)
+    {
+        var fresh = new StoredSnapshot(version, await store.GetSweepCellsAsync(sweepId, withOutputs: false, CancellationToken.None));
+        _stored[sweepId] = fresh;
         return fresh;
     }
+
+    private readonly Dictionary<string, (string Version, Task<StoredSnapshot> Read)> _reads = new(StringComparer.Ordinal);
 
     /// <summary>
     /// <c>status</c>'s report: rebuilt when the stored results or the queue's counts change (the queue's per-cell list is read only
@@ -70,13 +91,14 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
         var stored = await StoredAsync(sweep, ct);
         var sweepGrain = grains.GetGrain<ISweepGrain>(sweep.SweepId);
         var progress = await sweepGrain.GetProgressAsync();
-        if (progress.Done > stored.Succeeded && _forcedAt.GetValueOrDefault(sweep.SweepId, -1) != progress.Done)
+        if (progress.Done > stored.Succeeded)
         {
-            // A worker writes a cell's result before it completes the lease, so a queue ahead of the snapshot means the reused
-            // fingerprint (up to a second old) missed a result: read it now, once per such count, rather than show a done cell
-            // without its scores.
-            _forcedAt[sweep.SweepId] = progress.Done;
-            stored = await StoredAsync(sweep, ct, freshVersion: true);
+            // A worker writes a cell's result before it completes the lease, so a queue ahead of the snapshot means that the
+            // fingerprint (reused for up to a second) was read before that result: read it again, once for each count the queue is
+            // seen at, rather than show a done cell without its scores.
+            var now = _time.GetUtcNow();
+            var seen = _doneSeen.AddOrUpdate(sweep.SweepId, _ => (progress.Done, now), (_, old) => old.Done == progress.Done ? old : (progress.Done, now));
+            stored = await StoredAsync(sweep, ct, versionNotBefore: seen.At);
         }
 
         var key = $"{stored.Version}|{progress}";
@@ -94,10 +116,12 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     /// The results fingerprint, read at most once a second per sweep however many pages and streams ask (on a 100,000-cell
     /// SQLite sweep the query takes a few hundred milliseconds); concurrent requests share one read.
     /// </summary>
-    private Task<ResultsVersion> VersionAsync(string sweepId, bool fresh = false)
+    /// <param name="notBefore">When set, a read started at or after this time is reused, however old, and none started before.</param>
+    private Task<ResultsVersion> VersionAsync(string sweepId, DateTimeOffset? notBefore = null)
     {
         var now = _time.GetUtcNow();
-        if (!fresh && _versions.TryGetValue(sweepId, out var recent) && now - recent.At < VersionReuse && !recent.Read.IsFaulted && !recent.Read.IsCanceled)
+        if (_versions.TryGetValue(sweepId, out var recent) && (notBefore is { } since ? recent.At >= since : now - recent.At < VersionReuse)
+            && !recent.Read.IsFaulted && !recent.Read.IsCanceled)
         {
             return recent.Read;
         }
@@ -130,8 +154,8 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
     private readonly ConcurrentDictionary<string, StoredSnapshot> _stored = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StatusSnapshot> _status = new(StringComparer.Ordinal);
 
-    /// <summary>Per sweep, the queue's done count at which the fingerprint was last read out of turn.</summary>
-    private readonly ConcurrentDictionary<string, int> _forcedAt = new(StringComparer.Ordinal);
+    /// <summary>Per sweep, the queue's last done count ahead of the snapshot, and when it was first seen.</summary>
+    private readonly ConcurrentDictionary<string, (int Done, DateTimeOffset At)> _doneSeen = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Elapsed: from submission to the last finish (complete) or to now. ETA: the cells still to run times the time per cell
