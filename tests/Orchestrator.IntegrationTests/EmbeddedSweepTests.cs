@@ -47,6 +47,21 @@ public sealed class EmbeddedSweepTests : IDisposable
 
     private IHost NewHost() => EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = _dir.FullName, WorkerSlots = 1 });
 
+    /// <summary>Runs <paramref name="plan"/> in a fresh embedded host to the end (every cell done, none failed) and returns its stored cells.</summary>
+    private static async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunToTheEndAsync(SweepPlan plan, EmbeddedOptions options,
+        CancellationToken ct)
+    {
+        using var host = EmbeddedHost.Build(options);
+        await host.StartAsync(ct);
+        var grains = host.Services.GetRequiredService<IGrainFactory>();
+        await SweepSubmitter.SubmitAsync(grains, plan);
+        var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), ct);
+        Assert.Equal((plan.Cells.Count, 0), (final.Done, final.Failed));
+        var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, ct);
+        await host.StopAsync(CancellationToken.None);
+        return rows;
+    }
+
     [Fact]
     public async Task A_two_cell_sweep_runs_to_completion_and_resubmitting_does_no_new_work()
     {
@@ -118,18 +133,8 @@ public sealed class EmbeddedSweepTests : IDisposable
         Assert.Equal(12, plan.Cells.Count);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
 
-        async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int pack)
-        {
-            using var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = dir, WorkerSlots = 1, PackSize = pack });
-            await host.StartAsync(cts.Token);
-            var grains = host.Services.GetRequiredService<IGrainFactory>();
-            await SweepSubmitter.SubmitAsync(grains, plan);
-            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
-            Assert.Equal((12, 0), (final.Done, final.Failed));
-            var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
-            await host.StopAsync(CancellationToken.None);
-            return rows;
-        }
+        Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int pack) =>
+            RunToTheEndAsync(plan, new EmbeddedOptions { DataDirectory = dir, WorkerSlots = 1, PackSize = pack }, cts.Token);
 
         var packed = await RunAsync(Path.Combine(_dir.FullName, "packed"), pack: 4);
         var alone = await RunAsync(Path.Combine(_dir.FullName, "alone"), pack: 1);
@@ -186,18 +191,8 @@ public sealed class EmbeddedSweepTests : IDisposable
         Assert.Equal(8, plan.Cells.Count);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
 
-        async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int slots)
-        {
-            using var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = dir, WorkerSlots = slots, PackSize = 1 });
-            await host.StartAsync(cts.Token);
-            var grains = host.Services.GetRequiredService<IGrainFactory>();
-            await SweepSubmitter.SubmitAsync(grains, plan);
-            var final = await SweepSubmitter.WaitAsync(grains, plan.SweepId, null, TimeSpan.FromMilliseconds(200), cts.Token);
-            Assert.Equal((8, 0), (final.Done, final.Failed));
-            var rows = await host.Services.GetRequiredService<IResultStore>().GetSweepCellsAsync(plan.SweepId, cts.Token);
-            await host.StopAsync(CancellationToken.None);
-            return rows;
-        }
+        Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> RunAsync(string dir, int slots) =>
+            RunToTheEndAsync(plan, new EmbeddedOptions { DataDirectory = dir, WorkerSlots = slots, PackSize = 1 }, cts.Token);
 
         var one = await RunAsync(Path.Combine(_dir.FullName, "one"), slots: 1);
         // Whatever the process's own thread count, each cell trains on its worker's threads per cell (1).
