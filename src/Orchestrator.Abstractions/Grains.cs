@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace Orchestrator.Abstractions;
 
 /// <summary>One sweep (key: the sweep id). Records it, skips cells whose results exist, queues the rest.</summary>
@@ -28,6 +30,13 @@ public interface ISweepGrain : IGrainWithStringKey
 
     [Alias("cells")]
     Task<IReadOnlyList<CellState>> GetCellsAsync();
+
+    /// <summary>
+    /// With <c>selection:</c>, makes every choice whose selection cells have finished and queues the chosen candidates' grids (a
+    /// restarted queue asks each active sweep); nothing to do otherwise.
+    /// </summary>
+    [Alias("advance-selection"), OneWay]
+    Task AdvanceSelectionAsync();
 }
 
 /// <summary>

@@ -114,7 +114,21 @@ public sealed record SweepSubmission(
     /// </summary>
     [Id(10)]
     public bool RetryFailed { get; init; } = true;
+
+    /// <summary>
+    /// With <c>selection:</c>, the grid cells of each candidate of each selecting method (not in <see cref="Cells"/>): the sweep
+    /// queues a method's chosen candidate once its selection cells have finished, without the client.
+    /// </summary>
+    [Id(11)]
+    public IReadOnlyList<CandidateGrid> Candidates { get; init; } = [];
 }
+
+/// <summary>The grid cells of <see cref="Method"/> with one selection candidate (setting → canonical value) applied.</summary>
+[GenerateSerializer, Immutable, Alias("orch.candidate-grid")]
+public sealed record CandidateGrid(
+    [property: Id(0)] string Method,
+    [property: Id(1)] IReadOnlyDictionary<string, string> Candidate,
+    [property: Id(2)] IReadOnlyList<CellWork> Cells);
 
 /// <summary>What submitting did: how many cells were queued and how many were already done.</summary>
 [GenerateSerializer, Immutable, Alias("orch.submit-result")]

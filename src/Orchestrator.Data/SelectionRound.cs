@@ -6,6 +6,9 @@ using Orchestrator.Core.Specs;
 
 namespace Orchestrator.Data;
 
+/// <summary>One selection candidate's grid cells for one method (<see cref="SelectionRound.CandidateGrids"/>).</summary>
+public sealed record CandidateCells(string Method, IReadOnlyDictionary<string, string> Candidate, IReadOnlyList<CellDefinition> Cells);
+
 /// <summary>What the results database holds for one selection cell: whether it succeeded, its best step's dev loss, or why it failed.</summary>
 public sealed record SelectionCellOutcome(bool Succeeded, double BestDevLoss, string? Error);
 
@@ -126,6 +129,45 @@ public static class SelectionRound
         }
 
         return grid;
+    }
+
+    /// <summary>
+    /// Every candidate's grid, for a coordinator to queue the chosen one without the client: per selecting method and candidate
+    /// (in the spec's order), the cells <see cref="ChosenGrid"/> would add were that candidate chosen for every size (the cells a
+    /// spec with those values written by hand gives). Refused when the sweep, with every candidate's grid, exceeds
+    /// <paramref name="maxCells"/> (<c>--max-cells</c>).
+    /// </summary>
+    public static IReadOnlyList<CandidateCells> CandidateGrids(SweepPlan plan, long maxCells)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var grids = new List<CandidateCells>();
+        var selected = SelectedMethods(plan.Spec);
+        long total = FirstPhase(plan).Count;
+        foreach (var method in plan.Spec.Methods.Where(m => m.Selection is not null))
+        {
+            var selection = method.Selection!;
+            IEnumerable<int?> scopes = selection.PerSize ? plan.Spec.Grid.Sizes.Select(s => (int?)s) : [null];
+            var perCandidate = plan.Cells.Count(c => c.Stage is null && c.Method == method.Name);
+            var candidates = selection.Combinations();
+            total += (long)perCandidate * candidates.Count;
+            if (total > maxCells)
+            {
+                throw new ArgumentException(
+                    $"selection: {method.Name}'s grid for each of its {candidates.Count} candidates ({candidates.Count} × {perCandidate} cells) " +
+                    $"brings the sweep to {total:N0} cells or more, over the limit of {maxCells:N0} (--max-cells): the coordinator must " +
+                    "hold every candidate's grid to queue the chosen one; use fewer candidates or a smaller grid, or raise --max-cells");
+            }
+
+            foreach (var candidate in candidates)
+            {
+                var decisions = scopes.Select(size => new SelectionDecision(method.Name, size, 0, 0,
+                    new SelectionChoice(method.Name, size, candidate, [], []), null, [], [])).ToList();
+                var cells = ChosenGrid(plan, decisions).Where(c => c.Stage is null && c.Method == method.Name && selected.Contains(c.Method)).ToList();
+                grids.Add(new CandidateCells(method.Name, candidate, cells));
+            }
+        }
+
+        return grids;
     }
 
     /// <summary><paramref name="name"/>'s method of <paramref name="spec"/> with <paramref name="values"/> applied, and no selection left.</summary>

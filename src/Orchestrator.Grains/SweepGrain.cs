@@ -9,9 +9,23 @@ namespace Orchestrator.Grains;
 /// One sweep (key: its id). It records the sweep and its cells in the results database (the source of truth),
 /// leaves out cells that already have a successful result (resubmitting does no new work), and drives the queue
 /// for the sweep's lifecycle: extend, cancel, resume, rerun-failed.
+/// <para>
+/// With <c>selection:</c> the submission carries every candidate's grid (stored with the sweep): the grain queues the selection
+/// cells, and once a method's selection cells have all finished it makes the choice from the stored dev losses, stores it
+/// (the first choice is kept), and queues that candidate's grid. It checks while choices are due (a timer), on every submit,
+/// extend and resume, and when a restarted queue reloads the sweep, so no client has to stay attached.
+/// </para>
 /// </summary>
 public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) : Grain, ISweepGrain
 {
+    /// <summary>How often a sweep whose grid waits for a choice checks its selection cells.</summary>
+    private static readonly TimeSpan SelectionPoll = TimeSpan.FromSeconds(2);
+
+    private IGrainTimer? _selectionTimer;
+
+    /// <summary>Grid cells waiting for a choice, as of the last check (counted as waiting in the progress).</summary>
+    private int _waitingGrid;
+
     private string SweepId => this.GetPrimaryKeyString();
 
     private ITrialQueueGrain Queue => GrainFactory.GetGrain<ITrialQueueGrain>(ITrialQueueGrain.DefaultName);
@@ -22,6 +36,12 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
     {
         _ = await store.FindSweepAsync(SweepId) ?? throw new ArgumentException($"cannot extend sweep '{SweepId}': it does not exist");
         var existing = await store.GetSweepCellsAsync(SweepId);
+
+        // A grid already queued for a choice stays: it is among the candidates' cells, not the submission's own.
+        var candidateKeys = submission.Candidates.SelectMany(g => g.Cells).ToDictionary(c => c.CellKey, StringComparer.Ordinal);
+        var chosenBefore = existing.Where(c => candidateKeys.ContainsKey(c.Cell.CellKey) && !submission.Cells.Any(s => s.CellKey == c.Cell.CellKey))
+            .Select(c => candidateKeys[c.Cell.CellKey]).ToList();
+        submission = submission with { Cells = [.. submission.Cells, .. chosenBefore] };
         var kept = submission.Cells.Select(c => c.CellKey).ToHashSet(StringComparer.Ordinal);
         var dropped = existing.Where(c => !kept.Contains(c.Cell.CellKey)).ToList();
         if (dropped.Count > 0)
@@ -48,21 +68,104 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
     {
         await RequireSweepAsync();
         await store.SetSweepStatusAsync(SweepId, SweepStatus.Active);
-        return await Queue.ReloadSweepAsync(SweepId, resetFailed: false);
+        var queued = await Queue.ReloadSweepAsync(SweepId, resetFailed: false);
+        return queued + await AdvanceSelectionOnceAsync();
     }
 
     public async Task<int> RerunFailedAsync()
     {
         await RequireSweepAsync();
         await store.SetSweepStatusAsync(SweepId, SweepStatus.Active);
-        return await Queue.ReloadSweepAsync(SweepId, resetFailed: true);
+        var queued = await Queue.ReloadSweepAsync(SweepId, resetFailed: true);
+        return queued + await AdvanceSelectionOnceAsync();
     }
 
-    public Task<SweepProgress> GetProgressAsync() => Queue.GetProgressAsync(SweepId);
+    public async Task<SweepProgress> GetProgressAsync()
+    {
+        var progress = await Queue.GetProgressAsync(SweepId);
+        return _waitingGrid == 0 ? progress : progress with { Total = progress.Total + _waitingGrid, Waiting = progress.Waiting + _waitingGrid };
+    }
+
+    public async Task AdvanceSelectionAsync() => await AdvanceSelectionOnceAsync();
+
+    /// <summary>
+    /// Makes every choice that is due and queues its candidate's grid; returns how many cells were queued. Keeps the timer
+    /// running while some grid still waits for a choice.
+    /// </summary>
+    private async Task<int> AdvanceSelectionOnceAsync()
+    {
+        var candidates = await store.GetCandidateCellsAsync(SweepId);
+        if (candidates.Count == 0 || await store.FindSweepAsync(SweepId) is not { } sweep || sweep.SweepId != SweepId)
+        {
+            StopSelectionTimer();
+            return 0;
+        }
+
+        var rows = await store.GetSweepCellsAsync(SweepId);
+        var decisions = SweepSelection.Decide(sweep, rows);
+        var due = SweepSelection.Choices(SweepId, decisions, DateTimeOffset.UtcNow);
+        var stored = await store.GetSelectionsAsync(SweepId);
+        if (due.Any(d => !stored.Any(s => s.Method == d.Method && s.Size == d.Size)))
+        {
+            await store.SaveSelectionsAsync(due);
+            stored = await store.GetSelectionsAsync(SweepId);
+        }
+
+        var queued = 0;
+        var joining = SweepSelection.Joining(stored, candidates, rows.Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal));
+        if (joining.Count > 0 && sweep.Status != SweepStatus.Cancelled)
+        {
+            // The sweep's cells as stored, then the chosen grid: a failed selection cell stays failed (the choice was made without it).
+            var cells = rows.Select(r => (r.Cell.CellKey, r.Cell.CellJson)).Concat(joining.Select(c => (c.CellKey, c.CellJson)))
+                .Select(c => (c.CellKey, c.CellJson, Cell: CellDefinition.FromJson(c.CellJson))).ToList();
+            var needed = cells.SelectMany(c => c.Cell.Dependencies).ToHashSet(StringComparer.Ordinal);
+            var work = cells.Select(c => new CellWork(SweepId, c.CellKey, c.CellJson, c.Cell.Label, sweep.MaxAttempts, sweep.LeaseSeconds,
+                sweep.Metrics, sweep.RequiredDevice, c.Cell.QueuePackGroup, c.Cell.Needs,
+                Core.Specs.ExecutionSpec.KeepsArtifact(sweep.ArtifactRetention, needed.Contains(c.CellKey)))).ToList();
+            var submission = new SweepSubmission(SweepId, sweep.Name, sweep.SpecYaml, sweep.SpecHash, work, sweep.MaxAttempts, sweep.LeaseSeconds, sweep.Metrics,
+                sweep.RequiredDevice, sweep.ArtifactRetention) { RetryFailed = false };
+            var result = await SaveAndQueueAsync(submission, "grown by its selection", sweep.SubmittedAt, sweep.Status);
+            queued = result.Queued;
+        }
+
+        _waitingGrid = SweepSelection.Waiting(decisions, stored, candidates);
+        if (_waitingGrid > 0)
+        {
+            _selectionTimer ??= this.RegisterGrainTimer(_ => AdvanceSelectionOnceAsync(),
+                new GrainTimerCreationOptions(SelectionPoll, SelectionPoll) { KeepAlive = true });
+        }
+        else
+        {
+            StopSelectionTimer();
+        }
+
+        return queued;
+    }
+
+    private void StopSelectionTimer()
+    {
+        _selectionTimer?.Dispose();
+        _selectionTimer = null;
+        _waitingGrid = 0;
+    }
 
     public Task<IReadOnlyList<CellState>> GetCellsAsync() => Queue.GetCellsAsync(SweepId);
 
     private async Task<SubmitResult> SaveAndQueueAsync(SweepSubmission submission, string verb)
+    {
+        var result = await SaveAndQueueAsync(submission, verb, DateTimeOffset.UtcNow, SweepStatus.Active);
+        if (submission.Candidates.Count > 0)
+        {
+            await store.SaveCandidateCellsAsync(SweepId, submission.Candidates
+                .SelectMany(g => g.Cells.Select(c => new CandidateCell(g.Method, g.Candidate, c.CellKey, c.CellJson))).ToList());
+            var grid = await AdvanceSelectionOnceAsync();
+            result = result with { Total = result.Total + _waitingGrid, Queued = result.Queued + grid };
+        }
+
+        return result;
+    }
+
+    private async Task<SubmitResult> SaveAndQueueAsync(SweepSubmission submission, string verb, DateTimeOffset submittedAt, string status)
     {
         if (submission.SweepId != SweepId)
         {
@@ -75,9 +178,9 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         // database, and must not count this submission's cells as already queued.
         await Queue.GetProgressAsync(SweepId);
         await store.SaveSweepAsync(
-            new SweepRecord(SweepId, submission.Name, submission.SpecYaml, submission.SpecHash, DateTimeOffset.UtcNow, submission.Cells.Count)
+            new SweepRecord(SweepId, submission.Name, submission.SpecYaml, submission.SpecHash, submittedAt, submission.Cells.Count)
             {
-                Status = SweepStatus.Active,
+                Status = status,
                 MaxAttempts = submission.MaxAttempts,
                 LeaseSeconds = submission.LeaseSeconds,
                 Metrics = submission.Metrics,

@@ -50,6 +50,12 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
             pending += Load(sweep, unfinished, budgets: null);
         }
 
+        // A sweep whose grid waits for a choice carries on without its client (one-way: the sweep calls back into this queue).
+        foreach (var sweep in sweeps)
+        {
+            GrainFactory.GetGrain<ISweepGrain>(sweep.SweepId).AdvanceSelectionAsync().Ignore();
+        }
+
         logger.LogInformation("Queue {Queue} activated: {Sweeps} active sweep(s), {Pending} cell(s) pending", this.GetPrimaryKeyString(), sweeps.Count, pending);
     }
 

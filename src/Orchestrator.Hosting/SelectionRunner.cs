@@ -96,30 +96,15 @@ public static class SelectionRunner
         return spec.Methods.All(m => m.Selection is null) ? null : SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, rows), stored);
     }
 
-    private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
-    {
-        var any = rows.Select(r => CellDefinition.FromJson(r.Cell.CellJson)).FirstOrDefault(c => c.Stage == SweepSpec.SelectionStage);
-        if (any is null)
-        {
-            return [];
-        }
-
-        var plan = new SweepPlan(spec, sweep.SpecYaml, sweep.SpecHash, any.Dataset, any.Model, [])
-        {
-            Selection = CellExpander.ExpandSelection(spec, any.Dataset, any.Model),
-        };
-        return SelectionRound.Decide(plan, Outcomes(rows));
-    }
+    private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
+        Grains.SweepSelection.Decide(spec, sweep, rows);
 
     /// <summary>The stored selection cells of a sweep, by key.</summary>
     public static async Task<IReadOnlyDictionary<string, SelectionCellOutcome>> StoredAsync(IResultStore store, string sweepId, CancellationToken ct) =>
         Outcomes(await store.GetSweepCellsAsync(sweepId, ct));
 
     private static Dictionary<string, SelectionCellOutcome> Outcomes(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
-        rows.Where(r => r.Result is not null && r.Cell.Method.StartsWith(SweepSpec.SelectionStage + "/", StringComparison.Ordinal))
-            .ToDictionary(r => r.Cell.CellKey, r => r.Result!.Status == CellStatus.Succeeded
-                ? new SelectionCellOutcome(true, SelectionRound.BestDevLoss(r.Result.ProvenanceJson), null)
-                : new SelectionCellOutcome(false, double.NaN, r.Result.Error), StringComparer.Ordinal);
+        Grains.SweepSelection.Outcomes(rows);
 
     private static List<CellDefinition> Union(IEnumerable<CellDefinition> first, IEnumerable<CellDefinition> second) =>
         first.Concat(second).DistinctBy(c => c.Key, StringComparer.Ordinal).ToList();

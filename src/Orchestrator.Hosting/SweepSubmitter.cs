@@ -14,6 +14,33 @@ public static class SweepSubmitter
     public static Task<SubmitResult> ExtendAsync(IGrainFactory grains, SweepPlan plan, string sweepId, bool retryFailed = true) =>
         grains.GetGrain<ISweepGrain>(sweepId).ExtendAsync(ToSubmission(plan, sweepId) with { RetryFailed = retryFailed });
 
+    /// <summary>
+    /// Submits a sweep with <c>selection:</c> that the cluster finishes on its own: the selection cells (with the grid of the methods
+    /// that select nothing) now, and every candidate's grid for the sweep grain to queue the chosen one
+    /// (<see cref="SelectionRound.CandidateGrids"/>, refused over <paramref name="maxCells"/>). <paramref name="extend"/>: add to the
+    /// existing sweep <paramref name="sweepId"/>.
+    /// </summary>
+    public static Task<SubmitResult> SubmitSelectingAsync(IGrainFactory grains, SweepPlan plan, long maxCells, string? extend = null)
+    {
+        var sweepId = extend ?? plan.SweepId;
+        var grids = SelectionRound.CandidateGrids(plan, maxCells);
+        var submission = ToSubmission(plan with { Cells = SelectionRound.FirstPhase(plan) }, sweepId) with
+        {
+            Candidates = grids.Select(g => new CandidateGrid(g.Method, g.Candidate, Works(plan, g.Cells, sweepId))).ToList(),
+        };
+        var sweep = grains.GetGrain<ISweepGrain>(sweepId);
+        return extend is null ? sweep.SubmitAsync(submission) : sweep.ExtendAsync(submission);
+    }
+
+    private static List<CellWork> Works(SweepPlan plan, IReadOnlyList<Core.Cells.CellDefinition> cells, string sweepId)
+    {
+        var execution = plan.Spec.Execution;
+        var needed = plan.Cells.SelectMany(c => c.Dependencies).ToHashSet(StringComparer.Ordinal);
+        return cells.Select(c => new CellWork(sweepId, c.Key, c.ToCanonicalJson(), c.Label, execution.MaxAttempts, execution.LeaseSeconds,
+            plan.Spec.Metrics, execution.Device, c.QueuePackGroup, c.Needs, Core.Specs.ExecutionSpec.KeepsArtifact(execution.Artifacts, needed.Contains(c.Key))))
+            .ToList();
+    }
+
     public static SweepSubmission ToSubmission(SweepPlan plan, string sweepId)
     {
         var execution = plan.Spec.Execution;

@@ -45,7 +45,19 @@ public interface ISelectionLog
 
     /// <summary>A sweep's stored choices, by method then size.</summary>
     Task<IReadOnlyList<StoredSelection>> GetSelectionsAsync(string sweepId, CancellationToken ct = default);
+
+    /// <summary>Stores a sweep's candidate grid cells; those stored before are kept.</summary>
+    Task SaveCandidateCellsAsync(string sweepId, IReadOnlyList<CandidateCell> cells, CancellationToken ct = default);
+
+    /// <summary>A sweep's candidate grid cells (empty for a sweep whose grid the client queued itself).</summary>
+    Task<IReadOnlyList<CandidateCell>> GetCandidateCellsAsync(string sweepId, CancellationToken ct = default);
 }
+
+/// <summary>
+/// One grid cell of <see cref="Method"/> with the selection candidate <see cref="Candidate"/> (setting → canonical value) applied:
+/// it joins its sweep once that candidate is chosen.
+/// </summary>
+public sealed record CandidateCell(string Method, IReadOnlyDictionary<string, string> Candidate, string CellKey, string CellJson);
 
 /// <summary>
 /// One stored choice: the chosen values (setting → canonical value) for <see cref="Method"/> at <see cref="Size"/> (null: every

@@ -197,7 +197,25 @@ internal static class ResultSchema
         new(10, "selection choices: per sweep, method and size, the values chosen from the selection cells and their evidence",
             SqliteSql: SelectionsTable,
             PostgresSql: SelectionsTable),
+        new(11, "candidate grids: per sweep, the grid cells of each selection candidate, queued once that candidate is chosen",
+            SqliteSql: CandidateCellsTable,
+            PostgresSql: CandidateCellsTable),
     ];
+
+    /// <summary>
+    /// Migration 11: a sweep's grid cells per selection candidate (planned by the client, which has the data files), so that the
+    /// coordinator queues the chosen candidate's cells without the client; removed with its sweep.
+    /// </summary>
+    private const string CandidateCellsTable = """
+        CREATE TABLE IF NOT EXISTS sweep_candidate_cells (
+            sweep_id       TEXT NOT NULL REFERENCES sweeps (sweep_id) ON DELETE CASCADE,
+            method         TEXT NOT NULL,
+            candidate_json TEXT NOT NULL,
+            cell_key       TEXT NOT NULL,
+            cell_json      TEXT NOT NULL,
+            PRIMARY KEY (sweep_id, method, candidate_json, cell_key)
+        );
+        """;
 
     /// <summary>
     /// Migration 10: the hyper-parameter choice a sweep's grid ran with, written once when it is made (size 0: one choice for

@@ -59,4 +59,49 @@ internal sealed partial class ResultStore
             return result;
         }, ct);
     }
+
+    public Task SaveCandidateCellsAsync(string sweepId, IReadOnlyList<CandidateCell> cells, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sweepId);
+        ArgumentNullException.ThrowIfNull(cells);
+        return InTransactionAsync(write: true, async (connection, tx, _, token) =>
+        {
+            foreach (var cell in cells)
+            {
+                await ExecuteAsync(connection, tx, """
+                    INSERT INTO sweep_candidate_cells (sweep_id, method, candidate_json, cell_key, cell_json)
+                    VALUES (@sweep_id, @method, @candidate_json, @cell_key, @cell_json)
+                    ON CONFLICT (sweep_id, method, candidate_json, cell_key) DO NOTHING
+                    """, token, ("sweep_id", sweepId), ("method", cell.Method), ("candidate_json", CandidateJson(cell.Candidate)),
+                    ("cell_key", cell.CellKey), ("cell_json", cell.CellJson)).ConfigureAwait(false);
+            }
+
+            return true;
+        }, ct);
+    }
+
+    public Task<IReadOnlyList<CandidateCell>> GetCandidateCellsAsync(string sweepId, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sweepId);
+        return InTransactionAsync(write: false, async (connection, tx, _, token) =>
+        {
+            var cells = new List<CandidateCell>();
+            await using var command = Command(connection, tx,
+                "SELECT method, candidate_json, cell_key, cell_json FROM sweep_candidate_cells WHERE sweep_id = @sweep_id ORDER BY method, candidate_json, cell_key",
+                ("sweep_id", (object?)sweepId));
+            await using var reader = await command.ExecuteReaderAsync(token).ConfigureAwait(false);
+            while (await reader.ReadAsync(token).ConfigureAwait(false))
+            {
+                var candidate = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(1)) ?? [];
+                cells.Add(new CandidateCell(reader.GetString(0), new SortedDictionary<string, string>(candidate, StringComparer.Ordinal),
+                    reader.GetString(2), reader.GetString(3)));
+            }
+
+            IReadOnlyList<CandidateCell> result = cells;
+            return result;
+        }, ct);
+    }
+
+    private static string CandidateJson(IReadOnlyDictionary<string, string> candidate) =>
+        JsonSerializer.Serialize(new SortedDictionary<string, string>(candidate.ToDictionary(), StringComparer.Ordinal));
 }

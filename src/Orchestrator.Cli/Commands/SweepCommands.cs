@@ -40,9 +40,13 @@ internal static class SweepCommands
                 await using var session = await Open(pr, train: true, ct, create: true);
                 if (plan.Selection.Count > 0 && !session.Embedded && !pr.GetValue(watch))
                 {
-                    throw new ArgumentException($"{pr.GetValue(submitSpec)} has a selection: block: its grid can only be queued once the selection " +
-                        "cells have finished and the choice is made, which this command does while it stays attached; add --watch " +
-                        "(a second submit --watch of the same spec reuses every finished cell)");
+                    // The cluster makes each choice and queues its grid once the selection cells have finished: nothing waits here.
+                    var queued = await SweepSubmitter.SubmitSelectingAsync(session.Grains, plan, pr.GetValue(maxCells));
+                    Console.WriteLine(queued.SweepId);
+                    Console.Error.WriteLine($"{queued.Total} cells: {queued.AlreadyDone} already done, {queued.Queued} queued; each selecting " +
+                        "method's grid is queued by the cluster at its chosen values once its selection cells have finished " +
+                        $"(status {queued.SweepId} shows the choices)");
+                    return 0;
                 }
 
                 var result = await CliApp.SubmitAsync(session.Services, plan, ct);
@@ -63,13 +67,6 @@ internal static class SweepCommands
                     return CliApp.ExitInvalidInput;
                 }
 
-                if (plan.Selection.Count > 0)
-                {
-                    throw new ArgumentException($"{pr.GetValue(extendSpec)} has a selection: block, and extend does not run a selection (more " +
-                        "candidates or cells could change the choice under the grid already trained); submit the spec instead " +
-                        "(with --watch on a cluster): it is a new sweep, and every cell already trained is reused");
-                }
-
                 var started = DateTimeOffset.UtcNow;
                 await using var session = await Open(pr, train: true, ct);
                 var existing = await session.Store.FindSweepAsync(plan.Spec.Name, ct);
@@ -85,7 +82,10 @@ internal static class SweepCommands
                     throw new ArgumentException($"cannot extend sweep {existing.SweepId}: {incompatible}");
                 }
 
-                var result = await SweepSubmitter.ExtendAsync(session.Grains, plan, existing.SweepId);
+                // With selection: a choice already made stays (its grid grows with the spec); a method still choosing gets it when its cells finish.
+                var result = plan.Selection.Count > 0
+                    ? await SweepSubmitter.SubmitSelectingAsync(session.Grains, plan, pr.GetValue(maxCells), extend: existing.SweepId)
+                    : await SweepSubmitter.ExtendAsync(session.Grains, plan, existing.SweepId);
                 Console.WriteLine(result.SweepId);
                 Console.Error.WriteLine($"{result.Total} cells now: {result.AlreadyDone} already done, {result.Queued} queued");
                 return session.Embedded || pr.GetValue(watch)
