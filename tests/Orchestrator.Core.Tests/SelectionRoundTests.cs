@@ -94,4 +94,34 @@ public sealed class SelectionRoundTests
     [InlineData("""{"steps": 3}""", double.NaN)]
     public void The_best_dev_loss_is_read_from_the_provenance(string json, double expected) =>
         Assert.Equal(expected, SelectionRound.BestDevLoss(json));
+
+    [Fact]
+    public void Each_candidates_grid_has_the_keys_of_the_spec_with_that_value_written_by_hand()
+    {
+        var plan = Plan(Spec("methods: [finetune, {name: lora, selection: none}]", TwoRates));
+        var grids = SelectionRound.CandidateGrids(plan, SpecLimits.DefaultMaxCells);
+        Assert.Equal(["learning_rate=0.0001", "learning_rate=0.001"], grids.Select(g => SelectionSpec.Label(g.Candidate)));
+        Assert.All(grids, g => Assert.Equal("finetune", g.Method));
+        foreach (var grid in grids)
+        {
+            var byHand = Plan(Spec("methods: [finetune]", $"\ntraining: {{learning_rate: {grid.Candidate["learning_rate"]}}}\n"));
+            Assert.Equal(byHand.Cells.Select(c => c.Key), grid.Cells.Select(c => c.Key));
+        }
+
+        // What the client decides after the choice is one of these grids, cell for cell.
+        var decisions = SelectionRound.Decide(plan, Finished(plan, (lr, _) => lr == 1.0e-4 ? 1.0 : 2.0));
+        Assert.Equal(grids[0].Cells.Select(c => c.Key),
+            SelectionRound.ChosenGrid(plan, decisions).Where(c => c.Method == "finetune").Select(c => c.Key));
+    }
+
+    [Fact]
+    public void Candidate_grids_that_would_exceed_the_cell_limit_are_refused_with_the_count()
+    {
+        var plan = Plan(Spec("methods: [finetune, lora]", TwoRates));
+        var total = SelectionRound.FirstPhase(plan).Count + 2 * plan.Cells.Count;
+        Assert.Equal(4, SelectionRound.CandidateGrids(plan, total).Count);
+        var refused = Assert.Throws<ArgumentException>(() => SelectionRound.CandidateGrids(plan, total - 1));
+        Assert.Contains("2 candidates (2 × 8 cells)", refused.Message, StringComparison.Ordinal);
+        Assert.Contains($"over the limit of {total - 1:N0} (--max-cells)", refused.Message, StringComparison.Ordinal);
+    }
 }

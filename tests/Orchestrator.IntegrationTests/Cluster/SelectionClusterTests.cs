@@ -102,7 +102,9 @@ public sealed class SelectionClusterTests(PostgresServer postgres, ITestOutputHe
             await Task.Delay(100);
         }
 
+        var early = (await cluster.Store.GetSweepCellsAsync(sweep.SweepId)).Any(r => r.Cell.Method == "lora");
         cluster.Silos.Single(s => s.Name == "coordinator").Kill();
+        output.WriteLine(early ? "the coordinator was killed after it had queued the grid" : "the coordinator was killed before it queued the grid");
         await cluster.StartSiloAsync("coordinator-2", "coordinator");
 
         var rows = await cluster.Store.GetSweepCellsAsync(sweep.SweepId);
