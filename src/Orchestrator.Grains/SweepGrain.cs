@@ -60,6 +60,7 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
     {
         await RequireSweepAsync();
         await store.SetSweepStatusAsync(SweepId, SweepStatus.Cancelled);
+        StopSelectionTimer();
         await Queue.CancelSweepAsync(SweepId);
         logger.LogInformation("Sweep {SweepId} cancelled", SweepId);
     }
@@ -97,7 +98,14 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         var candidates = await store.GetCandidateCellsAsync(SweepId);
         if (candidates.Count == 0 || await store.FindSweepAsync(SweepId) is not { } sweep || sweep.SweepId != SweepId)
         {
+            _waitingGrid = 0;
             StopSelectionTimer();
+            return 0;
+        }
+
+        if (sweep.Status == SweepStatus.Cancelled)
+        {
+            StopSelectionTimer(); // resume checks again
             return 0;
         }
 
@@ -113,7 +121,7 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
 
         var queued = 0;
         var joining = SweepSelection.Joining(stored, candidates, rows.Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal));
-        if (joining.Count > 0 && sweep.Status != SweepStatus.Cancelled)
+        if (joining.Count > 0)
         {
             // The sweep's cells as stored, then the chosen grid: a failed selection cell stays failed (the choice was made without it).
             var cells = rows.Select(r => (r.Cell.CellKey, r.Cell.CellJson)).Concat(joining.Select(c => (c.CellKey, c.CellJson)))
@@ -129,7 +137,13 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         }
 
         _waitingGrid = SweepSelection.Waiting(decisions, stored, candidates);
-        if (_waitingGrid > 0)
+
+        // A method blocked by a failed selection cell is watched again while the sweep has cells to run (after rerun-failed
+        // its cell is queued again, and its stored failure stays until the new attempt ends).
+        var undecided = decisions.Any(d => !stored.Any(c => c.Method == d.Method && c.Size == d.Size));
+        var running = undecided && _waitingGrid == 0 && await Queue.GetProgressAsync(SweepId) is { } progress
+            && progress.Pending + progress.Leased + progress.Waiting > 0;
+        if (_waitingGrid > 0 || running)
         {
             _selectionTimer ??= this.RegisterGrainTimer(_ => AdvanceSelectionOnceAsync(),
                 new GrainTimerCreationOptions(SelectionPoll, SelectionPoll) { KeepAlive = true });
@@ -146,7 +160,6 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
     {
         _selectionTimer?.Dispose();
         _selectionTimer = null;
-        _waitingGrid = 0;
     }
 
     public Task<IReadOnlyList<CellState>> GetCellsAsync() => Queue.GetCellsAsync(SweepId);
