@@ -183,4 +183,34 @@ public sealed class SelectionCliTests : IDisposable
         Assert.Equal(JsonValueKind.Null, scope.GetProperty("chosen").ValueKind);
         Assert.Empty(await store.GetSelectionsAsync(sweep.SweepId));                // nothing chosen, nothing stored
     }
+
+    [Fact]
+    public async Task Extend_keeps_the_stored_choice_and_adds_only_the_chosen_grids_new_cells()
+    {
+        var small = Spec.Replace("  - finetune\n", "", StringComparison.Ordinal).Replace("  - {name: prefix, selection: none}\n", "", StringComparison.Ordinal)
+            .Replace("seeds: [0, 1]", "seeds: [0]", StringComparison.Ordinal).Replace("name: it-select", "name: it-select-extend", StringComparison.Ordinal);
+        var spec = Path.Combine(_dir.FullName, "extend.yaml");
+        await File.WriteAllTextAsync(spec, small);
+        var (exit, output, err) = await CliCapture.RunAsync("run", spec, "--data-dir", _dir.FullName, "--pack", "1");
+        Assert.True(exit == 0, err + output);
+
+        await File.WriteAllTextAsync(spec, small.Replace("seeds: [0]", "seeds: [0, 1]", StringComparison.Ordinal));
+        (exit, output, err) = await CliCapture.RunAsync("extend", spec, "--data-dir", _dir.FullName);
+        Assert.True(exit == 0, err + output);
+
+        await using var store = ResultStores.Sqlite(new EmbeddedOptions { DataDirectory = _dir.FullName }.ResultsDatabasePath);
+        var sweep = (await store.FindSweepAsync("it-select-extend"))!;
+        var rows = await store.GetSweepCellsAsync(sweep.SweepId);
+        Assert.All(rows, r => Assert.Equal(CellStatus.Succeeded, r.Result?.Status));
+        var chosen = Assert.Single(await store.GetSelectionsAsync(sweep.SweepId)).Chosen["learning_rate"];
+        var grid = rows.Where(r => r.Cell.Method == "lora").ToList();
+        Assert.Equal([0, 1], grid.Select(r => r.Cell.Seed).Order());
+        Assert.All(grid, r => Assert.Equal(double.Parse(chosen, CultureInfo.InvariantCulture), Definition(r.Cell).Training.LearningRate));
+        Assert.Equal(2, rows.Count(r => r.Cell.Method == "selection/lora"));
+
+        // Each of the 2 selection cells and the 2 grid cells trained once: the extend trained only the new seed's cell.
+        var runs = await store.GetTrainingRunsAsync(rows.Select(r => r.Cell.CellKey));
+        Assert.Equal(4, runs.Count);
+        Assert.Equal(rows.Select(r => r.Cell.CellKey).Order(), runs.Select(r => r.CellKey).Order());
+    }
 }
