@@ -154,7 +154,9 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
     public async Task A_worker_paused_past_its_lease_and_resumed_does_not_override_the_cells_new_holder()
     {
         await using var cluster = await StartAsync("pause", workers: 1);
-        var plan = Plan("pause", seeds: 1, steps: 120, maxAttempts: 3);
+        // A 10 s lease: the new holder renews every 3.3 s, so a loaded machine's stalls of a few seconds do not expire its lease
+        // too (a third training); the paused worker's lease still runs out, as the pause lasts until worker-2 trains the cell.
+        var plan = Plan("pause", seeds: 1, steps: 120, maxAttempts: 3, leaseSeconds: 10);
         await cluster.CallAsync(g => SweepSubmitter.SubmitAsync(g, plan));
         var key = await SweepTruth.WaitForTrainingAsync(cluster, "worker-1", TimeSpan.FromSeconds(90));
 
@@ -162,7 +164,7 @@ public sealed class FaultInjectionTests(PostgresServer postgres, ITestOutputHelp
         paused.Pause();
         try
         {
-            // The lease (5 s) runs out while the worker is frozen; another worker takes the cell over.
+            // The lease runs out while the worker is frozen; another worker takes the cell over.
             await StartWorkerAsync(cluster, "worker-2");
             await SweepTruth.WaitForTrainingAsync(cluster, "worker-2", TimeSpan.FromSeconds(60));
         }
