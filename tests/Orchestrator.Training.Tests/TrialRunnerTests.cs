@@ -104,4 +104,84 @@ public sealed class TrialRunnerTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(1, runner.Bases.Count);
     }
+
+    private static readonly string[] ProvenanceFields =
+    [
+        "code_version", "cell_code_version", "dataset_hash", "split", "manifest_hash", "base_model_hash", "base", "model", "method",
+        "method_options", "method_options_effective", "trainable_parameters", "training", "decoding", "decoding_banned_tokens",
+        "seed", "worker", "device", "attempt", "wall_seconds", "timings", "peak_rss_bytes", "train_examples", "dev_examples",
+        "eval_inputs", "steps", "best_step", "best_dev_loss", "final_train_loss", "train_seconds", "train_tokens_per_second",
+        "packing", "dependencies", "reused_training",
+    ];
+
+    private static string[] Fields(JsonElement element) => element.EnumerateObject().Select(p => p.Name).ToArray();
+
+    /// <summary>
+    /// The stored provenance keeps its field names, order and nesting for every shape a trial writes (a preset or a folder
+    /// base; trained alone, as a pack of one, or in a pack): readers of stored results depend on them.
+    /// </summary>
+    [Fact]
+    public void Provenance_writes_every_field_in_each_shape_a_trial_stores()
+    {
+        var data = Path.Combine(_root.FullName, "data");
+        var runner = new TrialRunner(Bleu, new BaseModelCache(data));
+        string Methods(string spec, string method) => spec.Replace("methods: [finetune]", $"methods: [{method}]", StringComparison.Ordinal)
+            .Replace("seeds: [0]", "seeds: [0, 1]", StringComparison.Ordinal)
+            .Replace("eval_every: 6}", "eval_every: 6, base_dropout: eval}", StringComparison.Ordinal);
+        var preset = SweepPlanner.PlanText(Spec("{preset: test, init_seed: 2}", "{strategy: greedy, max_new_tokens: 6}"), Vocabulary, _root.FullName);
+        var lora = SweepPlanner.PlanText(Methods(Spec("{preset: test, init_seed: 2}", "{strategy: greedy, max_new_tokens: 6}"), "lora"), Vocabulary, _root.FullName);
+        string folder = Pretraining.PretrainedBases.Ensure(PretrainTests.Recipe(_root.FullName, steps: 4, seed: 4), data);
+        var fromFolder = SweepPlanner.PlanText(Spec($"{{path: {folder}}}", "{strategy: greedy, max_new_tokens: 6}"), Vocabulary, _root.FullName);
+        Assert.False(TrialRunner.CanPack(preset.Cells[0]));
+        Assert.True(TrialRunner.CanPack(lora.Cells[0]));
+
+        var alone = runner.Run(preset.Cells[0], ["bleu"], "w", 1, null, CancellationToken.None);
+        var packOfOne = runner.Run(lora.Cells[0], ["bleu"], "w", 2, null, CancellationToken.None);
+        var onFolder = runner.Run(fromFolder.Cells[0], ["bleu"], "w", 1, null, CancellationToken.None);
+        var requests = new Queue<PackRequest>(lora.Cells.Select(c => new PackRequest(c, ["bleu"], "w", 1, CancellationToken.None)));
+        var packed = new List<TrialOutcome>();
+        runner.RunPack(2, () => requests.Count > 0 ? requests.Dequeue() : null, (_, outcome, error) =>
+        {
+            Assert.Null(error);
+            packed.Add(outcome!);
+        }, CancellationToken.None);
+        Assert.Equal(2, packed.Count);
+
+        var shapes = new List<(TrialOutcome Outcome, string[] Base, string[] Packing)>
+        {
+            (alone, ["kind", "preset", "init_seed", "tokenizer"], ["packed"]),
+            (packOfOne, ["kind", "preset", "init_seed", "tokenizer"], ["packed", "pad_length"]),
+            (onFolder, ["kind", "directory", "preset", "pretrain", "pretrain_validation_loss", "tokenizer", "shared_weights"], ["packed"]),
+            (packed[0], ["kind", "preset", "init_seed", "tokenizer"], ["packed", "packed_with", "largest_pack", "capacity", "pad_length"]),
+        };
+        foreach (var (outcome, baseFields, packingFields) in shapes)
+        {
+            output.WriteLine(outcome.ProvenanceJson);
+            using var provenance = JsonDocument.Parse(outcome.ProvenanceJson);
+            var root = provenance.RootElement;
+            Assert.Equal(ProvenanceFields, Fields(root));
+            Assert.Equal(baseFields, Fields(root.GetProperty("base")));
+            Assert.Equal(packingFields, Fields(root.GetProperty("packing")));
+            Assert.Equal(["setup", "train", "decode", "score"], Fields(root.GetProperty("timings")));
+            Assert.Equal(JsonValueKind.Object, root.GetProperty("model").ValueKind);
+            Assert.Equal(JsonValueKind.Object, root.GetProperty("training").ValueKind);
+            Assert.Equal(JsonValueKind.Object, root.GetProperty("decoding").ValueKind);
+            Assert.Equal(JsonValueKind.Object, root.GetProperty("method_options_effective").ValueKind);
+            Assert.Equal(JsonValueKind.Array, root.GetProperty("dependencies").ValueKind);
+            Assert.Equal(outcome.TrainableParameters, root.GetProperty("trainable_parameters").GetInt64());
+            Assert.Equal(outcome.Training.Steps, root.GetProperty("steps").GetInt32());
+            Assert.Equal(outcome.WallSeconds, root.GetProperty("wall_seconds").GetDouble());
+            Assert.False(root.GetProperty("reused_training").GetBoolean());
+        }
+
+        Assert.Equal(2, JsonDocument.Parse(packOfOne.ProvenanceJson).RootElement.GetProperty("attempt").GetInt32());
+        Assert.Equal("folder", JsonDocument.Parse(onFolder.ProvenanceJson).RootElement.GetProperty("base").GetProperty("kind").GetString());
+        var pack = JsonDocument.Parse(packed[0].ProvenanceJson).RootElement.GetProperty("packing");
+        Assert.True(pack.GetProperty("packed").GetBoolean());
+        Assert.Equal(2, pack.GetProperty("capacity").GetInt32());
+        Assert.Equal(JsonValueKind.Array, pack.GetProperty("packed_with").ValueKind);
+        Assert.Equal(lora.Cells.Select(c => c.Key).Order(StringComparer.Ordinal),
+            packed.SelectMany(o => JsonDocument.Parse(o.ProvenanceJson).RootElement.GetProperty("packing").GetProperty("packed_with").EnumerateArray())
+                .Select(e => e.GetString()!).Distinct().Order(StringComparer.Ordinal));
+    }
 }
