@@ -8,6 +8,7 @@ using Orchestrator.Training.Peft.ChildTuning;
 using Orchestrator.Training.Peft.Finetune;
 using Orchestrator.Training.Peft.FtTop;
 using Orchestrator.Training.Peft.HeadOnly;
+using Orchestrator.Training.Peft.HuggingFace;
 using Orchestrator.Training.Peft.IA3;
 using Orchestrator.Training.Peft.LlamaAdapter;
 using Orchestrator.Training.Peft.LnTuning;
@@ -29,31 +30,41 @@ public sealed record PeftMethodInfo(string Name, string Summary, IReadOnlyList<P
 /// </summary>
 public static class PeftRegistry
 {
-    private sealed record Entry(string Summary, Func<PeftOptionReader, IPeftMethod> Factory);
+    private sealed record Entry(string Name, string Summary, Func<PeftOptionReader, IPeftMethod> Factory, IHfPeftMapping? HuggingFace = null);
 
-    private static readonly SortedDictionary<string, Entry> Factories = new(StringComparer.OrdinalIgnoreCase)
-    {
-        [FinetuneMethod.MethodName] = new("full fine-tuning: every parameter trains", FinetuneMethod.Create),
-        [FtTopMethod.MethodName] = new("fine-tune only the top k blocks and ln_f (k configurable)", FtTopMethod.Create),
-        [AdapterMethod.MethodName] = new("Li & Liang's adapter after each block, with its own LayerNorm", AdapterMethod.Create),
-        [AdapterHoulsbyMethod.MethodName] = new("Houlsby sequential adapters on the attention and MLP outputs; LayerNorms train", AdapterHoulsbyMethod.Create),
-        [AdapterParallelMethod.MethodName] = new("parallel adapter beside each MLP (He et al.), zero-initialised up-projection", AdapterParallelMethod.Create),
-        [PrefixMethod.MethodName] = new("prefix-tuning: per-layer key/value prefix through an MLP discarded after training", PrefixMethod.Create),
-        [PromptTuningMethod.MethodName] = new("prompt tuning: trainable embeddings before the input", PromptTuningMethod.Create),
-        [PtuningMethod.MethodName] = new("P-tuning v1: virtual tokens from an LSTM or MLP prompt encoder", PtuningMethod.Create),
-        [PtuningV2Method.MethodName] = new("P-tuning v2: deep prompts, a direct per-layer key/value prefix", PtuningV2Method.Create),
-        [LoraMethod.MethodName] = new("LoRA on c_attn (q,v or all of c_attn)", LoraMethod.Create),
-        [BitFitMethod.MethodName] = new("BitFit: only the biases train", BitFitMethod.Create),
-        [IA3Method.MethodName] = new("IA3: learned rescaling of c_attn outputs and mlp.c_proj inputs", IA3Method.Create),
-        [LlamaAdapterMethod.MethodName] = new("LLaMA-Adapter: gated adaption prompts on the top layers, zero-initialised gates", LlamaAdapterMethod.Create),
-        [ProxyMethod.MethodName] = new("proxy-tuning: decoding-time base + α·(expert − anti-expert) logits", ProxyMethod.Create),
-        [LnTuningMethod.MethodName] = new("LN-tuning: only the LayerNorms' gains and biases train (ln_1, ln_2, ln_f)", LnTuningMethod.Create),
-        [HeadOnlyMethod.MethodName] = new("head-only: an untied output layer (a copy of wte, optional bias) trains on the frozen model", HeadOnlyMethod.Create),
-        [ChildTuningMethod.TaskFreeName] = new("Child-Tuning-F: full model, gradients masked by a fresh Bernoulli(p) mask each step (scaled 1/p)", ChildTuningMethod.CreateTaskFree),
-        [ChildTuningMethod.TaskDrivenName] = new("Child-Tuning-D: full model, only the top-p Fisher-information entries (estimated before training) update", ChildTuningMethod.CreateTaskDriven),
-        [BbtMethod.MethodName] = new("black-box tuning: prompt A·z + p0 with z optimised by CMA-ES from losses only (no gradients)", BbtMethod.Create),
-        [AdapterFusionMethod.MethodName] = new("AdapterFusion: attention over the frozen adapters of the cells it depends on, per layer (Pfeiffer et al.)", AdapterFusionMethod.Create),
-    };
+    // The one list of methods, in reading order (full fine-tuning first): each with its summary, its factory and its
+    // Hugging Face PEFT mapping (null: PEFT has no type for it). Lookups, listings and the PEFT format all derive from it.
+    private static readonly Entry[] Methods =
+    [
+        new(FinetuneMethod.MethodName, "full fine-tuning: every parameter trains", FinetuneMethod.Create),
+        new(FtTopMethod.MethodName, "fine-tune only the top k blocks and ln_f (k configurable)", FtTopMethod.Create),
+        new(AdapterMethod.MethodName, "Li & Liang's adapter after each block, with its own LayerNorm", AdapterMethod.Create),
+        new(AdapterHoulsbyMethod.MethodName, "Houlsby sequential adapters on the attention and MLP outputs; LayerNorms train", AdapterHoulsbyMethod.Create),
+        new(AdapterParallelMethod.MethodName, "parallel adapter beside each MLP (He et al.), zero-initialised up-projection", AdapterParallelMethod.Create),
+        new(PrefixMethod.MethodName, "prefix-tuning: per-layer key/value prefix through an MLP discarded after training", PrefixMethod.Create, PrefixHfMapping.Instance),
+        new(PromptTuningMethod.MethodName, "prompt tuning: trainable embeddings before the input", PromptTuningMethod.Create, PromptTuningHfMapping.Instance),
+        new(PtuningMethod.MethodName, "P-tuning v1: virtual tokens from an LSTM or MLP prompt encoder", PtuningMethod.Create, PtuningHfMapping.Instance),
+        new(PtuningV2Method.MethodName, "P-tuning v2: deep prompts, a direct per-layer key/value prefix", PtuningV2Method.Create, PrefixHfMapping.Instance),
+        new(LoraMethod.MethodName, "LoRA on c_attn (q,v or all of c_attn)", LoraMethod.Create, LoraHfMapping.Instance),
+        new(BitFitMethod.MethodName, "BitFit: only the biases train", BitFitMethod.Create),
+        new(IA3Method.MethodName, "IA3: learned rescaling of c_attn outputs and mlp.c_proj inputs", IA3Method.Create, IA3HfMapping.Instance),
+        new(LlamaAdapterMethod.MethodName, "LLaMA-Adapter: gated adaption prompts on the top layers, zero-initialised gates", LlamaAdapterMethod.Create, LlamaAdapterHfMapping.Instance),
+        new(ProxyMethod.MethodName, "proxy-tuning: decoding-time base + α·(expert − anti-expert) logits", ProxyMethod.Create),
+        new(LnTuningMethod.MethodName, "LN-tuning: only the LayerNorms' gains and biases train (ln_1, ln_2, ln_f)", LnTuningMethod.Create),
+        new(HeadOnlyMethod.MethodName, "head-only: an untied output layer (a copy of wte, optional bias) trains on the frozen model", HeadOnlyMethod.Create),
+        new(ChildTuningMethod.TaskFreeName, "Child-Tuning-F: full model, gradients masked by a fresh Bernoulli(p) mask each step (scaled 1/p)", ChildTuningMethod.CreateTaskFree),
+        new(ChildTuningMethod.TaskDrivenName, "Child-Tuning-D: full model, only the top-p Fisher-information entries (estimated before training) update", ChildTuningMethod.CreateTaskDriven),
+        new(BbtMethod.MethodName, "black-box tuning: prompt A·z + p0 with z optimised by CMA-ES from losses only (no gradients)", BbtMethod.Create, BbtHfMapping.Instance),
+        new(AdapterFusionMethod.MethodName, "AdapterFusion: attention over the frozen adapters of the cells it depends on, per layer (Pfeiffer et al.)", AdapterFusionMethod.Create),
+    ];
+
+    private static readonly SortedDictionary<string, Entry> Factories =
+        new(Methods.ToDictionary(e => e.Name, StringComparer.OrdinalIgnoreCase), StringComparer.OrdinalIgnoreCase);
+
+    // The mapping that reads each PEFT type: the first method of the list that exports it and imports it.
+    private static readonly Dictionary<string, IHfPeftMapping> Importers = Methods
+        .Select(e => e.HuggingFace).OfType<IHfPeftMapping>().Where(m => m.Imports).DistinctBy(m => m.PeftType)
+        .ToDictionary(m => m.PeftType, StringComparer.Ordinal);
 
     /// <summary>
     /// Methods of the same literature that only fit classification, with the reason: they are listed by
@@ -67,15 +78,7 @@ public static class PeftRegistry
             "classification only: null prompts (Logan IV et al. 2021) read label words at a [MASK] token of a masked language model; GPT-2 is a causal LM and these tasks generate text",
     };
 
-    // The order of issue 3 (full fine-tuning first), then later additions; used in messages and listings.
-    private static readonly string[] Listing =
-    [
-        FinetuneMethod.MethodName, FtTopMethod.MethodName, AdapterMethod.MethodName, AdapterHoulsbyMethod.MethodName,
-        AdapterParallelMethod.MethodName, PrefixMethod.MethodName, PromptTuningMethod.MethodName, PtuningMethod.MethodName,
-        PtuningV2Method.MethodName, LoraMethod.MethodName, BitFitMethod.MethodName, IA3Method.MethodName,
-        LlamaAdapterMethod.MethodName, ProxyMethod.MethodName, LnTuningMethod.MethodName, HeadOnlyMethod.MethodName,
-        ChildTuningMethod.TaskFreeName, ChildTuningMethod.TaskDrivenName, BbtMethod.MethodName, AdapterFusionMethod.MethodName,
-    ];
+    private static readonly string[] Listing = Methods.Select(e => e.Name).ToArray();
 
     /// <summary>Each method's default <c>training.base_dropout</c> (<see cref="IPeftMethod.DefaultBaseDropout"/>), by name.</summary>
     public static IReadOnlyDictionary<string, string> BaseDropoutDefaults { get; } = Factories.Keys.ToDictionary(
@@ -92,6 +95,23 @@ public static class PeftRegistry
 
     /// <summary>Names of the registered methods in a reading order (full fine-tuning first, then as in issue 3).</summary>
     public static IReadOnlyList<string> OrderedNames => Listing;
+
+    /// <summary>The Hugging Face PEFT mapping of the method called <paramref name="name"/>, or null when PEFT has no type for it.</summary>
+    public static IHfPeftMapping? HuggingFaceMapping(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return Factories.TryGetValue(name.Trim(), out Entry? entry) ? entry.HuggingFace : null;
+    }
+
+    /// <summary>The mapping that imports a folder of PEFT type <paramref name="peftType"/>, or null when none does.</summary>
+    public static IHfPeftMapping? HuggingFaceImporter(string peftType)
+    {
+        ArgumentNullException.ThrowIfNull(peftType);
+        return Importers.GetValueOrDefault(peftType);
+    }
+
+    /// <summary>The PEFT types a folder may have to import here, in the list's order.</summary>
+    public static IReadOnlyList<string> HuggingFaceTypes => Importers.Keys.ToArray();
 
     /// <summary>The method called <paramref name="name"/> with its default options.</summary>
     /// <exception cref="ArgumentException">Unknown name; the message lists the known methods.</exception>
