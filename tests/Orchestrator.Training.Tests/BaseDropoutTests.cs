@@ -78,7 +78,8 @@ public sealed class BaseDropoutTests
             var outputs = new List<float>();
             for (int step = 0; step < 30; step++)
             {
-                together?.SignalAndWait();
+                // Bounded: if the other thread failed, this one fails too instead of waiting for ever.
+                if (together is not null && !together.SignalAndWait(TimeSpan.FromMinutes(2))) throw new TimeoutException("the other thread stopped");
                 outputs.AddRange(model.forward(ids).data<float>().ToArray());
                 torch.rand(8); // another user of the global generator in between
             }

@@ -42,7 +42,8 @@ public sealed class RuntimeTests
         int Pin(int n)
         {
             TorchRuntime.PinCurrentThread(n);
-            bothPinned.SignalAndWait(); // the other thread has pinned its own count (and set the process-wide one) since
+            // The other thread has pinned its own count (and set the process-wide one) since; bounded, should it fail.
+            if (!bothPinned.SignalAndWait(TimeSpan.FromMinutes(2))) throw new TimeoutException("the other thread stopped");
             using var a = torch.ones(512, 512);
             using var b = a.matmul(a); // parallel work after the other's pin
             return torch.get_num_threads();
