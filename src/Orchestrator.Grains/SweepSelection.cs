@@ -58,17 +58,8 @@ public static class SweepSelection
             .ToList();
 
     /// <summary>Each candidate's evidence of a decision, <paramref name="chosen"/> marked, as JSON (the evidence stored with a choice).</summary>
-    public static string EvidenceJson(SelectionDecision decision, IReadOnlyDictionary<string, string>? chosen)
-    {
-        ArgumentNullException.ThrowIfNull(decision);
-        var chosenLabel = chosen is null ? null : SelectionSpec.Label(Sorted(chosen));
-        return JsonSerializer.Serialize(decision.Evidence.Select(e =>
-        {
-            var label = SelectionSpec.Label(Sorted(e.Candidate));
-            return new StoredEvidence(label, e.Candidate, e.DevLoss.N, e.Expected, Defined(e.DevLoss.Mean), Defined(e.DevLoss.CiLow),
-                Defined(e.DevLoss.CiHigh), label == chosenLabel);
-        }).ToList());
-    }
+    public static string EvidenceJson(SelectionDecision decision, IReadOnlyDictionary<string, string>? chosen) =>
+        JsonSerializer.Serialize(SelectionCandidate.Of(decision, chosen));
 
     /// <summary>
     /// The stored candidate cells that join the sweep now: for each stored choice, its candidate's cells (of its size, with a
@@ -104,24 +95,8 @@ public static class SweepSelection
 
     private static IEnumerable<CandidateCell> Of(IReadOnlyList<CandidateCell> candidates, string method, int? size, IReadOnlyDictionary<string, string> candidate)
     {
-        var label = SelectionSpec.Label(Sorted(candidate));
-        return candidates.Where(c => c.Method == method && SelectionSpec.Label(Sorted(c.Candidate)) == label
+        var key = SelectionCandidate.Key(candidate);
+        return candidates.Where(c => c.Method == method && SelectionCandidate.Key(c.Candidate) == key
             && (size is null || CellDefinition.FromJson(c.CellJson).Size == size));
     }
-
-    private static SortedDictionary<string, string> Sorted(IReadOnlyDictionary<string, string> values) =>
-        new(values.ToDictionary(), StringComparer.Ordinal);
-
-    private static double? Defined(double x) => double.IsFinite(x) ? x : null;
-
-    /// <summary>One candidate's evidence as stored with a choice (the shape of the report's candidate rows).</summary>
-    private sealed record StoredEvidence(
-        [property: JsonPropertyName("label")] string Label,
-        [property: JsonPropertyName("values")] IReadOnlyDictionary<string, string> Values,
-        [property: JsonPropertyName("n")] int N,
-        [property: JsonPropertyName("expected")] int Expected,
-        [property: JsonPropertyName("dev_loss_mean")] double? Mean,
-        [property: JsonPropertyName("dev_loss_ci_low")] double? CiLow,
-        [property: JsonPropertyName("dev_loss_ci_high")] double? CiHigh,
-        [property: JsonPropertyName("chosen")] bool Chosen);
 }

@@ -55,7 +55,7 @@ public static class SelectionRunner
         // The choice is stored with the sweep before its grid is added; one stored before (an earlier run) is the one the grid uses.
         var decidedAt = DateTimeOffset.UtcNow;
         await store.SaveSelectionsAsync(decisions.Where(d => d.Choice is not null).Select(d => new StoredSelection(plan.SweepId, d.Method, d.Size,
-            d.Choice!.Chosen, JsonSerializer.Serialize(SelectionReport.CandidatesOf(d, d.Choice.Chosen)), decidedAt)).ToList(), ct);
+            d.Choice!.Chosen, Orchestrator.Grains.SweepSelection.EvidenceJson(d, d.Choice.Chosen), decidedAt)).ToList(), ct);
         var stored = await store.GetSelectionsAsync(plan.SweepId, ct);
         decisions = decisions.Select(d => d.Choice is not null && stored.FirstOrDefault(x => x.Method == d.Method && x.Size == d.Size) is { } kept
             ? d with { Choice = d.Choice with { Chosen = kept.Chosen } }

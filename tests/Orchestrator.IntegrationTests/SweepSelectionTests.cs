@@ -90,4 +90,19 @@ public sealed class SweepSelectionTests
         Assert.Empty(SweepSelection.Choices(Sweep.SweepId, decisions, DateTimeOffset.UtcNow));
         Assert.Equal(0, SweepSelection.Waiting(decisions, [], Candidates));
     }
+
+    [Fact]
+    public void The_chosen_candidate_is_marked_whatever_the_order_of_its_values()
+    {
+        static SelectionEvidence Evidence(params (string Key, string Value)[] values) =>
+            new(values.ToDictionary(v => v.Key, v => v.Value), 2, Orchestrator.Core.Aggregation.MetricStatistics.Of([1.0, 1.2]));
+        var decision = new SelectionDecision("lora", null, 4, 4, null, null, [],
+            [Evidence(("learning_rate", "0.001"), ("options.r", "4")), Evidence(("learning_rate", "0.001"), ("options.r", "8"))]);
+        var chosen = new Dictionary<string, string> { ["options.r"] = "8", ["learning_rate"] = "0.001" }; // another order
+
+        var rows = SelectionCandidate.Of(decision, chosen);
+        Assert.Equal([false, true], rows.Select(r => r.Chosen));
+        Assert.Equal("learning_rate=0.001 options.r=8", rows[1].Label); // shown in the spec's order
+        Assert.Contains("\"chosen\":true", SweepSelection.EvidenceJson(decision, chosen), StringComparison.Ordinal);
+    }
 }

@@ -29,7 +29,7 @@ public sealed record SelectionReport(
         [property: JsonPropertyName("chosen")] IReadOnlyDictionary<string, string>? ChosenValues,
         [property: JsonPropertyName("finished")] int Finished,
         [property: JsonPropertyName("expected")] int Expected,
-        [property: JsonPropertyName("candidates")] IReadOnlyList<Candidate> Candidates,
+        [property: JsonPropertyName("candidates")] IReadOnlyList<Orchestrator.Grains.SelectionCandidate> Candidates,
         [property: JsonPropertyName("warnings")] IReadOnlyList<string> Warnings,
         [property: JsonPropertyName("reason")] string? Reason)
     {
@@ -40,17 +40,6 @@ public sealed record SelectionReport(
         [JsonIgnore]
         public string Name => Size is null ? Method : $"{Method} n={Size}";
     }
-
-    /// <summary>One candidate: its values, n of the expected selection cells, the dev loss's mean and 95% CI (null until defined).</summary>
-    public sealed record Candidate(
-        [property: JsonPropertyName("label")] string Label,
-        [property: JsonPropertyName("values")] IReadOnlyDictionary<string, string> Values,
-        [property: JsonPropertyName("n")] int N,
-        [property: JsonPropertyName("expected")] int Expected,
-        [property: JsonPropertyName("dev_loss_mean")] double? Mean,
-        [property: JsonPropertyName("dev_loss_ci_low")] double? CiLow,
-        [property: JsonPropertyName("dev_loss_ci_high")] double? CiHigh,
-        [property: JsonPropertyName("chosen")] bool Chosen);
 
     /// <summary>Every warning of every scope.</summary>
     [JsonIgnore]
@@ -106,17 +95,8 @@ public sealed record SelectionReport(
     }
 
     /// <summary>Each candidate's evidence of a decision, <paramref name="chosen"/> marked (the evidence stored with a choice).</summary>
-    public static IReadOnlyList<Candidate> CandidatesOf(SelectionDecision decision, IReadOnlyDictionary<string, string>? chosen)
-    {
-        ArgumentNullException.ThrowIfNull(decision);
-        var chosenLabel = chosen is null ? null : SelectionSpec.Label(chosen);
-        return decision.Evidence.Select(e =>
-        {
-            var label = SelectionSpec.Label(e.Candidate);
-            return new Candidate(label, e.Candidate, e.DevLoss.N, e.Expected, Defined(e.DevLoss.Mean), Defined(e.DevLoss.CiLow),
-                Defined(e.DevLoss.CiHigh), label == chosenLabel);
-        }).ToList();
-    }
+    public static IReadOnlyList<Orchestrator.Grains.SelectionCandidate> CandidatesOf(SelectionDecision decision, IReadOnlyDictionary<string, string>? chosen) =>
+        Orchestrator.Grains.SelectionCandidate.Of(decision, chosen);
 
     /// <summary>One line per scope for <c>status</c> and the run's summary, e.g. <c>lora: chosen learning_rate=0.001</c>.</summary>
     public IReadOnlyList<string> Lines() => Scopes.Select(s => s.State switch
@@ -152,8 +132,6 @@ public sealed record SelectionReport(
 
         return text.ToString();
     }
-
-    private static double? Defined(double x) => double.IsFinite(x) ? x : null;
 
     private static string F(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
 }
