@@ -99,8 +99,11 @@ public static class SweepTruth
         return (int)(long)(await command.ExecuteScalarAsync())!;
     }
 
-    /// <summary>Waits until <paramref name="workerId"/> has started training some cell; returns the cell's key.</summary>
-    public static async Task<string> WaitForTrainingAsync(LocalCluster cluster, string workerId, TimeSpan timeout)
+    /// <summary>
+    /// Waits until <paramref name="workerId"/> is training some cell (or, with <paramref name="orFinished"/>, has trained one:
+    /// a short cell can start and finish between two looks); returns the cell's key.
+    /// </summary>
+    public static async Task<string> WaitForTrainingAsync(LocalCluster cluster, string workerId, TimeSpan timeout, bool orFinished = false)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
@@ -109,7 +112,8 @@ public static class SweepTruth
             {
                 await connection.OpenAsync();
                 await using var command = new NpgsqlCommand(
-                    "SELECT cell_key FROM training_runs WHERE worker_id = @worker AND outcome IS NULL ORDER BY started_at LIMIT 1", connection);
+                    "SELECT cell_key FROM training_runs WHERE worker_id = @worker AND (outcome IS NULL OR @finished) ORDER BY started_at LIMIT 1", connection);
+                command.Parameters.AddWithValue("finished", orFinished);
                 command.Parameters.AddWithValue("worker", workerId);
                 if (await command.ExecuteScalarAsync() is string key)
                 {
