@@ -39,7 +39,8 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
 
         // A grid already queued for a choice stays: it is among the candidates' cells, not the submission's own.
         var candidateKeys = submission.Candidates.SelectMany(g => g.Cells).ToDictionary(c => c.CellKey, StringComparer.Ordinal);
-        var chosenBefore = existing.Where(c => candidateKeys.ContainsKey(c.Cell.CellKey) && !submission.Cells.Any(s => s.CellKey == c.Cell.CellKey))
+        var submitted = submission.Cells.Select(c => c.CellKey).ToHashSet(StringComparer.Ordinal);
+        var chosenBefore = existing.Where(c => candidateKeys.ContainsKey(c.Cell.CellKey) && !submitted.Contains(c.Cell.CellKey))
             .Select(c => candidateKeys[c.Cell.CellKey]).ToList();
         submission = submission with { Cells = [.. submission.Cells, .. chosenBefore] };
         var kept = submission.Cells.Select(c => c.CellKey).ToHashSet(StringComparer.Ordinal);
