@@ -95,6 +95,13 @@ internal sealed class Session : IAsyncDisposable
         Hosting.ClusterConnection.Resolve(option, file, Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER"),
             Environment.GetEnvironmentVariable("ORCHESTRATOR_CLUSTER_FILE"));
 
+    /// <summary>How long a command waits for a coordinator to join a cluster that has none yet (env <c>ORCHESTRATOR_COORDINATOR_WAIT_SECONDS</c>, default 60).</summary>
+    private static TimeSpan CoordinatorPatience() =>
+        double.TryParse(Environment.GetEnvironmentVariable("ORCHESTRATOR_COORDINATOR_WAIT_SECONDS"), System.Globalization.NumberStyles.Float,
+            System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
+            ? TimeSpan.FromSeconds(seconds)
+            : TimeSpan.FromSeconds(60);
+
     /// <param name="create">Whether the command may create the embedded database (submit, extend); reads refuse a missing one.</param>
     /// <param name="tls">The cluster's certificate when its silos use TLS (cluster mode only).</param>
     public static async Task<Session> OpenAsync(string? cluster, string clusterId, string dataDir, bool train, int slots,
@@ -135,6 +142,16 @@ internal sealed class Session : IAsyncDisposable
             throw new ClusterUnreachableException(
                 $"cannot reach the cluster database at {endpoint} (from --cluster or ORCHESTRATOR_CLUSTER), or its silos' gateways: " +
                 $"{ex.GetBaseException().Message}{(tls is null ? " (a cluster whose silos use TLS also needs its certificate: --tls-cert)" : "")}", ex);
+        }
+
+        try
+        {
+            await CoordinatorWait.WaitAsync(client.Services.GetRequiredService<IGrainFactory>(), CoordinatorPatience(), ct);
+        }
+        catch (TimeoutException ex)
+        {
+            client.Dispose();
+            throw new ClusterUnreachableException($"reached the cluster database at {endpoint}, but {ex.Message}", ex);
         }
 
         return new Session(client, embedded: false, $"the cluster database at {endpoint}");

@@ -210,19 +210,12 @@ public sealed class LocalCluster : IAsyncDisposable
             {
                 return await call(Grains).WaitAsync(TimeSpan.FromSeconds(15));
             }
-            catch (Exception ex) when (DateTime.UtcNow < deadline && (ex is OrleansException or TimeoutException or SiloUnavailableException || NoCoordinatorKnown(ex)))
+            catch (Exception ex) when (DateTime.UtcNow < deadline && (ex is OrleansException or TimeoutException or SiloUnavailableException || CoordinatorWait.NoCoordinatorKnown(ex)))
             {
                 await Task.Delay(300);
             }
         }
     }
-
-    /// <summary>
-    /// The client's view of the cluster does not list a coordinator's grain types yet: it learns them from its gateway, which
-    /// may be a worker that has not heard of the coordinator yet, or may have dropped them while a killed coordinator is replaced.
-    /// </summary>
-    private static bool NoCoordinatorKnown(Exception ex) =>
-        ex is ArgumentException && ex.Message.StartsWith("Could not find an implementation for interface", StringComparison.Ordinal);
 
     public async Task<SweepProgress> WaitForCompletionAsync(string sweepId, TimeSpan timeout)
     {
