@@ -263,9 +263,10 @@ public static class CliApp
         try
         {
             page = await Commands.UiCommand.StartAsync(ui.Port, ui.Bind ?? "127.0.0.1", ui.TokenFile, host.Services, ct);
-            var submitted = await SubmitAsync(host.Services, plan, ct);
+            var submission = await SubmitAsync(host.Services, plan, maxCells, ct);
+            var submitted = submission.Result;
             var counts = plan.Selection.Count > 0
-                ? $"{submitted.AlreadyDone} done before this run, {submitted.Queued} trained or to train"
+                ? $"{submitted.AlreadyDone} already done, {submitted.Queued} queued now; each chosen grid joins when its selection has finished"
                 : $"{submitted.AlreadyDone} already done, {submitted.Queued} to train";
             Console.WriteLine($"Sweep {submitted.SweepId}: {submitted.Total} cells ({counts}); results in {options.ResultsDatabasePath} (data directory: {home.Source})");
             if (submitted.Queued > 0 && plan.Selection.Count == 0)
@@ -274,7 +275,7 @@ public static class CliApp
             }
 
             var exit = await FinishAsync(host.Services, plan.Spec.Name, plan.Spec.Metrics, submitted.SweepId, started, ct,
-                plan.Selection.Count > 0 ? submitted.AlreadyDone : null, readTable ? DemoReading.Context(plan.Spec) : null);
+                submission.DoneBefore, readTable ? DemoReading.Context(plan.Spec) : null);
             await Commands.UiCommand.ServeUntilCancelledAsync(page, ct);
             page = null;
             return exit;
@@ -296,38 +297,40 @@ public static class CliApp
     }
 
     /// <summary>
-    /// Submits a planned sweep. With <c>selection:</c> the selection cells run first (with the grid of the methods that select
-    /// nothing) while this process waits and shows progress; then each method's grid is added with its chosen values, and the
-    /// choices are printed with their evidence.
+    /// Submits a planned sweep. With <c>selection:</c> it goes the cluster's way in every mode: the selection cells (with the grid
+    /// of the methods that select nothing) are queued together with every candidate's grid for the sweep grain, which makes each
+    /// choice from the stored selection cells once they have finished and queues only the chosen grid
+    /// (<see cref="SweepSubmitter.SubmitSelectingAsync"/>). <see cref="Submission.DoneBefore"/>: the cells (of any candidate) that
+    /// had succeeded before, so that the caller can say how many it reused once the choice is known.
     /// </summary>
-    internal static async Task<SubmitResult> SubmitAsync(IServiceProvider services, SweepPlan plan, CancellationToken ct)
+    internal static async Task<Submission> SubmitAsync(IServiceProvider services, SweepPlan plan, long maxCells, CancellationToken ct)
     {
         var grains = services.GetRequiredService<IGrainFactory>();
         if (plan.Selection.Count == 0)
         {
-            return await SweepSubmitter.SubmitAsync(grains, plan);
+            return new Submission(await SweepSubmitter.SubmitAsync(grains, plan), null);
         }
 
         var store = services.GetRequiredService<IResultStore>();
-        var run = await SelectionRunner.RunAsync(grains, store, plan, async (first, token) =>
-        {
-            Console.WriteLine($"Selection first: {plan.Selection.Count} selection cells and the grid of the methods that select nothing " +
-                              $"({first.AlreadyDone} already done, {first.Queued} to train); each selecting method's grid then runs with its chosen values");
-            await WatchAsync(grains, store, first.SweepId, token);
-        }, ct);
-        var report = run.Report;
-        Console.Write(report.ToText());
-        WriteWarnings(report.Warnings);
-        return run.Overall;
+        var keys = SelectionRound.FirstPhase(plan).Concat(SelectionRound.CandidateGrids(plan, maxCells).SelectMany(g => g.Cells)).Select(c => c.Key);
+        var doneBefore = (await store.GetSucceededKeysAsync(keys.Distinct(StringComparer.Ordinal).ToList(), ct)).ToHashSet(StringComparer.Ordinal);
+        var submitted = await SweepSubmitter.SubmitSelectingAsync(grains, plan, maxCells);
+        Console.WriteLine($"Selection first: {plan.Selection.Count} selection cells and the grid of the methods that select nothing; each " +
+                          "selecting method's grid is queued at its chosen values once its selection cells have finished");
+        return new Submission(submitted, doneBefore);
     }
+
+    /// <summary>A submission and, for a sweep with <c>selection:</c>, the keys of its possible cells that had succeeded before it.</summary>
+    internal sealed record Submission(SubmitResult Result, IReadOnlySet<string>? DoneBefore);
 
     internal static Action<ILoggingBuilder>? HostLogging(bool verbose) =>
         verbose ? l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information) : null;
 
     /// <summary>Waits for the sweep with a progress display, then prints its tables (mean ± 95% CI, n/expected); exit 3 if cells failed.</summary>
-    /// <param name="reused">The cells reused from before, where the queue's count would include cells this run trained (a selection's second phase).</param>
+    /// <param name="doneBefore">With <c>selection:</c>, the cells that had succeeded before this run (<see cref="Submission.DoneBefore"/>):
+    /// the queue's count of reused cells would include the selection cells this run trained before its grid joined.</param>
     internal static async Task<int> FinishAsync(IServiceProvider services, string name, IReadOnlyList<string> metrics, string sweepId,
-        DateTimeOffset started, CancellationToken ct, int? reused = null, ReadingContext? reading = null)
+        DateTimeOffset started, CancellationToken ct, IReadOnlySet<string>? doneBefore = null, ReadingContext? reading = null)
     {
         var grains = services.GetRequiredService<IGrainFactory>();
         var store = services.GetRequiredService<IResultStore>();
@@ -348,6 +351,12 @@ public static class CliApp
         }
 
         var rows = await store.GetSweepCellsAsync(sweepId, ct);
+        if (await SelectionReports.ReportAsync(store, sweep, ct) is { } selection)
+        {
+            Console.Write(selection.ToText());
+            WriteWarnings(selection.Warnings);
+        }
+
         if (PackingSummary(rows) is { } packing)
         {
             Console.WriteLine(packing);
@@ -355,7 +364,7 @@ public static class CliApp
 
         WriteWarnings(ResearchWarnings.ForResults(rows, metrics.SelectMany(MetricSuite.OutputsOf).FirstOrDefault(present.Contains)));
 
-        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({reused ?? final.Reused} reused), {final.Failed} failed" +
+        Console.WriteLine($"Finished in {(DateTimeOffset.UtcNow - started).TotalSeconds:F1} s: {final.Done} done ({(doneBefore is null ? final.Reused : rows.Count(r => doneBefore.Contains(r.Cell.CellKey)))} reused), {final.Failed} failed" +
                           (final.Blocked > 0 ? $", {final.Blocked} blocked by a failed dependency (see status; rerun-failed runs them)." : "."));
         return final.Failed + final.Blocked > 0 ? ExitFailedCells : 0;
     }

@@ -276,7 +276,7 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
         var none = new SelectionReport(sweep.SweepId, Core.Specs.SelectionSpec.ByDevLoss, []);
         try
         {
-            return SelectionRunner.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct)) ?? none;
+            return SelectionReports.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct)) ?? none;
         }
         catch (Core.Specs.SpecValidationException)
         {

@@ -106,11 +106,18 @@ public sealed class SelectionCliTests : IDisposable
         Assert.All(storedChoices, c => Assert.Equal(chosen[c.Method], double.Parse(c.Chosen["learning_rate"], CultureInfo.InvariantCulture)));
         Assert.All(storedChoices, c => Assert.Null(c.Size));
 
-        // The method without a selection kept the spec's rate and ran beside the selection: before any chosen grid cell trained.
+        // The method without a selection kept the spec's rate and ran beside the selection (queued with it, so it started before any
+        // chosen grid cell, which joins later); each method's chosen grid started only after its own selection cells had finished.
         Assert.All(grid.Where(r => r.Cell.Method == "prefix"), r => Assert.Equal(1.0e-3, Definition(r.Cell).Training.LearningRate));
         var chosenKeys = grid.Where(r => r.Cell.Method != "prefix").Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal);
         var firstChosenStart = runs.Where(r => chosenKeys.Contains(r.CellKey)).Min(r => r.StartedAt);
-        Assert.All(grid.Where(r => r.Cell.Method == "prefix").Concat(selection), r => Assert.True(r.Result!.FinishedAt <= firstChosenStart));
+        var prefixKeys = grid.Where(r => r.Cell.Method == "prefix").Select(r => r.Cell.CellKey).ToHashSet(StringComparer.Ordinal);
+        Assert.All(runs.Where(r => prefixKeys.Contains(r.CellKey)), r => Assert.True(r.StartedAt <= firstChosenStart));
+        foreach (var method in new[] { "finetune", "lora" })
+        {
+            var gridStart = runs.Where(r => grid.Any(g => g.Cell.Method == method && g.Cell.CellKey == r.CellKey)).Min(r => r.StartedAt);
+            Assert.All(selection.Where(r => r.Cell.Method == "selection/" + method), r => Assert.True(r.Result!.FinishedAt <= gridStart));
+        }
 
         // results --selection (json) agrees with the stored rows.
         var (jsonExit, json, jsonErr) = await CliCapture.RunAsync("results", "it-select", "--selection", "--format", "json", "--data-dir", _dir.FullName);

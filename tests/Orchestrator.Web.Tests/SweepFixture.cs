@@ -87,7 +87,7 @@ public sealed class SweepFixture : IAsyncLifetime
 
     /// <summary>
     /// A second sweep, run on first use: lora with <c>selection: {learning_rate: [1.0e-4, 5.0e-3]}</c> on one size and seed
-    /// (2 selection cells, then 1 grid cell at the chosen rate), as <c>run</c> drives it.
+    /// (2 selection cells, then 1 grid cell at the chosen rate), as <c>run</c> submits it: the sweep grain makes the choice.
     /// </summary>
     public Task<SweepPlan> SelectionPlanAsync() => _selection ??= RunSelectionAsync();
 
@@ -98,7 +98,7 @@ public sealed class SweepFixture : IAsyncLifetime
         var plan = SweepPlanner.PlanText(yaml, OrchestratorVocabulary.Default, Dir.FullName);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         async Task WaitAsync(string id, CancellationToken ct) => await SweepSubmitter.WaitAsync(Grains, id, null, TimeSpan.FromMilliseconds(200), ct);
-        await SelectionRunner.RunAsync(Grains, Store, plan, (first, ct) => WaitAsync(first.SweepId, ct), cts.Token);
+        await SweepSubmitter.SubmitSelectingAsync(Grains, plan, maxCells: 1000);
         await WaitAsync(plan.SweepId, cts.Token);
         return plan;
     }

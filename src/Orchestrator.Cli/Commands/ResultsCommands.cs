@@ -217,7 +217,7 @@ internal static class ResultsCommands
             throw new ArgumentException($"--selection prints a table or json, not {format}");
         }
 
-        var report = await SelectionRunner.ReportAsync(session.Store, sweep, ct)
+        var report = await SelectionReports.ReportAsync(session.Store, sweep, ct)
             ?? throw new ArgumentException($"sweep {sweep.SweepId} has no selection: block in its spec");
         Console.Out.Write(format == "json"
             ? System.Text.Json.JsonSerializer.Serialize(report, SelectionJson) + Environment.NewLine

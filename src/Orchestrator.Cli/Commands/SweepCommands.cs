@@ -40,7 +40,8 @@ internal static class SweepCommands
                 await using var session = await Open(pr, train: true, ct, create: true);
                 if (plan.Selection.Count > 0 && !session.Embedded && !pr.GetValue(watch))
                 {
-                    // The cluster makes each choice and queues its grid once the selection cells have finished: nothing waits here.
+                    // The cluster makes each choice and queues its grid once the selection cells have finished: nothing waits here
+                    // (with --watch the same submission, then the progress until the chosen grids are done).
                     var queued = await SweepSubmitter.SubmitSelectingAsync(session.Grains, plan, pr.GetValue(maxCells));
                     Console.WriteLine(queued.SweepId);
                     Console.Error.WriteLine($"{queued.Total} cells: {queued.AlreadyDone} already done, {queued.Queued} queued; each selecting " +
@@ -49,12 +50,12 @@ internal static class SweepCommands
                     return 0;
                 }
 
-                var result = await CliApp.SubmitAsync(session.Services, plan, ct);
+                var submission = await CliApp.SubmitAsync(session.Services, plan, pr.GetValue(maxCells), ct);
+                var result = submission.Result;
                 Console.WriteLine(result.SweepId);
                 Console.Error.WriteLine($"{result.Total} cells: {result.AlreadyDone} already done, {result.Queued} queued");
                 return session.Embedded || pr.GetValue(watch)
-                    ? await CliApp.FinishAsync(session.Services, plan.Spec.Name, plan.Spec.Metrics, result.SweepId, started, ct,
-                        plan.Selection.Count > 0 ? result.AlreadyDone : null)
+                    ? await CliApp.FinishAsync(session.Services, plan.Spec.Name, plan.Spec.Metrics, result.SweepId, started, ct, submission.DoneBefore)
                     : 0;
             }));
 

@@ -60,7 +60,7 @@ public sealed record StatusReport(
         SelectionReport? selection;
         try
         {
-            selection = await SelectionRunner.ReportAsync(store, sweep, ct);
+            selection = await SelectionReports.ReportAsync(store, sweep, ct);
         }
         catch (Core.Specs.SpecValidationException)
         {
