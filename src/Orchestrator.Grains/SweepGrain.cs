@@ -12,14 +12,18 @@ namespace Orchestrator.Grains;
 /// <para>
 /// With <c>selection:</c> the submission carries every candidate's grid (stored with the sweep): the grain queues the selection
 /// cells, and once a method's selection cells have all finished it makes the choice from the stored dev losses, stores it
-/// (the first choice is kept), and queues that candidate's grid. It checks while choices are due (a timer), on every submit,
-/// extend and resume, and when a restarted queue reloads the sweep, so no client has to stay attached.
+/// (the first choice is kept), and queues that candidate's grid. It checks when the queue reports that a selection cell has
+/// ended, on every submit, extend and resume, when a restarted queue reloads the sweep, and every 10 s while choices are due (a
+/// fallback timer, should a one-way notice be lost), so no client has to stay attached.
 /// </para>
 /// </summary>
 public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) : Grain, ISweepGrain
 {
-    /// <summary>How often a sweep whose grid waits for a choice checks its selection cells.</summary>
-    private static readonly TimeSpan SelectionPoll = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How often a sweep whose grid waits for a choice checks its selection cells besides the queue's notice that one has ended
+    /// (<see cref="ITrialQueueGrain.CompleteAsync"/> calls <see cref="AdvanceSelectionAsync"/>): a fallback.
+    /// </summary>
+    private static readonly TimeSpan SelectionPoll = TimeSpan.FromSeconds(10);
 
     private IGrainTimer? _selectionTimer;
 

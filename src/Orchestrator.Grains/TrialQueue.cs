@@ -477,6 +477,9 @@ public sealed class TrialQueue(TimeProvider clock)
             .ToList();
     }
 
+    /// <summary>The work of the cell held under <paramref name="leaseId"/>; null when no such lease is held.</summary>
+    public CellWork? LeasedWork(string leaseId) => TryGetLeased(leaseId, out var entry) ? entry.Work : null;
+
     private bool TryGetLeased(string leaseId, out Entry entry)
     {
         entry = null!;

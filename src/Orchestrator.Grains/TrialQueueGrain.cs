@@ -136,7 +136,19 @@ public sealed class TrialQueueGrain(IResultStore store, TimeProvider clock, ILog
 
     public Task<bool> RenewAsync(string leaseId) => Task.FromResult(_queue.Renew(leaseId));
 
-    public Task<bool> CompleteAsync(CellCompletion completion) => Task.FromResult(_queue.Complete(completion));
+    public Task<bool> CompleteAsync(CellCompletion completion)
+    {
+        var work = _queue.LeasedWork(completion.LeaseId);
+        var completed = _queue.Complete(completion);
+        if (completed && work is not null && work.Label.StartsWith(Core.Specs.SweepSpec.SelectionStage + "/", StringComparison.Ordinal))
+        {
+            // A selection cell has ended: a choice may be due. Its sweep checks now (one-way: it calls back into this queue) rather
+            // than at its next fallback tick.
+            GrainFactory.GetGrain<ISweepGrain>(work.SweepId).AdvanceSelectionAsync().Ignore();
+        }
+
+        return Task.FromResult(completed);
+    }
 
     public async Task<bool> ReleaseAsync(string leaseId)
     {
