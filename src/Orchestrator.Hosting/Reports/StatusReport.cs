@@ -26,6 +26,13 @@ public sealed record StatusReport(
     [JsonPropertyName("blocked")]
     public int Blocked => Cells.Count(c => c.State == "blocked");
 
+    /// <summary>
+    /// With <c>selection:</c>, the cells of the chosen grids that join once their selection has chosen (one candidate's grid per method
+    /// still choosing); the sweep is not complete while any waits.
+    /// </summary>
+    [JsonPropertyName("awaiting_choice")]
+    public int AwaitingChoice { get; init; }
+
     /// <summary>Per stage (in the order the cells run), its cells by state, and the stages it needs; empty for a sweep without stages.</summary>
     [JsonPropertyName("stages")]
     public IReadOnlyList<StageStatus> Stages { get; init; } = [];
@@ -56,15 +63,27 @@ public sealed record StatusReport(
     public static async Task<StatusReport> BuildAsync(IGrainFactory grains, IResultStore store, SweepRecord sweep, CancellationToken ct)
     {
         var queue = await grains.GetGrain<ISweepGrain>(sweep.SweepId).GetCellsAsync();
-        var report = Build(sweep, queue, await store.GetSweepCellsAsync(sweep.SweepId, ct));
+        var rows = await store.GetSweepCellsAsync(sweep.SweepId, ct);
+        var report = Build(sweep, queue, rows);
         SelectionReport? selection;
+        var awaiting = 0;
         try
         {
             selection = await SelectionReports.ReportAsync(store, sweep, ct);
+            if (selection is not null && await store.GetCandidateCellsAsync(sweep.SweepId, ct) is { Count: > 0 } candidates)
+            {
+                // The chosen grids not queued yet (as the sweep grain counts them): the sweep is not complete while any waits.
+                awaiting = Grains.SweepSelection.Waiting(Grains.SweepSelection.Decide(sweep, rows), await store.GetSelectionsAsync(sweep.SweepId, ct), candidates);
+            }
         }
         catch (Core.Specs.SpecValidationException)
         {
             selection = null; // a spec this version no longer reads: the counts above still hold
+        }
+
+        if (awaiting > 0)
+        {
+            report = report with { AwaitingChoice = awaiting, Complete = false, Status = sweep.Status };
         }
 
         return selection is null ? report : report with { Selection = selection.Lines() };
@@ -146,7 +165,9 @@ public sealed record StatusReport(
     public void Print()
     {
         Console.WriteLine($"Sweep {SweepId} ({Name}, {Status}): {Total} cells — {Done} done, {Leased} running, {Pending} pending, {Failed} failed" +
-                          (Waiting + Blocked > 0 ? $", {Waiting} waiting, {Blocked} blocked" : "") + (Complete ? " — complete" : ""));
+                          (Waiting + Blocked > 0 ? $", {Waiting} waiting, {Blocked} blocked" : "") +
+                          (AwaitingChoice > 0 ? $"; {AwaitingChoice} more once the selection has chosen (the chosen grids)" : "") +
+                          (Complete ? " — complete" : ""));
         if (Stages.Count > 0)
         {
             Console.WriteLine("Stages (each waits for the stages it needs):");

@@ -141,4 +141,28 @@ public sealed class SelectionClusterTests(PostgresServer postgres, ITestOutputHe
         Assert.True(statusExit == 0, statusErr + status);
         Assert.Contains($"lora: chosen learning_rate={stored.Chosen["learning_rate"]}", status, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Status_counts_the_grid_that_waits_for_its_choice_and_the_sweep_is_not_complete_before_it_joins()
+    {
+        // No worker: the selection cells stay pending, so the chosen grid certainly waits.
+        await using var cluster = await LocalCluster.CreateAsync(postgres, "selection-awaiting");
+        await cluster.StartSiloAsync("coordinator", "coordinator");
+        var spec = Path.Combine(_dir.FullName, "awaiting.yaml");
+        await File.WriteAllTextAsync(spec, Spec.Replace("it-select-cluster", "it-select-awaiting", StringComparison.Ordinal));
+        string[] connect = ["--cluster", cluster.ConnectionString, "--cluster-id", cluster.ClusterId];
+        var (exit, stdout, stderr) = await CliCapture.RunAsync(["submit", spec, .. connect]);
+        Assert.True(exit == 0, stderr + stdout);
+
+        var (statusExit, json, statusErr) = await CliCapture.RunAsync(["status", "it-select-awaiting", .. connect, "--format", "json"]);
+        Assert.True(statusExit == 0, statusErr + json);
+        var root = JsonDocument.Parse(json).RootElement;
+        Assert.Equal(3, root.GetProperty("total").GetInt32());            // 2 selection cells + the finetune grid cell
+        Assert.Equal(1, root.GetProperty("awaiting_choice").GetInt32());  // lora's grid: 1 size × 1 subsample × 1 seed
+        Assert.False(root.GetProperty("complete").GetBoolean());
+        Assert.Equal("active", root.GetProperty("status").GetString());
+
+        var (_, text, _) = await CliCapture.RunAsync(["status", "it-select-awaiting", .. connect]);
+        Assert.Contains("3 cells — 0 done, 0 running, 3 pending, 0 failed; 1 more once the selection has chosen", text, StringComparison.Ordinal);
+    }
 }
