@@ -93,6 +93,7 @@ var cluster = new ClusterSiloOptions();
 var worker = new WorkerOptions();
 var ui = new WebUiOptions();
 IHost host;
+Orchestrator.Core.Paths.HomeLocation home;
 try
 {
     config.Bind(cluster);
@@ -102,6 +103,12 @@ try
     {
         ui.ResolveToken(); // refuse to start without a token on a non-loopback address
     }
+
+    // The CLI's rule for the data directory (cached bases, artifacts, datasets): --data-dir, else $ORCHESTRATOR_HOME (or the older
+    // $ORCHESTRATOR_DATA_DIR), else the nearest .orchestrator/ at or above the working directory, else ~/.local/share/orchestrator.
+    // A worker that looked elsewhere than `orchestrator pretrain` pretrained a cached base again.
+    home = Orchestrator.Core.Paths.OrchestratorHome.Locate(config["DataDirectory"]);
+    Orchestrator.Training.BaseModelCache.DefaultDataDirectory = home.Path;
 
     // ORCHESTRATOR_CLUSTER and ORCHESTRATOR_CLUSTER_FILE arrive as the keys CLUSTER and CLUSTER_FILE.
     // An explicit connection string wins over a file.
@@ -129,7 +136,7 @@ try
 
         host = EmbeddedHost.Build(new EmbeddedOptions
         {
-            DataDirectory = config["DataDirectory"] ?? ".orchestrator",
+            DataDirectory = home.Path,
             WorkerSlots = worker.Slots,
             PackSize = worker.PackSize,
             SiloPort = cluster.SiloPort,
@@ -178,7 +185,7 @@ using (host)
 
     var dashboard = cluster.DashboardOptions?.LocalUrl is { } url ? $" dashboard={url}" : "";
     var results = page is null ? "" : $" results-page={page.LocalUrl}";
-    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}{results}");
+    Console.WriteLine($"Silo ready: role={cluster.Role.ToString().ToLowerInvariant()} cluster={cluster.ClusterId} pid={Environment.ProcessId}{dashboard}{results} data={home}");
     await host.WaitForShutdownAsync();
     if (page is not null)
     {

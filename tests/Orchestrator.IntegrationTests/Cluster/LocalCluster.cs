@@ -16,7 +16,7 @@ public sealed class SiloProcess : IDisposable
     private readonly StringBuilder _log = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public SiloProcess(string name, string siloDll, IEnumerable<string> arguments)
+    public SiloProcess(string name, string siloDll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
         Name = name;
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -27,6 +27,11 @@ public sealed class SiloProcess : IDisposable
         }
 
         info.Environment["ORCHESTRATOR_TORCH_THREADS"] = "1";
+        foreach (var (variable, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[variable] = value;
+        }
+
         Process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + name);
         Process.OutputDataReceived += (_, e) => OnLine(e.Data);
         Process.ErrorDataReceived += (_, e) => OnLine(e.Data);
@@ -153,7 +158,10 @@ public sealed class LocalCluster : IAsyncDisposable
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"the silo build is missing: {dll} (build the solution first)");
     }
 
-    public async Task<SiloProcess> StartSiloAsync(string name, string role, params string[] extra)
+    public Task<SiloProcess> StartSiloAsync(string name, string role, params string[] extra) => StartSiloAsync(name, role, null, extra);
+
+    /// <param name="environment">Variables set for the silo process (besides this process's own).</param>
+    public async Task<SiloProcess> StartSiloAsync(string name, string role, IReadOnlyDictionary<string, string>? environment, params string[] extra)
     {
         var args = new List<string>
         {
@@ -169,7 +177,7 @@ public sealed class LocalCluster : IAsyncDisposable
         }
 
         args.AddRange(extra);
-        var silo = new SiloProcess(name, SiloDll(), args);
+        var silo = new SiloProcess(name, SiloDll(), args, environment);
         _silos.Add(silo);
         var timeout = Task.Delay(TimeSpan.FromSeconds(90));
         if (await Task.WhenAny(silo.Ready, timeout) == timeout)
