@@ -220,7 +220,18 @@ public static class SweepPlanner
                     $"{path} is a {modelType} folder (config.json) but lacks {string.Join(", ", missing)}")]);
             }
 
-            return new ModelIdentity(null, path, spec.InitSeed, ContentHash.OfDirectory(path));
+            int? beginToken;
+            try
+            {
+                beginToken = LlamaBeginToken.Of(path);
+            }
+            catch (FormatException ex)
+            {
+                throw new SpecValidationException(source, [new SpecError("model.path", ex.Message)]);
+            }
+
+            // The begin token is part of the identity (and so of every cell key): the files do not say whether the code adds it.
+            return new ModelIdentity(null, path, spec.InitSeed, ContentHash.OfDirectory(path), beginToken);
         }
 
         if (!File.Exists(Path.Combine(path, "model.safetensors"))) missing.Add("model.safetensors");

@@ -150,7 +150,10 @@ public sealed class BaseModelCache : IDisposable
     /// </para>
     /// </summary>
     /// <exception cref="ArgumentException">A preset identity without pretraining.</exception>
-    /// <exception cref="FormatException">The folder changed since the sweep was planned (its hash differs), or is malformed.</exception>
+    /// <exception cref="FormatException">
+    /// The folder changed since the sweep was planned (its hash differs), is malformed, or its tokenizer's begin token is not
+    /// the one the identity records (a cell planned before begin tokens were added).
+    /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public LoadedBase Get(ModelIdentity identity, CancellationToken cancellationToken = default)
     {
@@ -173,7 +176,15 @@ public sealed class BaseModelCache : IDisposable
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException ?? e);
         }
 
-        return load.Result;
+        LoadedBase loaded = load.Result;
+        if (loaded.Tokenizer.BeginToken != identity.BeginToken)
+        {
+            string Named(int? id) => id is { } v ? $"begin token {v}" : "no begin token";
+            throw new FormatException(
+                $"Base model folder {identity.Path}: its tokenizer adds {Named(loaded.Tokenizer.BeginToken)} but the cell was planned with {Named(identity.BeginToken)} (planned by an older version); resubmit the spec.");
+        }
+
+        return loaded;
     }
 
     private LoadedBase Load(ModelIdentity identity, CancellationToken cancellationToken)
@@ -222,7 +233,8 @@ public sealed class BaseModelCache : IDisposable
     /// <summary>
     /// A Llama-family folder: read once into a model (tensor by tensor, converted to float32), whose parameters become the
     /// shared weights; its tokenizer (tokenizer.json or tokenizer.model) with the checkpoint's end ids. Training and decoding
-    /// use the same format as GPT-2 bases (source, separator, target, then the checkpoint's first end id), without a begin token.
+    /// use the same format as GPT-2 bases (source, separator, target, then the checkpoint's first end id), after the begin token
+    /// the folder's tokenizer adds, if it adds one.
     /// </summary>
     private static LoadedBase LoadLlama(string hash, string directory, Stopwatch clock)
     {

@@ -91,7 +91,18 @@ public static class CausalLmFormat
     }
 
     /// <summary>
-    /// Tokenizes one pair. The prompt and the continuation are encoded separately and concatenated, which equals
+    /// The ids of the generation prompt of <paramref name="source"/>: <see cref="ITextTokenizer.BeginToken"/> first when the
+    /// tokenizer has one (a Llama-family folder whose tokenizer adds it), then <see cref="Prompt"/> in this format.
+    /// </summary>
+    public static IReadOnlyList<int> EncodePrompt(ITextTokenizer tokenizer, string source)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        IReadOnlyList<int> prompt = EncodeText(tokenizer, Prompt(source));
+        return tokenizer.BeginToken is { } begin ? [begin, .. prompt] : prompt;
+    }
+
+    /// <summary>
+    /// Tokenizes one pair (the prompt with the tokenizer's begin token first, if it has one: <see cref="EncodePrompt"/>). The prompt and the continuation are encoded separately and concatenated, which equals
     /// encoding the whole string for tokenizers that split on the special token (word-level, GPT-2 BPE).
     /// Sequences longer than <paramref name="maxLength"/> are cut at the end.
     /// </summary>
@@ -101,7 +112,7 @@ public static class CausalLmFormat
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(target);
-        IReadOnlyList<int> prompt = EncodeText(tokenizer, Prompt(source));
+        IReadOnlyList<int> prompt = EncodePrompt(tokenizer, source);
         if (prompt.Count >= maxLength)
         {
             throw new ArgumentException(

@@ -46,6 +46,28 @@ public sealed class GenerateCommandTests : IDisposable
         Assert.Equal(expected.TakeWhile(t => t != expected[2]).Take(6), beam.output_ids);
     }
 
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("""{"add_bos_token": false}""", false)]
+    public async Task Llama_input_text_gets_the_begin_token_exactly_when_the_folders_tokenizer_adds_it(string? tokenizerConfig, bool begins)
+    {
+        const int Begin = HfLlamaTokenizer.Begin, End = HfLlamaTokenizer.End;
+        var fixture = new HfLlamaFixture(new HfLlamaShape(Vocab: Begin + 1), seed: 3);
+        string dir = Path.Combine(_root.FullName, begins ? "llama3" : "no-bos");
+        fixture.Write(dir, "F32");
+        HfLlamaTokenizer.Write(dir, HfLlamaTokenizer.Llama3Template, tokenizerConfig);
+        int[] text = [104, 101, 108, 108, 111]; // "hello": bytes, the tokenizer has no merges
+        int[] expectedInput = begins ? [Begin, .. text] : text;
+
+        var output = await Json("--model", dir, "--input", "hello", "--max-new-tokens", "6");
+        Assert.Equal(expectedInput, output.input_ids);
+        Assert.Equal(fixture.Greedy(expectedInput, 6, fixture.InverseFrequencies(10000, null, 1, 1, 4, 0), [End]).Where(t => t != End), output.output_ids);
+
+        // --input-ids are taken as given, with or without the begin token.
+        var given = await Json("--model", dir, "--input-ids", "104,101", "--max-new-tokens", "1");
+        Assert.Equal(new[] { 104, 101 }, given.input_ids);
+    }
+
     [Fact]
     public async Task Gpt2_checkpoint_greedy_from_text_is_the_reference_continuation()
     {

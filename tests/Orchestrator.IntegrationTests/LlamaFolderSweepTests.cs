@@ -17,7 +17,8 @@ namespace Orchestrator.IntegrationTests;
 /// A Llama-family checkpoint folder (transformers layout, tokenizer.json, its end id in generation_config.json) as a sweep's
 /// base: the cells train and decode from the checkpoint's own weights and end id. A LoRA cell whose update is still ~0
 /// (B starts at zero; learning rate 1e-12) must decode exactly what an independent float64 forward of the checkpoint decodes
-/// greedily from the same prompt (source, the end id in place of the format's end token); fine-tuning trains the weights.
+/// greedily from the same prompt (source, the end id in place of the format's end token, after the begin token when the
+/// folder's tokenizer adds one, as Llama 3's TemplateProcessing post-processor does); fine-tuning trains the weights.
 /// </summary>
 public sealed class LlamaFolderSweepTests : IDisposable
 {
@@ -54,32 +55,21 @@ public sealed class LlamaFolderSweepTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    /// <summary>Byte-level BPE without merges: ids 0–255 are the bytes, 256 is the end token &lt;/s&gt;.</summary>
-    private static void WriteTokenizer(string folder)
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_llama_folder_trains_as_a_sweep_base_and_a_zero_update_lora_cell_decodes_what_the_reference_forward_does(bool begins)
     {
-        char[] chars = HfGpt2Fixture.ByteChars();
-        var vocab = Enumerable.Range(0, 256).ToDictionary(b => chars[b].ToString(), b => b);
-        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), $$$"""
-            {"version": "1.0", "added_tokens": [{"id": {{{EndId}}}, "content": "</s>", "special": true}],
-             "normalizer": null,
-             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-             "post_processor": null, "decoder": {"type": "ByteLevel"},
-             "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": {{{JsonSerializer.Serialize(vocab)}}}, "merges": []}}
-            """);
-        File.WriteAllText(Path.Combine(folder, "generation_config.json"), $$"""{"eos_token_id": {{EndId}}}""");
-    }
-
-    [Fact]
-    public async Task A_llama_folder_trains_as_a_sweep_base_and_a_zero_update_lora_cell_decodes_what_the_reference_forward_does()
-    {
-        var fixture = new HfLlamaFixture(new HfLlamaShape(Vocab: EndId + 1, Positions: 256), seed: 4);
+        // Byte-level BPE without merges: ids 0–255 the bytes, 256 </s> (the end id), 257 <|begin_of_text|>, which Llama 3's
+        // post-processor puts first (no post-processor: no begin token).
+        var fixture = new HfLlamaFixture(new HfLlamaShape(Vocab: HfLlamaTokenizer.Begin + 1, Positions: 256), seed: 4);
         string folder = Path.Combine(_dir.FullName, "llama");
         fixture.Write(folder, "F16");
-        WriteTokenizer(folder);
+        HfLlamaTokenizer.Write(folder, begins ? HfLlamaTokenizer.Llama3Template : "null", tokenizerConfig: null);
         TestData.WritePlaces(Path.Combine(_dir.FullName, "source.jsonl"), 30);
 
         var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
+        Assert.All(plan.Cells, c => Assert.Equal(begins ? HfLlamaTokenizer.Begin : null, c.Model.BeginToken)); // part of the key
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         using var host = EmbeddedHost.Build(new EmbeddedOptions { DataDirectory = Path.Combine(_dir.FullName, "data"), WorkerSlots = 1 });
         await host.StartAsync(cts.Token);
@@ -103,6 +93,7 @@ public sealed class LlamaFolderSweepTests : IDisposable
         for (int i = 0; i < eval.Count; i++)
         {
             var ids = tokenizer.Encode(" " + eval[i].Source + " ").Append(EndId).ToList();
+            if (begins) ids.Insert(0, HfLlamaTokenizer.Begin);
             var generated = new List<int>();
             for (int step = 0; step < 6; step++)
             {

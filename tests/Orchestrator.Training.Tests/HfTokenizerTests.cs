@@ -61,8 +61,8 @@ public sealed class HfTokenizerTests : IDisposable
         // \p{N}{1,3} splits 12345 into 123 | 45: the merge 12 applies, the merge 34 cannot cross the split.
         Assert.Equal([264, '3', '4', '5'], tokenizer.Encode("12345"));
         Assert.Equal(['h', 'i', 267, 'h', 'i'], tokenizer.Encode("hi<|end_of_text|>hi"));
-        Assert.Equal([266, 259], tokenizer.EncodeForGeneration("hello"));
-        Assert.Equal(266, tokenizer.BeginOfText);
+        Assert.Null(tokenizer.BeginToken); // the folder decides (LlamaBeginTokenTests); a file loaded alone adds none
+        Assert.Equal([259], tokenizer.EncodeWithBegin("hello"));
         Assert.Equal(267, tokenizer.EndOfText);
         Assert.Equal(268, tokenizer.VocabSize);
         Assert.Equal("hello world<|end_of_text|>", tokenizer.Decode([259, 260, 261, 'l', 'd', 267]));

@@ -96,10 +96,11 @@ public sealed class SentencePieceTokenizerTests : IDisposable
         var tokenizer = SentencePieceFileTokenizer.Load(WriteModel(_root.FullName));
         // ▁hello: ▁h, ll, ▁he, llo → [13, 14]; ▁world: ▁w, or, ▁wor, then l d → [17, 6, 10].
         Assert.Equal([13, 14, 17, 6, 10], tokenizer.Encode("hello world"));
-        Assert.Equal([1, 13, 14, 17, 6, 10], tokenizer.EncodeForGeneration("hello world"));
+        Assert.Equal([13, 14, 17, 6, 10], tokenizer.EncodeWithBegin("hello world")); // loaded alone: no begin token
         Assert.Equal("hello world", tokenizer.Decode([13, 14, 17, 6, 10]));
         Assert.Equal(2, tokenizer.EndOfText);
-        Assert.Equal(1, tokenizer.BeginOfText);
+        Assert.Equal(1, tokenizer.BeginOfSentence);
+        Assert.Equal([1, 13, 14], SentencePieceFileTokenizer.Load(WriteModel(Path.Combine(_root.FullName, "with-begin")), beginToken: 1).EncodeWithBegin("hello"));
         Assert.Equal(Pieces.Length, tokenizer.VocabSize);
     }
 
@@ -112,9 +113,11 @@ public sealed class SentencePieceTokenizerTests : IDisposable
             {"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
              "pre_tokenizer": null, "added_tokens": [], "model": {"type": "BPE", "byte_fallback": true, "vocab": {}, "merges": []}}
             """);
+        File.WriteAllText(Path.Combine(dir, "config.json"), """{"model_type": "llama", "bos_token_id": 1, "eos_token_id": 2}""");
         var config = new LlamaConfig(1, 2, 1, 32, 64, Pieces.Length, 64, EosTokenIds: [2]);
         var tokenizer = LlamaCheckpoint.LoadTokenizer(dir, config);
         Assert.IsType<SentencePieceFileTokenizer>(tokenizer);
-        Assert.Equal([1, 13, 14], LlamaCheckpoint.EncodeForGeneration(tokenizer, "hello"));
+        // A SentencePiece tokenizer adds <s> by default (LlamaTokenizer's add_bos_token); config.json names its id.
+        Assert.Equal([1, 13, 14], tokenizer.EncodeWithBegin("hello"));
     }
 }

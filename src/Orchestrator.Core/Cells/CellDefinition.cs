@@ -103,11 +103,18 @@ public sealed record DatasetIdentity(
 /// <param name="Preset">Built-in shape, randomly initialised from <paramref name="InitSeed"/> (null for a checkpoint).</param>
 /// <param name="Path">Local checkpoint folder (null for a preset).</param>
 /// <param name="ContentHash">Hash of the checkpoint folder, or of the preset's name and seed.</param>
+/// <param name="BeginToken">
+/// The begin-of-sequence id a Llama-family folder's tokenizer puts first (Llama 2, Mistral, Llama 3), which training and
+/// decoding prepend to every source; null when it adds none (Qwen2, GPT-2, presets), and then left out of the JSON, so
+/// those cells keep their keys. The folder's content hash alone does not cover it: the files are the same whether or not
+/// the code prepends the token, so cells planned before the token was added must not share a key with cells that add it.
+/// </param>
 public sealed record ModelIdentity(
     [property: JsonPropertyName("preset")] string? Preset,
     [property: JsonPropertyName("path")] string? Path,
     [property: JsonPropertyName("init_seed")] int InitSeed,
-    [property: JsonPropertyName("content_hash")] string ContentHash);
+    [property: JsonPropertyName("content_hash")] string ContentHash,
+    [property: JsonPropertyName("begin_token"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? BeginToken = null);
 
 /// <summary>Inputs of the subsample manifest (a pure function of these and the dataset hash).</summary>
 public sealed record ManifestIdentity(

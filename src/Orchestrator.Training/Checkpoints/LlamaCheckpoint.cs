@@ -181,20 +181,28 @@ public static partial class LlamaCheckpoint
 
     /// <summary>
     /// The folder's tokenizer: <c>tokenizer.json</c> when it is byte-level BPE, else the SentencePiece <c>tokenizer.model</c>
-    /// (Llama 2 and Mistral ship both; their tokenizer.json is refused as not byte-level). The end id is the config's first eos.
+    /// (Llama 2 and Mistral ship both; their tokenizer.json is refused as not byte-level). The end id is the config's first eos;
+    /// the begin token is the one the folder's Hugging Face tokenizer adds (<see cref="Orchestrator.Data.LlamaBeginToken"/>).
     /// </summary>
     /// <exception cref="FileNotFoundException">Neither file.</exception>
+    /// <exception cref="FormatException">A begin id the folder adds but does not name, or outside the vocabulary.</exception>
     /// <exception cref="NotSupportedException">Only a tokenizer.json of a kind not implemented, named.</exception>
     public static Tokenization.ITextTokenizer LoadTokenizer(string directory, LlamaConfig config)
     {
         int? end = config.EosTokenIds is { Count: > 0 } eos ? eos[0] : null;
+        int? begin = Orchestrator.Data.LlamaBeginToken.Of(directory);
+        if (begin is { } b && (b < 0 || b >= config.VocabSize))
+        {
+            throw new FormatException($"{directory}: the begin token id {b} is outside the model's {config.VocabSize} embeddings.");
+        }
+
         bool hasJson = Tokenization.HfBpeTokenizer.ExistsIn(directory);
         bool hasModel = Tokenization.SentencePieceFileTokenizer.ExistsIn(directory);
         if (hasJson)
         {
             try
             {
-                return Tokenization.HfBpeTokenizer.Load(Path.Combine(directory, Tokenization.HfBpeTokenizer.FileName), end);
+                return Tokenization.HfBpeTokenizer.Load(Path.Combine(directory, Tokenization.HfBpeTokenizer.FileName), end, begin);
             }
             catch (NotSupportedException) when (hasModel)
             {
@@ -202,18 +210,10 @@ public static partial class LlamaCheckpoint
             }
         }
 
-        if (hasModel) return Tokenization.SentencePieceFileTokenizer.Load(Path.Combine(directory, Tokenization.SentencePieceFileTokenizer.FileName), end);
+        if (hasModel) return Tokenization.SentencePieceFileTokenizer.Load(Path.Combine(directory, Tokenization.SentencePieceFileTokenizer.FileName), end, begin);
         throw new FileNotFoundException(
             $"{directory} has no tokenizer: expected {Tokenization.HfBpeTokenizer.FileName} (byte-level BPE) or {Tokenization.SentencePieceFileTokenizer.FileName} (SentencePiece).");
     }
-
-    /// <summary>The ids a Llama-family model is given for <paramref name="text"/>: its tokenizer's begin token first, if it has one.</summary>
-    public static IReadOnlyList<int> EncodeForGeneration(Tokenization.ITextTokenizer tokenizer, string text) => tokenizer switch
-    {
-        Tokenization.HfBpeTokenizer bpe => bpe.EncodeForGeneration(text),
-        Tokenization.SentencePieceFileTokenizer sp => sp.EncodeForGeneration(text),
-        _ => tokenizer.Encode(text),
-    };
 
     /// <summary>Tensors a checkpoint may carry that are not parameters: old rotary buffers, and a tied head's copy.</summary>
     private static bool Ignorable(string name, LlamaConfig config) =>

@@ -28,7 +28,8 @@ public sealed record GenerateResult(IReadOnlyList<int> InputIds, IReadOnlyList<i
 /// <summary>
 /// Loads a base (either family), optionally a trained method on it, and continues one input: greedy or beam, stopping
 /// at the checkpoint's end ids (Llama: generation_config.json, else config.json; GPT-2: &lt;|endoftext|&gt;) or after the
-/// token limit. Text is encoded as given; a Llama tokenizer whose post-processor adds a begin token gets it first.
+/// token limit. Text is encoded as given, after the begin token a Llama-family folder's tokenizer adds (Llama 2, Mistral,
+/// Llama 3; <see cref="ITextTokenizer.BeginToken"/>); input ids are used as they are.
 /// </summary>
 public static class Generation
 {
@@ -75,7 +76,7 @@ public static class Generation
         {
             using IPeftMethod? method = request.Adapter is null ? null : LoadAdapter(model, request.Adapter);
             using var evalMode = PeftForward.EvalMode(method, model);
-            IReadOnlyList<int> input = request.InputIds ?? LlamaCheckpoint.EncodeForGeneration(tokenizer!, request.Text!);
+            IReadOnlyList<int> input = request.InputIds ?? tokenizer!.EncodeWithBegin(request.Text!);
             var output = Continue(new LlamaStepModel(model, method), input, request, model.Config.EosTokenIds ?? []);
             return new GenerateResult(input, output, tokenizer?.Decode(output));
         }

@@ -172,7 +172,7 @@ internal static class DecodingPrompts
         var prompts = new int[sources.Count][];
         for (int i = 0; i < sources.Count; i++)
         {
-            prompts[i] = CausalLmFormat.EncodeText(tokenizer, CausalLmFormat.Prompt(sources[i])).ToArray();
+            prompts[i] = CausalLmFormat.EncodePrompt(tokenizer, sources[i]).ToArray();
             if (prompts[i].Length >= room)
             {
                 throw new ArgumentException(

@@ -73,6 +73,9 @@ public sealed class Gpt2BpeTokenizer : ITextTokenizer
     /// <summary>The end token (GPT-2 has no pad token).</summary>
     public int Pad => EndOfText;
 
+    /// <summary>None: GPT-2's tokenizer adds no begin token.</summary>
+    public int? BeginToken => null;
+
     /// <summary>The vocabulary (token over the byte-level alphabet → id).</summary>
     public IReadOnlyDictionary<string, int> Vocabulary => _vocab;
 

@@ -11,9 +11,9 @@ namespace Orchestrator.Training.Tokenization;
 /// first, an optional NFC normalizer, the pre-tokenizer chain (<c>Split</c> regexes with isolated behaviour, <c>Digits</c>,
 /// <c>ByteLevel</c> with or without GPT-2's regex), then the merges of each piece through Microsoft.ML.Tokenizers'
 /// <see cref="BpeTokenizer"/>; with <c>ignore_merges</c> a piece that is itself in the vocabulary is taken whole, as the
-/// tokenizers library does. A <c>TemplateProcessing</c> post-processor that puts a special token first sets
-/// <see cref="BeginOfText"/> (added by <see cref="EncodeForGeneration"/>). Anything else that would change the ids
-/// (another model type, another normalizer or pre-tokenizer) is refused by name.
+/// tokenizers library does. Whether a begin token goes first is the folder's business (its post-processor and
+/// tokenizer_config.json, <see cref="Orchestrator.Data.LlamaBeginToken"/>): the loader passes it as <see cref="BeginToken"/>.
+/// Anything else that would change the ids (another model type, another normalizer or pre-tokenizer) is refused by name.
 /// </summary>
 public sealed class HfBpeTokenizer : ITextTokenizer
 {
@@ -30,7 +30,7 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     private readonly bool _ignoreMerges;
 
     private HfBpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<string> merges, (string Content, int Id, bool Special)[] added,
-        List<Regex> splits, bool nfc, bool addPrefixSpace, bool ignoreMerges, int? bos, int endOfText)
+        List<Regex> splits, bool nfc, bool addPrefixSpace, bool ignoreMerges, int? begin, int endOfText)
     {
         _vocab = vocab;
         _splits = splits;
@@ -43,7 +43,7 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         _tokens = new string?[VocabSize];
         foreach (var (token, id) in vocab) _tokens[id] = token;
         foreach (var (content, id, _) in added) _tokens[id] = content;
-        BeginOfText = bos;
+        BeginToken = begin;
         EndOfText = endOfText;
         _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
         {
@@ -63,8 +63,8 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     /// <summary>The end id (these tokenizers' checkpoints rarely define a pad; batches mask padding by length).</summary>
     public int Pad => EndOfText;
 
-    /// <summary>The id the post-processor puts first (Llama 3's &lt;|begin_of_text|&gt;), or null when it adds none.</summary>
-    public int? BeginOfText { get; }
+    /// <summary>The id put before every text the model is given (Llama 3's &lt;|begin_of_text|&gt;), or null.</summary>
+    public int? BeginToken { get; }
 
     /// <summary>True when the folder has a tokenizer.json.</summary>
     public static bool ExistsIn(string directory) => File.Exists(Path.Combine(directory, FileName));
@@ -72,10 +72,11 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     /// <summary>
     /// Reads <c>tokenizer.json</c>. <paramref name="endOfText"/> is the checkpoint's first eos id (from config.json or
     /// generation_config.json); when null, the added token <c>&lt;|endoftext|&gt;</c> or <c>&lt;/s&gt;</c> is used.
+    /// <paramref name="beginToken"/> becomes <see cref="BeginToken"/> (the folder's rule; null: none).
     /// </summary>
     /// <exception cref="FormatException">Malformed file.</exception>
     /// <exception cref="NotSupportedException">A component that would change the ids and is not implemented, named.</exception>
-    public static HfBpeTokenizer Load(string path, int? endOfText = null)
+    public static HfBpeTokenizer Load(string path, int? endOfText = null, int? beginToken = null)
     {
         JsonObject root;
         try
@@ -170,27 +171,10 @@ public sealed class HfBpeTokenizer : ITextTokenizer
             added.Add((token!["content"]!.GetValue<string>(), token["id"]!.GetValue<int>(), token["special"]?.GetValue<bool>() ?? false));
         }
 
-        int? bos = null;
-        if (root["post_processor"] is JsonObject post)
-        {
-            JsonObject? template = post["type"]?.GetValue<string>() switch
-            {
-                "TemplateProcessing" => post,
-                "Sequence" => (post["processors"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(p => p["type"]?.GetValue<string>() == "TemplateProcessing"),
-                _ => null,
-            };
-            if (template?["single"] is JsonArray single && single.FirstOrDefault() is JsonObject first && first["SpecialToken"] is JsonObject special)
-            {
-                string content = special["id"]!.GetValue<string>();
-                bos = added.Where(a => a.Content == content).Select(a => (int?)a.Id).FirstOrDefault()
-                    ?? (vocab.TryGetValue(content, out int id) ? id : null);
-            }
-        }
-
         int end = endOfText
             ?? added.Where(a => a.Content is "<|endoftext|>" or "</s>" or "<|end_of_text|>").Select(a => (int?)a.Id).FirstOrDefault()
             ?? throw new FormatException($"{path}: no end-of-text id (config.json's eos_token_id, or an added <|endoftext|> / </s>).");
-        return new HfBpeTokenizer(vocab, merges, added.ToArray(), splits, nfc, addPrefixSpace, ignoreMerges, bos, end);
+        return new HfBpeTokenizer(vocab, merges, added.ToArray(), splits, nfc, addPrefixSpace, ignoreMerges, beginToken, end);
     }
 
     /// <summary>Encodes text; added tokens written literally in it become their ids. No begin token is added.</summary>
@@ -213,13 +197,6 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         }
 
         return ids;
-    }
-
-    /// <summary>The ids a model is given for <paramref name="text"/>: the begin token first when the post-processor adds one.</summary>
-    public IReadOnlyList<int> EncodeForGeneration(string text)
-    {
-        var ids = Encode(text);
-        return BeginOfText is { } bos ? [bos, .. ids] : ids;
     }
 
     /// <summary>Decodes ids to text (added tokens written out; invalid UTF-8 becomes U+FFFD).</summary>

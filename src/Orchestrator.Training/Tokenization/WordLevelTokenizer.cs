@@ -66,6 +66,9 @@ public sealed class WordLevelTokenizer : ITextTokenizer
 
     public int Pad => 1;
 
+    /// <summary>None.</summary>
+    public int? BeginToken => null;
+
     /// <summary>Id of <c>&lt;unk&gt;</c>, used for words not in the vocabulary.</summary>
     public int Unknown => 2;
 
