@@ -31,8 +31,9 @@ namespace Orchestrator.Training.Peft.HuggingFace;
 /// On a Llama-family base the keys are PEFT's for Llama (<c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c>,
 /// <c>….self_attn.k_proj.ia3_l</c> [out, 1], <c>….mlp.down_proj.ia3_l</c> [1, in], <c>….self_attn.adaption_prompt</c>), with
 /// <c>fan_in_fan_out: false</c>; prefix-tuning writes PEFT's grouped-query layout (<c>token_dim</c> = KeyValueHeads·HeadDim,
-/// <c>num_attention_heads</c> = KeyValueHeads). Methods without a PEFT type are not exported on Llama (a full Llama
-/// checkpoint export is not implemented).
+/// <c>num_attention_heads</c> = KeyValueHeads). Methods without a PEFT type whose result is a plain model (fine-tuning,
+/// FT-top, Child-Tuning, LN-tuning, BitFit on a base with biases, head-only without bias) are written as a full
+/// transformers Llama checkpoint (<see cref="ExportFullLlama"/>); the others are refused by <see cref="FullCheckpointRefusal"/>.
 /// </para>
 /// </summary>
 public static class HfPeftFormat
@@ -78,16 +79,11 @@ public static class HfPeftFormat
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var config = model.Shape;
-        if (config.IsLlama && PeftTypeOf(method) is null)
-        {
-            throw new NotSupportedException(
-                $"{method.Name} has no PEFT type and a full Llama-family checkpoint export is not implemented; keep the method's own folder (peft_method.json).");
-        }
-
         var stored = method.StoredTensors().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         if (PeftRegistry.HuggingFaceMapping(method.Name) is not { } mapping)
         {
-            ExportFull(method, model, directory, baseModelNameOrPath);
+            if (model is LlamaModel llama) ExportFullLlama(method, llama, directory, baseModelNameOrPath);
+            else ExportFull(method, model, directory, baseModelNameOrPath);
             return;
         }
 
@@ -133,9 +129,10 @@ public static class HfPeftFormat
 
     /// <summary>
     /// Why <paramref name="method"/> cannot be exported as a full Hugging Face checkpoint, or null when it can. transformers
-    /// loads such a folder as a plain GPT2LMHeadModel and silently drops tensors it does not know: adapters' modules (the
-    /// folder would evaluate as the base model), a head-only bias (GPT-2's lm_head has none) and proxy-tuning's decoding-time
-    /// mixture (the folder would be the expert alone). The AdapterHub <c>adapters</c> format is not written by this tool.
+    /// loads such a folder as a plain GPT2LMHeadModel or LlamaForCausalLM and silently drops tensors it does not know:
+    /// adapters' modules (the folder would evaluate as the base model), a head-only bias (neither family's lm_head has one)
+    /// and proxy-tuning's decoding-time mixture (the folder would be the expert alone). The AdapterHub <c>adapters</c> format
+    /// is not written by this tool.
     /// </summary>
     public static string? FullCheckpointRefusal(IPeftMethod method)
     {
@@ -144,10 +141,10 @@ public static class HfPeftFormat
         return method switch
         {
             Adapter.AdapterMethod or AdapterHoulsby.AdapterHoulsbyMethod or AdapterParallel.AdapterParallelMethod or AdapterFusion.AdapterFusionMethod =>
-                $"{method.Name} has no Hugging Face PEFT type, and as a full GPT-2 checkpoint transformers would drop its adapter tensors without a word and " +
+                $"{method.Name} has no Hugging Face PEFT type, and as a full checkpoint (GPT-2 or Llama) transformers would drop its adapter tensors without a word and " +
                 $"evaluate the base model; the AdapterHub 'adapters' format is not written by this tool: {Keep}",
             HeadOnlyMethod { Bias: true } =>
-                $"head-only with bias=true: transformers' GPT-2 output layer has no bias, so a full checkpoint would load without it; export bias=false or {Keep}",
+                $"head-only with bias=true: transformers' output layer (GPT-2's and Llama's lm_head) has no bias, so a full checkpoint would load without it; export bias=false or {Keep}",
             ProxyMethod =>
                 $"proxy-tuning mixes base, expert and anti-expert logits at decoding time; a full checkpoint would load as the expert alone: {Keep}",
             _ => null,
@@ -187,6 +184,66 @@ public static class HfPeftFormat
             new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Orchestrator.Training" });
     }
 
+    /// <summary>Files of a Llama-family folder a full export carries over unchanged: the tokenizer and generation settings.</summary>
+    private static readonly string[] LlamaCopiedFiles =
+    [
+        "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        LlamaCheckpoint.GenerationConfigFile,
+    ];
+
+    /// <summary>
+    /// A full transformers Llama-family checkpoint of a method whose result is a plain model: <c>config.json</c> (the base
+    /// folder's when <paramref name="baseModelNameOrPath"/> is one, else the model's config; <c>torch_dtype</c> float32, the
+    /// method under <see cref="MethodKey"/>, and for head-only <c>tie_word_embeddings: false</c>), <c>model.safetensors</c>
+    /// in float32 with the transformers names (<see cref="LlamaCheckpoint.HfName"/>; <c>lm_head.weight</c> only when untied,
+    /// as save_pretrained writes it), and the base folder's tokenizer files and generation_config.json copied as they are.
+    /// </summary>
+    private static void ExportFullLlama(IPeftMethod method, LlamaModel model, string directory, string? baseModelNameOrPath)
+    {
+        string? baseFolder = baseModelNameOrPath is not null && Directory.Exists(baseModelNameOrPath) && LlamaCheckpoint.IsLlamaFolder(baseModelNameOrPath)
+            ? baseModelNameOrPath
+            : null;
+        JsonObject config = JsonNode.Parse(baseFolder is null
+            ? model.Config.ToJson()
+            : File.ReadAllText(Path.Combine(baseFolder, ModelCheckpoint.ConfigFile), Encoding.UTF8))!.AsObject();
+        config["torch_dtype"] = "float32"; // the weights are written as F32
+        var options = new JsonObject();
+        foreach (var (k, v) in method.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal)) options[k] = v;
+        config[MethodKey] = new JsonObject { ["method"] = method.Name, ["options"] = options, ["base_model_name_or_path"] = baseModelNameOrPath };
+
+        // The model's weights (a base-subset method trains them in place), then the method's own tensors under the same
+        // names, which replace them (head-only's trained lm_head.weight, also where the base has an untied one).
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in model.named_parameters()) tensors[LlamaCheckpoint.HfName(name)] = p.detach();
+        foreach (var (name, t) in method.StoredTensors())
+        {
+            string hfName = LlamaCheckpoint.HfName(name);
+            if (!tensors.ContainsKey(hfName) && !(method is HeadOnlyMethod && hfName == HeadOnlyMethod.WeightName))
+            {
+                throw new NotSupportedException($"{method.Name}: its tensor '{name}' is not a weight of LlamaForCausalLM; keep the method's own folder (peft_method.json).");
+            }
+
+            tensors[hfName] = t.detach();
+        }
+
+        if (method is HeadOnlyMethod)
+        {
+            config["tie_word_embeddings"] = false; // lm_head.weight is its own tensor
+        }
+
+        WriteJson(Path.Combine(directory, FullConfigFile), config);
+        SafeTensors.Save(Path.Combine(directory, FullWeightsFile),
+            tensors.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.to_type(ScalarType.Float32).contiguous())),
+            new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Orchestrator.Training" });
+        if (baseFolder is not null)
+        {
+            foreach (string file in LlamaCopiedFiles.Where(f => File.Exists(Path.Combine(baseFolder, f))))
+            {
+                File.Copy(Path.Combine(baseFolder, file), Path.Combine(directory, file), overwrite: true);
+            }
+        }
+    }
+
     private static IPeftMethod ImportFull(CausalLm model, string directory, string configPath, PeftContext context)
     {
         JsonNode root = JsonNode.Parse(File.ReadAllText(configPath, Encoding.UTF8)) ?? throw new FormatException($"{configPath} is empty.");
@@ -204,6 +261,13 @@ public static class HfPeftFormat
             var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var (rawName, t) in raw)
             {
+                if (model.Shape.IsLlama)
+                {
+                    // transformers' Llama names: model.* for the decoder, lm_head.weight beside it (a base weight when untied).
+                    tensors[rawName.StartsWith("model.", StringComparison.Ordinal) ? rawName["model.".Length..] : rawName] = t;
+                    continue;
+                }
+
                 string n = rawName.StartsWith("transformer.", StringComparison.Ordinal) ? rawName["transformer.".Length..] : rawName;
                 if (n.EndsWith(".attn.bias", StringComparison.Ordinal) || n.EndsWith(".attn.masked_bias", StringComparison.Ordinal) ||
                     (n.StartsWith("lm_head.", StringComparison.Ordinal) && method is not HeadOnlyMethod))
