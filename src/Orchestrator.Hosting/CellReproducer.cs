@@ -84,31 +84,7 @@ public static class CellReproducer
     public static async Task<Reproduction> ReproduceAsync(IResultStore store, string sweepId, string cellKey, IReadOnlyList<string> metrics,
         CancellationToken ct = default, string? artifactDirectory = null, int? threads = null)
     {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentException.ThrowIfNullOrWhiteSpace(cellKey);
-        if (cellKey.Length < 6)
-        {
-            throw new ArgumentException($"cell key '{cellKey}' is too short: give at least 6 characters of it (see `orchestrator export`)");
-        }
-
-        var cells = await store.GetSweepCellsAsync(sweepId, ct);
-        var matches = cells.Where(c => c.Cell.CellKey.StartsWith(cellKey, StringComparison.OrdinalIgnoreCase)).ToList();
-        if (matches.Count == 0)
-        {
-            throw new ArgumentException($"no cell of sweep {sweepId} has a key starting with '{cellKey}'");
-        }
-
-        if (matches.Count > 1)
-        {
-            throw new ArgumentException($"'{cellKey}' matches {matches.Count} cells of sweep {sweepId}: give more of the key");
-        }
-
-        var (descriptor, stored) = matches[0];
-        var cell = CellDefinition.FromJson(descriptor.CellJson);
-        if (stored is not { Status: CellStatus.Succeeded })
-        {
-            throw new ArgumentException($"cell {cell.Label} ({descriptor.CellKey[..12]}) has no successful result to compare with");
-        }
+        var (descriptor, stored, cell) = await StoredCells.FindSucceededAsync(store, sweepId, cellKey, "to compare with", ct);
 
         TrialArtifacts? artifacts = null;
         if (cell.Dependencies.Count > 0)

@@ -112,6 +112,37 @@ public sealed class TrialRunner
         }
     }
 
+    /// <summary>
+    /// Loads a stored cell's trained method as its trial had it: the cell's base, built exactly as for training (a preset with
+    /// the word-level vocabulary of the dataset's training pool, or the cached folder/pretrained base), and the method from
+    /// <paramref name="methodDirectory"/> (a <see cref="PeftCheckpoint"/> folder: the cell's artifact). Dispose the result.
+    /// </summary>
+    public TrainedCell LoadTrained(CellDefinition cell, string methodDirectory, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        ArgumentNullException.ThrowIfNull(methodDirectory);
+        TorchRuntime.EnsureAvailable();
+        TrialData data = _inputs.LoadData(cell);
+        bool shareWeights;
+        using (IPeftMethod fresh = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options"))
+        {
+            shareWeights = !fresh.TrainsBaseWeights;
+        }
+
+        TrialBase trialBase = _inputs.LoadBase(cell, data.Dataset, shareWeights, ct);
+        try
+        {
+            IPeftMethod method = PeftCheckpoint.Load(trialBase.Model, methodDirectory, new PeftContext(cell.Seed, trialBase.Tokenizer));
+            string? baseDirectory = trialBase.Description is FolderBaseProvenance folder ? folder.Directory : null;
+            return new TrainedCell(trialBase.Model, method, baseDirectory);
+        }
+        catch
+        {
+            trialBase.Model.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>True when <paramref name="cell"/>'s method can train in a pack (<see cref="RunPack"/>) with this runner.</summary>
     public static bool CanPack(CellDefinition cell)
     {
@@ -162,3 +193,15 @@ public sealed class TrialRunner
     /// </summary>
     public PackCalibration CalibratePack(CellDefinition cell, int max, CancellationToken ct) => _packs.Calibrate(cell, max, ct);
 }
+
+/// <summary>A stored cell's base and its trained method on it (<see cref="TrialRunner.LoadTrained"/>).</summary>
+/// <param name="BaseDirectory">The base's folder (a checkpoint or a pretrained preset's cache folder), null for a preset with random weights.</param>
+public sealed record TrainedCell(Models.CausalLm Model, IPeftMethod Method, string? BaseDirectory) : IDisposable
+{
+    public void Dispose()
+    {
+        Method.Dispose();
+        Model.Dispose();
+    }
+}
+

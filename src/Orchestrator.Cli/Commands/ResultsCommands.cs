@@ -7,7 +7,7 @@ using Orchestrator.Results;
 
 namespace Orchestrator.Cli.Commands;
 
-/// <summary>Results: <c>results</c> (tables and paired comparisons), <c>plot</c>, <c>export</c>, <c>rescore</c> and <c>reproduce</c>.</summary>
+/// <summary>Results: <c>results</c> (tables and paired comparisons), <c>plot</c>, <c>export</c>, <c>rescore</c>, <c>reproduce</c> and <c>export-hf</c>.</summary>
 internal static class ResultsCommands
 {
     public static void Register(RootCommand root, Option<string> dataDir, Option<bool> verbose)
@@ -206,6 +206,40 @@ internal static class ResultsCommands
 
                 Console.Error.WriteLine($"error: not reproduced exactly; {r.Explanation}");
                 return 1;
+            }));
+
+        // ------------------------------------------------------------ export-hf
+        var exportHfSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var exportHfCell = new Argument<string>("CELL") { Description = "The cell's key, or a unique prefix of it (at least 6 characters; `export` lists keys)" };
+        var exportHfOut = new Option<string>("--out") { Description = "The folder to write (new or empty; nothing is overwritten)", Required = true };
+        Make("export-hf", "Write one stored cell's trained method in Hugging Face format: a PEFT adapter folder (adapter_config.json, " +
+                          "adapter_model.safetensors), or a full checkpoint for the methods PEFT has no type for. Needs the cell's " +
+                          "trained method in the artifact store (execution.artifacts: all).",
+                exportHfSweep, exportHfCell, exportHfOut)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                await using var session = await Open(pr, ct);
+                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(exportHfSweep)!, ct);
+                CellExport e;
+                try
+                {
+                    e = await CellExporter.ExportAsync(session.Store, sweep.SweepId, pr.GetValue(exportHfCell)!, pr.GetValue(exportHfOut)!,
+                        new EmbeddedOptions { DataDirectory = Core.Paths.OrchestratorHome.Locate(pr.GetValue(dataDir)).Path }.ArtifactDirectory, ct);
+                }
+                catch (Exception ex) when (ex is NotSupportedException or FileNotFoundException or InvalidDataException)
+                {
+                    Console.Error.WriteLine($"error: cannot export: {ex.Message}");
+                    return CliApp.ExitInvalidInput;
+                }
+
+                Console.WriteLine($"{e.Label} ({e.CellKey[..12]}): {e.Method} written to {e.Directory} as " +
+                                  (e.PeftType is { } type ? $"PEFT type {type}" : "a full Hugging Face checkpoint (no PEFT type)"));
+                foreach (var file in e.Files)
+                {
+                    Console.WriteLine("  " + file);
+                }
+
+                return 0;
             }));
     }
 
