@@ -220,6 +220,12 @@ public sealed class ResultsCommandsTests : IDisposable
         Assert.Equal(2, plot.GetPlottables().OfType<ScottPlot.Plottables.FillY>().Count());
         Assert.Equal(22.5, lines[1].Data.GetScatterPoints()[1].Y, 9);
 
+        // A sweep's selection cells (results' selection/METHOD rows, each point a mix of candidates) draw no line.
+        var withSelection = PointAggregation.Summarize(sums, PointKeys.All, "bleu").ToList();
+        withSelection.AddRange(withSelection.Where(p => p.Method == "finetune").Select(p => p with { Method = "selection/finetune" }).ToList());
+        Assert.Equal(["finetune", "prefix"], Assert.Single(ResultsPlot.Build(withSelection, "bleu", showDataset: false)).Plot
+            .GetPlottables().OfType<ScottPlot.Plottables.Scatter>().Select(l => l.LegendText));
+
         // The caption says what line and band are and over how many cells; the legend sits beside the data, not over a band.
         var summaries = PointAggregation.Summarize(sums, PointKeys.All, "bleu");
         var captioned = Assert.Single(ResultsPlot.Build(summaries, "bleu", showDataset: false, sweep: "res")).Plot;

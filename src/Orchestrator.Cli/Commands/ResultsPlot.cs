@@ -9,12 +9,15 @@ namespace Orchestrator.Cli.Commands;
 /// The Figure-3-style chart: a metric against training-set size, one line per method with its 95% CI as a shaded band
 /// (no band where n = 1), one panel per dataset/split, panels side by side in a grid. Rendered with ScottPlot (SkiaSharp).
 /// The x axis is linear in the size, or logarithmic (<see cref="LogScale"/>: sizes such as 50/100/200/500 or 100/500/2000
-/// spread evenly), ticked at the sizes either way.
+/// spread evenly), ticked at the sizes either way. A sweep's selection cells are left out.
 /// </summary>
 internal static class ResultsPlot
 {
     public const string LinearScale = "linear";
     public const string LogScale = "log";
+
+    private static bool IsSelection(string? method) =>
+        method is not null && method.StartsWith(Core.Specs.SweepSpec.SelectionStage + "/", StringComparison.Ordinal);
 
     /// <summary>The x position of a size on the chosen scale (log10 of the size on <see cref="LogScale"/>).</summary>
     public static double X(int size, string scale) => scale == LogScale ? Math.Log10(size) : size;
@@ -33,7 +36,9 @@ internal static class ResultsPlot
         }
 
         var panels = new List<(string, Plot)>();
-        foreach (var panel in points.Where(p => p.Metric == metric)
+        // Selection cells (results' selection/METHOD rows) mix a method's candidates in one point: not a curve to compare
+        // (results --selection shows them).
+        foreach (var panel in points.Where(p => p.Metric == metric && !IsSelection(p.Method))
                      .GroupBy(p => (p.Dataset, p.Split))
                      .OrderBy(g => g.Key.Dataset, StringComparer.Ordinal).ThenBy(g => g.Key.Split, StringComparer.Ordinal))
         {

@@ -66,13 +66,7 @@ public sealed class CoordinatorJoinTests(PostgresServer postgres, ITestOutputHel
         Assert.NotNull(sweep);
         Assert.Equal(sweep.SweepId, stdout.Trim());
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows;
-        while ((rows = await cluster.Store.GetSweepCellsAsync(sweep.SweepId)).Any(r => r.Result is null))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the cell did not finish\n" + cluster.Logs());
-            await Task.Delay(200);
-        }
+        var rows = await cluster.WaitForStoredResultsAsync(sweep.SweepId, TimeSpan.FromMinutes(2));
 
         Assert.Equal(CellStatus.Succeeded, Assert.Single(rows).Result!.Status);
     }

@@ -225,6 +225,24 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until every stored cell of the sweep has a result row; returns the rows (what status, results and export read).</summary>
+    public async Task<IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)>> WaitForStoredResultsAsync(string sweepId, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows;
+        while ((rows = await Store.GetSweepCellsAsync(sweepId)).Count == 0 || rows.Any(r => r.Result is null))
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"sweep {sweepId}: {rows.Count(r => r.Result is null)} of {rows.Count} cells without a result after {timeout}\n{Logs()}");
+            }
+
+            await Task.Delay(200);
+        }
+
+        return rows;
+    }
+
     public async Task<SweepProgress> WaitForCompletionAsync(string sweepId, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

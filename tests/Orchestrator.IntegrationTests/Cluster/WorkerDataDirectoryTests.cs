@@ -61,13 +61,7 @@ public sealed class WorkerDataDirectoryTests(PostgresServer postgres, ITestOutpu
         (exit, stdout, stderr) = await CliCapture.RunAsync(["submit", spec, "--cluster", cluster.ConnectionString, "--cluster-id", cluster.ClusterId]);
         Assert.True(exit == 0, stderr + stdout);
         var sweep = (await cluster.Store.FindSweepAsync("it-worker-home"))!;
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows;
-        while ((rows = await cluster.Store.GetSweepCellsAsync(sweep.SweepId)).Any(r => r.Result is null))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the cell did not finish\n" + cluster.Logs());
-            await Task.Delay(200);
-        }
+        var rows = await cluster.WaitForStoredResultsAsync(sweep.SweepId, TimeSpan.FromMinutes(2));
 
         output.WriteLine(worker.Log);
         Assert.Equal(CellStatus.Succeeded, Assert.Single(rows).Result!.Status);
