@@ -312,9 +312,10 @@ public static class CliApp
         }
 
         var store = services.GetRequiredService<IResultStore>();
-        var keys = SelectionRound.FirstPhase(plan).Concat(SelectionRound.CandidateGrids(plan, maxCells).SelectMany(g => g.Cells)).Select(c => c.Key);
+        var grids = SelectionRound.CandidateGrids(plan, maxCells);
+        var keys = SelectionRound.FirstPhase(plan).Concat(grids.SelectMany(g => g.Cells)).Select(c => c.Key);
         var doneBefore = (await store.GetSucceededKeysAsync(keys.Distinct(StringComparer.Ordinal).ToList(), ct)).ToHashSet(StringComparer.Ordinal);
-        var submitted = await SweepSubmitter.SubmitSelectingAsync(grains, plan, maxCells);
+        var submitted = await SweepSubmitter.SubmitSelectingAsync(grains, plan, grids);
         Console.WriteLine($"Selection first: {plan.Selection.Count} selection cells and the grid of the methods that select nothing; each " +
                           "selecting method's grid is queued at its chosen values once its selection cells have finished");
         return new Submission(submitted, doneBefore);
@@ -351,7 +352,7 @@ public static class CliApp
         }
 
         var rows = await store.GetSweepCellsAsync(sweepId, ct);
-        if (await SelectionReports.ReportAsync(store, sweep, ct) is { } selection)
+        if (SelectionReports.Report(sweep, rows, await store.GetSelectionsAsync(sweepId, ct)) is { } selection)
         {
             Console.Write(selection.ToText());
             WriteWarnings(selection.Warnings);

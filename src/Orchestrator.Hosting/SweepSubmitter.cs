@@ -20,10 +20,13 @@ public static class SweepSubmitter
     /// (<see cref="SelectionRound.CandidateGrids"/>, refused over <paramref name="maxCells"/>). <paramref name="extend"/>: add to the
     /// existing sweep <paramref name="sweepId"/>.
     /// </summary>
-    public static Task<SubmitResult> SubmitSelectingAsync(IGrainFactory grains, SweepPlan plan, long maxCells, string? extend = null)
+    public static Task<SubmitResult> SubmitSelectingAsync(IGrainFactory grains, SweepPlan plan, long maxCells, string? extend = null) =>
+        SubmitSelectingAsync(grains, plan, SelectionRound.CandidateGrids(plan, maxCells), extend);
+
+    /// <summary>As above, with every candidate's grid already planned (<see cref="SelectionRound.CandidateGrids"/>).</summary>
+    public static Task<SubmitResult> SubmitSelectingAsync(IGrainFactory grains, SweepPlan plan, IReadOnlyList<CandidateCells> grids, string? extend = null)
     {
         var sweepId = extend ?? plan.SweepId;
-        var grids = SelectionRound.CandidateGrids(plan, maxCells);
         var submission = ToSubmission(plan with { Cells = SelectionRound.FirstPhase(plan) }, sweepId) with
         {
             Candidates = grids.Select(g => new CandidateGrid(g.Method, g.Candidate, Works(plan, g.Cells, sweepId))).ToList(),

@@ -69,11 +69,12 @@ public sealed record StatusReport(
         var awaiting = 0;
         try
         {
-            selection = await SelectionReports.ReportAsync(store, sweep, ct);
+            var choices = await store.GetSelectionsAsync(sweep.SweepId, ct);
+            selection = SelectionReports.Report(sweep, rows, choices);
             if (selection is not null && await store.GetCandidateCellsAsync(sweep.SweepId, ct) is { Count: > 0 } candidates)
             {
                 // The chosen grids not queued yet (as the sweep grain counts them): the sweep is not complete while any waits.
-                awaiting = Grains.SweepSelection.Waiting(Grains.SweepSelection.Decide(sweep, rows), await store.GetSelectionsAsync(sweep.SweepId, ct), candidates);
+                awaiting = Grains.SweepSelection.Waiting(Grains.SweepSelection.Decide(sweep, rows), choices, candidates);
             }
         }
         catch (Core.Specs.SpecValidationException)
