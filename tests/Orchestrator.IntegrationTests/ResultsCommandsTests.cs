@@ -72,7 +72,7 @@ public sealed class ResultsCommandsTests : IDisposable
         foreach (var c in _cells.Where(c => !(c.Method == "prefix" && c.Size == 20 && c.Subsample == 2)))
         {
             await store.UpsertResultAsync(new CellResultRecord(c.CellKey, 1, CellStatus.Succeeded, new Dictionary<string, double> { ["bleu"] = Bleu(c) },
-                null, "w1", "cpu", 1.5, 1000, $$"""{"seed":{{c.Seed}},"method":"{{c.Method}}","dataset_hash":"h"}""",
+                null, "w1", "cpu", 1.5, 1000, $$"""{"seed":{{c.Seed}},"method":"{{c.Method}}","dataset_hash":"h","manifest_hash":"m{{c.Size}}-{{c.Subsample}}"}""",
                 outputs?.Invoke(c) ?? ["a", "b"], DateTimeOffset.UtcNow));
         }
     }
@@ -300,6 +300,70 @@ public sealed class ResultsCommandsTests : IDisposable
         Assert.Equal(JsonValueKind.Number, done.GetProperty("metrics").GetProperty("bleu").ValueKind);
         Assert.Equal(["a", "b"], done.GetProperty("outputs").EnumerateArray().Select(o => o.GetString()));
     }
+
+    [Fact]
+    public async Task Results_from_exported_cells_equal_the_sweeps_own_and_pair_methods_exported_from_different_files()
+    {
+        await SeedAsync();
+        var csvPath = Path.Combine(_dir.FullName, "all.csv");
+        var jsonlPath = Path.Combine(_dir.FullName, "all.jsonl");
+        Assert.Equal(0, (await CliAsync("export", "res", "--format", "csv", "--out", csvPath)).Exit);
+        Assert.Equal(0, (await CliAsync("export", "res", "--format", "jsonl", "--out", jsonlPath)).Exit);
+
+        // The same points and paired differences as the database gives, from either export format.
+        var (_, fromDb, _) = await CliAsync("results", "res", "--format", "json", "--compare", "prefix", "finetune");
+        foreach (var file in new[] { csvPath, jsonlPath })
+        {
+            var (exit, fromFile, err) = await CliAsync("results", "--cells", file, "--format", "json", "--compare", "prefix", "finetune");
+            Assert.True(exit == 0, err);
+            Assert.Equal(Section(fromDb, "points"), Section(fromFile, "points"));
+            Assert.Equal(Section(fromDb, "comparison"), Section(fromFile, "comparison"));
+        }
+
+        // One method per file (as when a method is rerun in another sweep): pooled and paired as if in one sweep.
+        var lines = await File.ReadAllLinesAsync(csvPath);
+        var methodColumn = Array.IndexOf(ParseCsv(lines[0])[0], "method");
+        string[] Of(string method) => [lines[0], .. lines.Skip(1).Where(l => ParseCsv(l)[0][methodColumn] == method)];
+        var finetunePath = Path.Combine(_dir.FullName, "finetune.csv");
+        var prefixPath = Path.Combine(_dir.FullName, "prefix.csv");
+        await File.WriteAllLinesAsync(finetunePath, Of("finetune"));
+        await File.WriteAllLinesAsync(prefixPath, Of("prefix"));
+        var (splitExit, split, splitErr) = await CliAsync("results", "--cells", finetunePath, prefixPath, "--format", "json", "--compare", "prefix", "finetune");
+        Assert.True(splitExit == 0, splitErr);
+        Assert.Equal(Section(fromDb, "points"), Section(split, "points"));
+        Assert.Equal(Section(fromDb, "comparison"), Section(split, "comparison"));
+        var (_, markdown, _) = await CliAsync("results", "--cells", finetunePath, prefixPath, "--format", "markdown");
+        Assert.Contains("| prefix | 20 | 2/3 (incomplete) | 22.50 ± 6.35 | 0.71 | 22.00 | 23.00 |", markdown);
+
+        // Cells trained on other examples are not paired across files.
+        var otherData = Path.Combine(_dir.FullName, "prefix-other-data.csv");
+        await File.WriteAllLinesAsync(otherData, Of("prefix").Select(l => l.Replace("m10-1", "m10-9", StringComparison.Ordinal)));
+        var (badExit, _, badErr) = await CliAsync("results", "--cells", finetunePath, otherData, "--compare", "prefix", "finetune");
+        Assert.Equal(CliApp.ExitInvalidInput, badExit);
+        Assert.Contains("cannot pair prefix synthetic-e2e/default n=10 sub1 seed0 (prefix-other-data.csv) with finetune", badErr);
+        Assert.Contains("different examples (manifest m10-9 vs m10-1)", badErr);
+
+        // Two runs of one method (different keys at the same place) are refused, not pooled.
+        var rerun = Path.Combine(_dir.FullName, "finetune-rerun.csv");
+        await File.WriteAllLinesAsync(rerun, Of("finetune").Select((l, i) => i == 0 ? l : "x" + l));
+        var (dupExit, _, dupErr) = await CliAsync("results", "--cells", finetunePath, rerun);
+        Assert.Equal(CliApp.ExitInvalidInput, dupExit);
+        Assert.Contains("finetune.csv and finetune-rerun.csv both have a cell for finetune synthetic-e2e/default n=", dupErr);
+        Assert.Contains("two runs of one method cannot be pooled", dupErr);
+
+        // Not an export; a sweep and files at once.
+        var junk = Path.Combine(_dir.FullName, "junk.csv");
+        await File.WriteAllTextAsync(junk, "mr,ref\na,b\n");
+        var (junkExit, _, junkErr) = await CliAsync("results", "--cells", junk);
+        Assert.Equal(CliApp.ExitInvalidInput, junkExit);
+        Assert.Contains("junk.csv is not a CSV written by `orchestrator export`: its header lacks cell_key", junkErr);
+        Assert.Contains("(found: mr,ref)", junkErr);
+        var (bothExit, _, bothErr) = await CliAsync("results", "res", "--cells", csvPath);
+        Assert.Equal(CliApp.ExitInvalidInput, bothExit);
+        Assert.Contains("a SWEEP or --cells", bothErr);
+    }
+
+    private static string Section(string json, string name) => JsonDocument.Parse(json).RootElement.GetProperty(name).GetRawText();
 
     [Fact]
     public async Task Rescore_restores_a_corrupted_metric_to_what_bleu_computes_from_the_stored_outputs()

@@ -20,7 +20,13 @@ internal static class ResultsCommands
         Task<Session> Open(ParseResult pr, CancellationToken ct) => shared.OpenAsync(pr, train: false, slots: 1, ct);
 
         // ------------------------------------------------------------ results
-        var resultsSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var resultsSweep = new Argument<string?>("SWEEP") { Description = "Sweep id or name (or --cells instead)", Arity = ArgumentArity.ZeroOrOne };
+        var cellsFiles = new Option<string[]>("--cells")
+        {
+            Description = "Instead of a sweep: files written by `orchestrator export` (CSV or JSON Lines), combined; e.g. methods rerun in another " +
+                          "sweep compared with --compare, paired on the same examples (their provenance's manifest_hash)",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var metric = new Option<string?>("--metric") { Description = "Metric to show (default: every metric with values)" };
         var by = new Option<string>("--by")
         {
@@ -45,11 +51,23 @@ internal static class ResultsCommands
                           "(mean ± 95% CI, n/expected selection cells), the choice, and its warnings (--format table or json)",
         };
         Make("results", "The sweep's table: per point, mean ± 95% Student-t CI with n/expected, sd, min, max; paired comparisons with --compare.",
-                resultsSweep, metric, by, format, compare, compute, selection)
+                resultsSweep, cellsFiles, metric, by, format, compare, compute, selection)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
                 var keys = PointAggregation.ParseKeys(pr.GetValue(by)!);
                 var pair = pr.GetValue(compare);
+                var files = pr.GetValue(cellsFiles) ?? [];
+                if ((files.Length > 0) == (pr.GetValue(resultsSweep) is not null))
+                {
+                    throw new ArgumentException("results needs a SWEEP or --cells FILE…, not both and not neither");
+                }
+
+                if (files.Length > 0)
+                {
+                    return await WriteCellsReportAsync(files, pr.GetValue(metric), keys, pair is { Length: 2 } ? (pair[0], pair[1]) : null,
+                        pr.GetValue(format)!, pr.GetValue(compute), pr.GetValue(selection));
+                }
+
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(resultsSweep)!, ct);
                 if (pr.GetValue(selection))
@@ -241,6 +259,37 @@ internal static class ResultsCommands
 
                 return 0;
             }));
+    }
+
+    /// <summary><c>results --cells FILE…</c>: the table, comparison or compute report of exported cells (<see cref="ExportedCells"/>).</summary>
+    private static async Task<int> WriteCellsReportAsync(string[] files, string? metric, PointKeys keys, (string, string)? pair, string format,
+        bool compute, bool selection)
+    {
+        if (selection)
+        {
+            throw new ArgumentException("--selection needs the sweep's stored choices, which an export does not hold: use results SWEEP --selection");
+        }
+
+        var cells = ExportedCells.Read(files);
+        if (compute)
+        {
+            Console.Out.Write(ComputeReport.Render(string.Join(" + ", files.Select(Path.GetFileName)), cells.Select(c => (c.Cell, c.Result)).ToList(), format));
+            return 0;
+        }
+
+        var report = await ResultsReport.FromCellsAsync(files, cells, metric, keys, pair);
+        if (format == "table")
+        {
+            report.WriteTable();
+        }
+        else
+        {
+            Console.Out.Write(report.Render(format));
+            Console.Out.Flush();
+        }
+
+        CliApp.WriteWarnings(ResearchWarnings.ForResults(cells.Select(c => (c.Cell, c.Result)).ToList(), metric));
+        return 0;
     }
 
     /// <summary><c>results SWEEP --selection</c>: the selection table (or JSON) on stdout, its warnings on stderr.</summary>

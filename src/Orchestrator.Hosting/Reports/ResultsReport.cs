@@ -31,16 +31,36 @@ public sealed record ResultsReport(
     {
         var grain = grains.GetGrain<IResultsGrain>(sweep.SweepId);
         var results = await grain.GetAsync();
-        var sums = results.Points.Select(p => p.ToSums()).ToList();
+        return await AssembleAsync(sweep.SweepId, $"sweep {sweep.Name}", sweep.Name, results.Points.Select(p => p.ToSums()).ToList(), metric,
+            metric ?? PrimaryMetric(sweep, results), by, compare,
+            async (column, a, b, primary) => (await grain.GetPairsAsync(primary, column == PairedBy.Method ? "method" : "split", a, b)).Pairs.Select(p => p.ToObservation()));
+    }
+
+    /// <summary>
+    /// The same report from cells exported by <c>orchestrator export</c> (<c>results --cells FILE…</c>, <see cref="ExportedCells"/>):
+    /// the points and pairs by the database's rules; named after the files. The primary metric is <paramref name="metric"/>, else
+    /// the first present in name order.
+    /// </summary>
+    public static Task<ResultsReport> FromCellsAsync(IReadOnlyList<string> files, IReadOnlyList<ExportedCell> cells, string? metric, PointKeys by,
+        (string A, string B)? compare)
+    {
+        var sums = ExportedCells.Points(cells);
+        var name = string.Join(" + ", files.Select(Path.GetFileName));
+        var primary = metric ?? sums.Select(p => p.Metric).Order(StringComparer.Ordinal).FirstOrDefault() ?? "bleu";
+        return AssembleAsync(name, $"the cells of {name}", name, sums, metric, primary, by, compare,
+            (column, a, b, m) => Task.FromResult<IEnumerable<PairedObservation>>(ExportedCells.Pairs(cells, m, column, a, b)));
+    }
+
+    private static async Task<ResultsReport> AssembleAsync(string id, string what, string name, IReadOnlyList<PointSums> sums, string? metric, string primary,
+        PointKeys by, (string A, string B)? compare, Func<PairedBy, string, string, string, Task<IEnumerable<PairedObservation>>> pairsOf)
+    {
         if (metric is not null && sums.Count > 0 && sums.All(p => p.Metric != metric))
         {
             var present = sums.Select(p => p.Metric).Distinct().ToList();
-            throw new ArgumentException($"sweep {sweep.Name} has no metric '{metric}'{Core.Specs.Suggestion.DidYouMean(metric, present)} (it has: {string.Join(", ", present)})");
+            throw new ArgumentException($"{what} has no metric '{metric}'{Core.Specs.Suggestion.DidYouMean(metric, present)} (it has: {string.Join(", ", present)})");
         }
 
         var points = PointAggregation.Summarize(sums, by, metric);
-        var primary = metric ?? PrimaryMetric(sweep, results);
-
         ResultsReport.Comparison? comparison = null;
         if (compare is { } c)
         {
@@ -48,22 +68,21 @@ public sealed record ResultsReport(
             foreach (var m in new[] { c.A, c.B }.Where(m => !methods.Contains(m)))
             {
                 throw new ArgumentException(
-                    $"sweep {sweep.Name} has no method '{m}'{Core.Specs.Suggestion.DidYouMean(m, methods)} (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
+                    $"{what} has no method '{m}'{Core.Specs.Suggestion.DidYouMean(m, methods)} (it has: {string.Join(", ", methods.Order(StringComparer.Ordinal))})");
             }
 
-            var pairs = await grain.GetPairsAsync(primary, "method", c.A, c.B);
-            comparison = new ResultsReport.Comparison(primary, c.A, c.B, PairedComparison.CompareMethods(pairs.Pairs.Select(p => p.ToObservation())));
+            var pairs = await pairsOf(PairedBy.Method, c.A, c.B, primary);
+            comparison = new ResultsReport.Comparison(primary, c.A, c.B, PairedComparison.CompareMethods(pairs));
         }
 
         IReadOnlyList<PairedSummary> gap = [];
         var splits = sums.Select(p => p.Split).ToHashSet(StringComparer.Ordinal);
         if (splits.Contains(PairedComparison.Seen) && splits.Contains(PairedComparison.Unseen))
         {
-            var pairs = await grain.GetPairsAsync(primary, "split", PairedComparison.Seen, PairedComparison.Unseen);
-            gap = PairedComparison.GeneralizationGap(pairs.Pairs.Select(p => p.ToObservation()));
+            gap = PairedComparison.GeneralizationGap(await pairsOf(PairedBy.Split, PairedComparison.Seen, PairedComparison.Unseen, primary));
         }
 
-        return new ResultsReport(sweep.SweepId, sweep.Name, metric, by, points, comparison, gap);
+        return new ResultsReport(id, name, metric, by, points, comparison, gap);
     }
 
     /// <summary>The spec's first metric that has values, else any metric with values, else the spec's first.</summary>
