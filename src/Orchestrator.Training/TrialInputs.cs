@@ -110,10 +110,6 @@ internal sealed class TrialInputs(BaseModelCache bases)
         cell.Training.BaseDropout is { } d ? TrainingSpec.BaseDropoutRate(TrainingSpec.CanonicalBaseDropout(d)
             ?? throw new NotSupportedException($"cell {cell.Label}: base_dropout '{d}' is neither 'eval' nor a rate in [0, 1)")) : null;
 
-    /// <summary>A base of the Llama family: a llama preset, or a checkpoint folder whose config names the family.</summary>
-    public static bool IsLlamaFamily(ModelIdentity model) =>
-        model.Path is { } path ? LlamaCheckpoint.IsLlamaFolder(path) : model.Preset is { } preset && LlamaConfig.IsPreset(preset);
-
     /// <summary>The dataset, loaded once per identity; a failed load is not cached (the file may be back on the next attempt).</summary>
     private LoadedDataset Dataset(DatasetIdentity identity)
     {

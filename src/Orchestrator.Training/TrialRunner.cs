@@ -160,13 +160,6 @@ public sealed class TrialRunner
             }
 
             using var method = PeftRegistry.Create(cell.Method, cell.MethodOptions, "method_options");
-            if (TrialInputs.IsLlamaFamily(cell.Model) && method is Peft.Shared.PrefixMethodBase or Peft.PromptTuning.PromptTuningMethod)
-            {
-                // On the Llama family, virtual-token cells trained in a pack matched their run alone in outputs, scores and
-                // dev loss but not in the last bits of the training loss; a cell must give the same bits alone and in any pack.
-                return false;
-            }
-
             return method is IPackableMethod { Packable: true };
         }
         catch (ArgumentException)

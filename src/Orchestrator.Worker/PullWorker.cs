@@ -112,6 +112,12 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
 
         Logger.LogInformation("Worker {WorkerId}: {Slots} slot(s) × {Threads} torch thread(s), {Device}", _options.WorkerId, _slots,
             _options.EffectiveThreads(), Device());
+        if (_options.PackSize != 1 && !_options.Packs())
+        {
+            Logger.LogInformation("Worker {WorkerId}: packing is off on {Threads} torch threads per cell (a cell would round differently in a pack than alone); cells train one at a time",
+                _options.WorkerId, _options.EffectiveThreads());
+        }
+
         // Results an earlier run on this spool computed but could not write go first (in the background: the database may still be down).
         var upload = _parts.Reporter.UploadSpooledAsync(QueueOrNull, _hardStop.Token);
         await Task.WhenAll(Enumerable.Range(0, _slots).Select(SlotLoopAsync));
@@ -253,7 +259,7 @@ public sealed class PullWorker : BackgroundService, IHostedLifecycleService
     /// <summary>The cell, when packing is on and its method packs; otherwise null (trained alone).</summary>
     private CellDefinition? PackCell(CellLease lease)
     {
-        if (_options.PackSize == 1 || Simulated || lease.Work.PackGroup is null || lease.Work.Dependencies.Count > 0)
+        if (!_options.Packs() || Simulated || lease.Work.PackGroup is null || lease.Work.Dependencies.Count > 0)
         {
             return null;
         }

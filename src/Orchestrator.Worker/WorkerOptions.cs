@@ -30,7 +30,8 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// Packed training: how many cells of one pack group (same data, base, method and options; methods prefix, prompt,
-    /// ptuning-v2, lora, ia3) a slot trains at once on one shared base. 1 turns packing off. 0 (the default) chooses K
+    /// ptuning-v2, lora, ia3) a slot trains at once on one shared base. 1 turns packing off, and so do more than one torch
+    /// thread per cell (<see cref="Packs"/>). 0 (the default) chooses K
     /// per pack group from a quick calibration (trial-steps per second for K = 1, 2, 4, … on the group's own data, stopping
     /// where the gain flattens or memory would not allow it), at most <see cref="MaxPackSize"/>.
     /// </summary>
@@ -53,6 +54,17 @@ public sealed class WorkerOptions
     /// <summary>The torch threads each cell trains on: <see cref="Threads"/>, or the environment's, or 1.</summary>
     public int EffectiveThreads() =>
         Threads > 0 ? Threads : Orchestrator.Training.TorchRuntime.ThreadsFromEnvironment() ?? 1;
+
+    /// <summary>
+    /// Whether this worker trains packable cells in packs: not with <see cref="PackSize"/> 1, and not when each cell trains on
+    /// more than one torch thread (<see cref="EffectiveThreads"/>). On several threads torch splits an elementwise kernel
+    /// (SwiGLU's silu, for one) between them at a point that follows the whole batch's size, and elements on either side of
+    /// a split go through its vectorised or its scalar code, which round transcendental functions differently: a cell's rows
+    /// would get other last bits in a pack than alone (measured on llama-tiny: prefix and prompt training losses in the 8th
+    /// digit). On one thread each kernel runs over the whole tensor in one piece, so a cell's rows get the same operations
+    /// whoever shares the batch (the scalar tail at the very end is the last position of the last row, which no loss reads).
+    /// </summary>
+    public bool Packs() => PackSize != 1 && EffectiveThreads() == 1;
 
     /// <summary>The cells this worker trains at once when it sees <paramref name="cores"/> cores: <see cref="Slots"/>, or its share.</summary>
     public int EffectiveSlots(int cores) =>

@@ -12,7 +12,8 @@ namespace Orchestrator.IntegrationTests;
 
 /// <summary>
 /// A sweep on a random-init <c>llama-tiny</c> base end to end (in-process silo, queue, worker, SQLite store): the methods
-/// that fit the family train, decode and score; LoRA and IA3 train packed and give the same bits as alone; a method that
+/// that fit the family train, decode and score; LoRA, IA3, prefix, prompt and ptuning-v2 cells train packed (one torch thread
+/// each, the worker's default) and give the same bits as alone; a method that
 /// cannot train on the family (BitFit: no biases) fails with that reason.
 /// </summary>
 public sealed class LlamaSweepTests : IDisposable
@@ -31,6 +32,7 @@ public sealed class LlamaSweepTests : IDisposable
           - {name: ia3, training: {learning_rate: 1.0e-2}}
           - {name: prefix, options: {length: 2, hidden: 16}}
           - {name: prompt, options: {length: 2}}
+          - {name: ptuning-v2, options: {length: 2}}
           - {name: llama-adapter, options: {length: 2}}
         grid:
           sizes: [10]
@@ -75,10 +77,10 @@ public sealed class LlamaSweepTests : IDisposable
     public async Task Every_method_that_fits_trains_and_scores_on_llama_tiny_and_packed_cells_match_alone_bit_for_bit()
     {
         var plan = SweepPlanner.PlanText(Spec, OrchestratorVocabulary.Default, _dir.FullName);
-        Assert.Equal(12, plan.Cells.Count);
+        Assert.Equal(14, plan.Cells.Count);
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(8));
-        var packed = await RunAsync(plan, Path.Combine(_dir.FullName, "packed"), pack: 2, 12, 0, cts.Token);
-        var alone = await RunAsync(plan, Path.Combine(_dir.FullName, "alone"), pack: 1, 12, 0, cts.Token);
+        var packed = await RunAsync(plan, Path.Combine(_dir.FullName, "packed"), pack: 2, 14, 0, cts.Token);
+        var alone = await RunAsync(plan, Path.Combine(_dir.FullName, "alone"), pack: 1, 14, 0, cts.Token);
 
         var mismatches = new List<string>();
         foreach (var (cell, result) in packed)
@@ -92,8 +94,8 @@ public sealed class LlamaSweepTests : IDisposable
             Assert.Equal(2, provenance.GetProperty("model").GetProperty("KeyValueHeads").GetInt32()); // the Llama config, not GPT-2's
             Assert.True(provenance.GetProperty("trainable_parameters").GetInt64() > 0);
 
-            // LoRA and IA3 train packed on the family; virtual-token methods train alone there (TrialRunner.CanPack).
-            bool packable = cell.Method is "lora" or "ia3";
+            // Every packable method trains packed on the family (TrialRunner.CanPack): LoRA, IA3 and the virtual-token methods.
+            bool packable = cell.Method is "lora" or "ia3" or "prefix" or "prompt" or "ptuning-v2";
             Assert.Equal(packable, provenance.GetProperty("packing").GetProperty("packed").GetBoolean());
             var single = alone.Single(c => c.Cell.CellKey == cell.CellKey).Result!;
             Assert.False(Provenance(single).GetProperty("packing").GetProperty("packed").GetBoolean());
@@ -134,6 +136,7 @@ public sealed class LlamaSweepTests : IDisposable
                   - {name: ia3, training: {learning_rate: 1.0e-2}}
                   - {name: prefix, options: {length: 2, hidden: 16}}
                   - {name: prompt, options: {length: 2}}
+                  - {name: ptuning-v2, options: {length: 2}}
                   - {name: llama-adapter, options: {length: 2}}
                 """, "  - bitfit\n")
             .Replace("subsamples: 2", "subsamples: 1");

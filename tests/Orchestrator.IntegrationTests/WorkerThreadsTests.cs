@@ -27,6 +27,16 @@ public sealed class WorkerThreadsTests
     }
 
     [Fact]
+    public void Cells_train_in_packs_only_on_one_torch_thread_each()
+    {
+        Assert.True(new WorkerOptions().Packs());
+        Assert.True(new WorkerOptions { PackSize = 4, Threads = 1 }.Packs());
+        Assert.False(new WorkerOptions { PackSize = 1 }.Packs());
+        Assert.False(new WorkerOptions { Threads = 2 }.Packs()); // a split between threads would follow the pack's size
+        Assert.False(new WorkerOptions { PackSize = 4, Threads = 4 }.Packs());
+    }
+
+    [Fact]
     public void A_gpu_worker_trains_one_cell_at_a_time_unless_told()
     {
         Assert.Equal(1, new WorkerOptions { DeviceKind = "cuda", DeviceCount = 1 }.EffectiveSlots(16));

@@ -21,7 +21,9 @@ namespace Orchestrator.Training.Packing;
 /// <see cref="CausalLmTrainer"/>, up to float rounding (the batch is padded further and the matmuls are larger); the tests
 /// check 1e-4 on losses and weights. With a fixed <see cref="PackMember.PadLength"/>, a member gets bit for bit what it gets
 /// in a pack of one (its rows have the same shape whoever its partners are; every operation on them is row by row), which
-/// is how <see cref="TrialRunner"/> trains packable cells alone. Every member must train without base dropout
+/// is how <see cref="TrialRunner"/> trains packable cells alone. That holds on one torch thread: on several, torch splits
+/// elementwise kernels between threads at a point that follows the pack's size, and the scalar code next to a split rounds
+/// transcendental functions (silu's exp) differently from the vectorised code, so workers pack only on one thread. Every member must train without base dropout
 /// (<see cref="TrainingOptions.BaseDropout"/> 0, or null on a base whose rate is 0): masks would be drawn from one shared stream.
 /// </para>
 /// </summary>

@@ -162,6 +162,81 @@ public sealed class PackedTrainerTests
         }
     }
 
+    /// <summary>
+    /// Trials of the virtual-token methods on a random Llama with grouped-query attention (llama-tiny: 4 query heads sharing 2
+    /// key/value heads, SwiGLU MLP of width 172, RMSNorm, rotary positions), on one torch thread as every cell trains
+    /// (<see cref="TorchRuntime.PinCurrentThread"/>): each trial gets the same bits alone (a pack of one), in a pack of three and
+    /// in packs of two with different partners: every step loss, dev loss, weight and greedy output. The sequences are long
+    /// enough that a pack's MLP tensors exceed torch's parallel grain: on two threads the same packs differ in the last bits
+    /// (the split of an elementwise kernel between threads follows the batch's size).
+    /// </summary>
+    [Theory]
+    [InlineData("prefix")]
+    [InlineData("prompt")]
+    [InlineData("ptuning-v2")]
+    public void Virtual_token_trials_on_a_grouped_query_llama_get_the_same_bits_alone_and_in_packs_of_two_and_three(string name)
+    {
+        int before = get_num_threads();
+        TorchRuntime.PinCurrentThread(1);
+        try
+        {
+            double lr = PeftTaskFixture.LearningRate(name);
+            Trial[] trials =
+            [
+                new("a", TestData.CopyTask(12, 10, seed: 1), TestData.CopyTask(4, 10, seed: 11), new TrainingOptions(6, 4, lr, 2, 3, Seed: 0)),
+                new("b", TestData.CopyTask(15, 12, seed: 2, reverse: true), TestData.CopyTask(3, 12, seed: 12), new TrainingOptions(4, 5, lr * 0.5, 1, 2, Seed: 1) { Loss = TrainingLoss.SequenceSum }),
+                new("c", TestData.CopyTask(9, 11, seed: 3), TestData.CopyTask(3, 11, seed: 13), new TrainingOptions(7, 3, lr, 0, 7, Seed: 2)),
+            ];
+            int pad = trials.SelectMany(t => t.Train).Max(e => CausalLmFormat.Encode(Tokenizer, e.Source, e.Target, 1000).InputIds.Length) + 1;
+            var options = new Dictionary<string, string> { ["length"] = "3" };
+            if (name == "prefix") options["hidden"] = "32";
+            var decoding = new Orchestrator.Training.Decoding.DecodingOptions { MaxNewTokens = 6, MinNewTokens = 1 };
+
+            Dictionary<string, (double[] Numbers, string[] Outputs)> Train(int capacity, params Trial[] pack)
+            {
+                using var shared = new LlamaModel(LlamaConfig.Preset("llama-tiny", Tokenizer.VocabSize), seed: 3);
+                Assert.True(shared.Config.KeyValueHeads < shared.Config.Heads);
+                var methods = pack.ToDictionary(t => t.Id, _ => PeftRegistry.Create(name, options));
+                var results = new Dictionary<string, (double[], string[])>();
+                try
+                {
+                    var queue = new Queue<PackMember>(pack.Select(t => new PackMember(t.Id, methods[t.Id], t.Train, t.Dev, t.Options) { PadLength = pad }));
+                    new PackedTrainer(shared, Tokenizer).Run(capacity, () => queue.Count > 0 ? queue.Dequeue() : null, m =>
+                    {
+                        Assert.Null(m.Error);
+                        double[] numbers = m.Report!.StepLosses.Concat(m.Report.DevLosses.Select(d => d.Loss))
+                            .Concat(Weights(m.Method).OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.Select(v => (double)v)))
+                            .ToArray();
+                        var sources = pack.Single(t => t.Id == m.Id).Dev.Select(e => e.Source).ToArray();
+                        results[m.Id] = (numbers, Orchestrator.Training.Decoding.GreedyDecoder.Decode(shared, Tokenizer, sources, decoding, m.Method).ToArray());
+                    });
+                    return results;
+                }
+                finally
+                {
+                    foreach (var m in methods.Values) m.Dispose();
+                }
+            }
+
+            var three = Train(3, trials);
+            var pairs = new[] { Train(2, trials[0], trials[1]), Train(2, trials[1], trials[2]), Train(2, trials[2], trials[0]) };
+            var lateJoin = Train(2, trials[1], trials[0], trials[2]); // c joins when b leaves
+            foreach (var trial in trials)
+            {
+                var (numbers, outputs) = Train(1, trial)[trial.Id];
+                foreach (var packed in pairs.Where(p => p.ContainsKey(trial.Id)).Append(three).Append(lateJoin))
+                {
+                    Assert.Equal(numbers, packed[trial.Id].Numbers);
+                    Assert.Equal(outputs, packed[trial.Id].Outputs);
+                }
+            }
+        }
+        finally
+        {
+            TorchRuntime.PinCurrentThread(before);
+        }
+    }
+
     [Fact]
     public void Members_with_different_pad_lengths_are_not_packed_together()
     {
