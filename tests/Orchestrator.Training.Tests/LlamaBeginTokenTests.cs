@@ -1,8 +1,11 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Orchestrator.Core.Cells;
 using Orchestrator.Core.Specs;
 using Orchestrator.Data;
 using Orchestrator.Training.Checkpoints;
+using Orchestrator.Training.Peft;
+using Orchestrator.Training.Peft.HuggingFace;
 using Orchestrator.Training.Tests.Reference;
 using Orchestrator.Training.Tokenization;
 
@@ -114,6 +117,74 @@ public sealed class LlamaBeginTokenTests : IDisposable
         Assert.Equal(Begin, cache.Get(identity).Tokenizer.BeginToken);
         var e = Assert.Throws<FormatException>(() => cache.Get(identity with { BeginToken = null }));
         Assert.Contains("resubmit", e.Message);
+    }
+
+    /// <summary>
+    /// Text initialisation takes the ids PEFT's TEXT init takes, <c>tokenizer(" " + init_text)["input_ids"]</c>: on a folder
+    /// whose tokenizer adds the begin token it comes first, and the whole is repeated or cut to the virtual tokens; a folder
+    /// that adds none gets the text's tokens alone. The ids are read back from the initial prompt (each row is exactly one
+    /// embedding row) and compared with ids written out by hand. The export names the text PEFT tokenises to the same ids.
+    /// </summary>
+    [Theory]
+    [InlineData("prompt")]
+    [InlineData("bbt")]
+    public void A_text_initialised_prompt_takes_the_begin_token_first_as_PEFT_tokenises_the_text(string name)
+    {
+        string withBegin = WriteFolder(Path.Combine(_root.FullName, "init-bos"), Llama3Template, null);
+        string without = WriteFolder(Path.Combine(_root.FullName, "init-none"), Llama3Template, """{"add_bos_token": false}""");
+        int[] text = Bytes(" ab");
+        Assert.Equal([Begin, .. text, Begin, .. text[..2]], InitialIds(withBegin, name)); // 7 virtual tokens: 4 ids, then repeated
+        Assert.Equal([.. text, .. text, text[0]], InitialIds(without, name));
+    }
+
+    [Fact]
+    public void A_text_initialised_prompt_exports_the_text_whose_PEFT_ids_are_its_initial_ids()
+    {
+        string folder = WriteFolder(Path.Combine(_root.FullName, "init-export"), Llama3Template, null);
+        using var model = LlamaCheckpoint.Load(folder);
+        var tokenizer = LlamaCheckpoint.LoadTokenizer(folder, model.Config);
+        using var method = PeftRegistry.Create("prompt", TextInit("prompt"));
+        method.Prepare(model, new PeftContext(0, tokenizer));
+        string export = Path.Combine(_root.FullName, "export");
+        HfPeftFormat.Export(method, model, export, "test/llama-base");
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(export, HfPeftFormat.AdapterConfigFile)))!.AsObject();
+        Assert.Equal("TEXT", config["prompt_tuning_init"]!.GetValue<string>());
+        Assert.Equal("test/llama-base", config["tokenizer_name_or_path"]!.GetValue<string>());
+        string initText = config["prompt_tuning_init_text"]!.GetValue<string>();
+        Assert.Equal(" ab", initText);
+        // transformers' tokenizer(" ab")["input_ids"] on this folder: its template puts <|begin_of_text|> first.
+        int[] peft = [Begin, .. Bytes(initText)];
+        Assert.Equal(Enumerable.Range(0, 7).Select(i => peft[i % peft.Length]), InitialIds(method, model));
+    }
+
+    private static Dictionary<string, string> TextInit(string name)
+    {
+        var options = new Dictionary<string, string> { ["length"] = "7", ["init"] = "text", ["init_text"] = "ab" };
+        if (name == "bbt") options["dim"] = "4";
+        return options;
+    }
+
+    /// <summary>The ids whose embedding rows the freshly initialised prompt of <paramref name="name"/> on the folder's base holds.</summary>
+    private static int[] InitialIds(string folder, string name)
+    {
+        using var model = LlamaCheckpoint.Load(folder);
+        using var method = PeftRegistry.Create(name, TextInit(name));
+        method.Prepare(model, new PeftContext(0, LlamaCheckpoint.LoadTokenizer(folder, model.Config)));
+        return InitialIds(method, model);
+    }
+
+    private static int[] InitialIds(IPeftMethod method, Orchestrator.Training.Models.CausalLm model)
+    {
+        float[][] rows = Rows(method.StoredTensors().Single(kv => kv.Key == "prompt_embeddings").Value);
+        float[][] embeddings = Rows(model.TokenEmbeddings);
+        return rows.Select(r => Array.FindIndex(embeddings, e => e.SequenceEqual(r))).ToArray();
+    }
+
+    private static float[][] Rows(TorchSharp.torch.Tensor t)
+    {
+        float[] values = t.detach().cpu().data<float>().ToArray();
+        int width = (int)t.shape[1];
+        return Enumerable.Range(0, (int)t.shape[0]).Select(i => values[(i * width)..((i + 1) * width)]).ToArray();
     }
 
     [Fact]

@@ -16,7 +16,8 @@ namespace Orchestrator.Training.Peft.Bbt;
 /// of the token embeddings and σ0 the initial CMA-ES step size (<c>sigma</c>), as the reference code's <c>random_proj=normal</c>
 /// (alpha 1); drawn from the method's generator (trial seed).</item>
 /// <item>p0 (<c>init</c>): <c>vocab</c> (default) the embeddings of P ids drawn from the first 5,000 (the reference puts P real
-/// vocabulary tokens in the input and adds A·z to their embeddings), <c>text</c> the tokens of <c>init_text</c>, or
+/// vocabulary tokens in the input and adds A·z to their embeddings), <c>text</c> the ids of <c>init_text</c> as prompt
+/// tuning takes them (PEFT's TEXT: after the begin token of a Llama-family tokenizer that adds one), or
 /// <c>zero</c>.</item>
 /// <item>z starts at 0 (the CMA-ES mean), so the initial prompt is p0.</item>
 /// </list>

@@ -37,7 +37,8 @@ internal static class HfPeftFields
 
     /// <summary>
     /// PEFT's prompt initialisation fields, labelled only as PEFT would reproduce them: TEXT with <c>' ' + text</c> (PEFT
-    /// tokenises the text as given and adds no special tokens for GPT-2, so it gets our ids) and the tokenizer, and only when
+    /// takes <c>tokenizer(text)["input_ids"]</c>: no special tokens for GPT-2, the begin token first for a Llama-family
+    /// tokenizer that adds one; our init takes the same ids, <c>PromptInit.TextIds</c>) and the tokenizer, and only when
     /// a tokenizer is named (PEFT refuses TEXT without one); SAMPLE_VOCAB only when the sample covered every embedding row,
     /// as PEFT's does; RANDOM otherwise. PEFT reads the field only to initialise a new prompt; the trained prompt is the weights.
     /// </summary>

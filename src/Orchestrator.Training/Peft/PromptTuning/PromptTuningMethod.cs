@@ -10,7 +10,8 @@ namespace Orchestrator.Training.Peft.PromptTuning;
 /// positions 0..P-1 and the input starts at P. Only P_e trains: P·d parameters (P=100: 102,400 on gpt2-medium, 0.029%).
 /// Initialisation <c>init</c>: <c>vocab</c> (default: rows of the token embeddings of ids drawn uniformly from the first
 /// 5,000 ids, which for our tokenizers are roughly the most frequent), <c>uniform</c> (U[−0.5, 0.5], the paper's random
-/// init), <c>normal</c> (N(0,1), PEFT's RANDOM), <c>text</c> (the tokens of <c>init_text</c> repeated or cut to P) or
+/// init), <c>normal</c> (N(0,1), PEFT's RANDOM), <c>text</c> (as PEFT's TEXT: the ids the base's tokenizer gives
+/// <c>' ' + init_text</c>, after its begin token on a Llama-family folder that adds one, repeated or cut to P) or
 /// <c>from-cell</c> (pre-trained prompt tuning, PPT, Gu et al. 2022: a copy of the trained prompt of the cell's single
 /// dependency, <see cref="PeftContext.Dependencies"/>, which must be a <c>prompt</c> checkpoint of the same P and d; the
 /// prompt then trains as usual). Dependencies are ignored with the other inits. A from-cell prompt does not pack

@@ -1,4 +1,5 @@
 using Orchestrator.Training.Models;
+using Orchestrator.Training.Tokenization;
 
 namespace Orchestrator.Training.Peft.Shared;
 
@@ -20,12 +21,16 @@ internal static class PromptInit
     public static int VocabularyLimit(PeftContext context, ModelShape config) =>
         Math.Min(VocabularySample, context.Tokenizer?.VocabSize ?? config.VocabSize);
 
-    /// <summary>The tokens of <c>' ' + text</c>, repeated or cut to <paramref name="length"/>.</summary>
+    /// <summary>
+    /// The ids Hugging Face PEFT initialises a TEXT prompt from, <c>tokenizer(' ' + text)["input_ids"]</c>, repeated or cut to
+    /// <paramref name="length"/>: the tokens of <c>' ' + text</c> after the tokenizer's begin token when it adds one (a
+    /// Llama-family folder's, <see cref="ITextTokenizer.BeginToken"/>; GPT-2's adds none).
+    /// </summary>
     public static long[] TextIds(PeftContext context, string method, string text, int length)
     {
         var tokenizer = context.Tokenizer ?? throw new InvalidOperationException($"{method}: init=text needs the tokenizer (PeftContext.Tokenizer).");
-        var tokens = tokenizer.Encode(" " + text).Select(i => (long)i).ToArray();
-        if (tokens.Length == 0) throw new ArgumentException($"{method}: init_text '{text}' has no tokens.");
+        if (tokenizer.Encode(" " + text).Count == 0) throw new ArgumentException($"{method}: init_text '{text}' has no tokens.");
+        var tokens = tokenizer.EncodeWithBegin(" " + text).Select(i => (long)i).ToArray();
         return Enumerable.Range(0, length).Select(i => tokens[i % tokens.Length]).ToArray();
     }
 }
