@@ -335,6 +335,17 @@ public sealed class ResultsCommandsTests : IDisposable
         var (_, markdown, _) = await CliAsync("results", "--cells", finetunePath, prefixPath, "--format", "markdown");
         Assert.Contains("| prefix | 20 | 2/3 (incomplete) | 22.50 ± 6.35 | 0.71 | 22.00 | 23.00 |", markdown);
 
+        // The plot of the combined files: one curve per method, named after the files.
+        var svg = Path.Combine(_dir.FullName, "combined.svg");
+        var (plotExit, _, plotErr) = await CliAsync("plot", "--cells", finetunePath, prefixPath, "--out", svg);
+        Assert.True(plotExit == 0, plotErr);
+        var drawn = await File.ReadAllTextAsync(svg);
+        Assert.StartsWith("<?xml", drawn);
+        Assert.Contains("<svg", drawn);
+        var (plotBadExit, _, plotBadErr) = await CliAsync("plot", "--cells", finetunePath, "--metric", "rouge", "--out", svg);
+        Assert.Equal(CliApp.ExitInvalidInput, plotBadExit);
+        Assert.Contains("the cells of finetune.csv has no metric 'rouge'", plotBadErr);
+
         // Cells trained on other examples are not paired across files.
         var otherData = Path.Combine(_dir.FullName, "prefix-other-data.csv");
         await File.WriteAllLinesAsync(otherData, Of("prefix").Select(l => l.Replace("m10-1", "m10-9", StringComparison.Ordinal)));

@@ -99,7 +99,12 @@ internal static class ResultsCommands
             }));
 
         // ------------------------------------------------------------ plot
-        var plotSweep = new Argument<string>("SWEEP") { Description = "Sweep id or name" };
+        var plotSweep = new Argument<string?>("SWEEP") { Description = "Sweep id or name (or --cells instead)", Arity = ArgumentArity.ZeroOrOne };
+        var plotCells = new Option<string[]>("--cells")
+        {
+            Description = "Instead of a sweep: files written by `orchestrator export`, combined (as results --cells)",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var plotMetric = new Option<string?>("--metric") { Description = "Metric on the y axis (default: the spec's first metric)" };
         var plotOut = new Option<string>("--out") { Description = "Output file: .png or .svg", Required = true };
         var width = new Option<int>("--width") { Description = "Image width in pixels", DefaultValueFactory = _ => 1000 };
@@ -111,20 +116,40 @@ internal static class ResultsCommands
         };
         xScale.AcceptOnlyFromAmong(ResultsPlot.LinearScale, ResultsPlot.LogScale);
         Make("plot", "Metric against training-set size: one line per method with its shaded 95% CI, one panel per dataset/split (PNG or SVG).",
-                plotSweep, plotMetric, plotOut, width, height, xScale)
+                plotSweep, plotCells, plotMetric, plotOut, width, height, xScale)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
-                await using var session = await Open(pr, ct);
-                var sweep = await SweepCommands.FindAsync(session, pr.GetValue(plotSweep)!, ct);
-                var results = await session.Grains.GetGrain<IResultsGrain>(sweep.SweepId).GetAsync();
-                var chosen = pr.GetValue(plotMetric) ?? PrimaryMetric(sweep, results);
-                var points = PointAggregation.Summarize(results.Points.Select(p => p.ToSums()), PointKeys.All, chosen);
-                if (points.Count == 0)
+                var files = pr.GetValue(plotCells) ?? [];
+                if ((files.Length > 0) == (pr.GetValue(plotSweep) is not null))
                 {
-                    throw new ArgumentException($"sweep {sweep.Name} has no metric '{chosen}'");
+                    throw new ArgumentException("plot needs a SWEEP or --cells FILE…, not both and not neither");
                 }
 
-                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1, pr.GetValue(xScale)!, sweep.Name);
+                string title, chosen;
+                IReadOnlyList<PointSummary> points;
+                if (files.Length > 0)
+                {
+                    var sums = ExportedCells.Points(ExportedCells.Read(files));
+                    title = string.Join(" + ", files.Select(Path.GetFileName));
+                    chosen = pr.GetValue(plotMetric) ?? sums.Select(p => p.Metric).Order(StringComparer.Ordinal).FirstOrDefault() ?? "bleu";
+                    points = PointAggregation.Summarize(sums, PointKeys.All, chosen);
+                }
+                else
+                {
+                    await using var session = await Open(pr, ct);
+                    var sweep = await SweepCommands.FindAsync(session, pr.GetValue(plotSweep)!, ct);
+                    var results = await session.Grains.GetGrain<IResultsGrain>(sweep.SweepId).GetAsync();
+                    title = sweep.Name;
+                    chosen = pr.GetValue(plotMetric) ?? PrimaryMetric(sweep, results);
+                    points = PointAggregation.Summarize(results.Points.Select(p => p.ToSums()), PointKeys.All, chosen);
+                }
+
+                if (points.Count == 0)
+                {
+                    throw new ArgumentException($"{(files.Length > 0 ? "the cells of " : "sweep ")}{title} has no metric '{chosen}'");
+                }
+
+                var panels = ResultsPlot.Build(points, chosen, points.Select(p => p.Dataset).Distinct().Count() > 1, pr.GetValue(xScale)!, title);
                 var path = pr.GetValue(plotOut)!;
                 ResultsPlot.Save(panels, path, pr.GetValue(width), pr.GetValue(height));
                 Console.WriteLine($"wrote {path} ({panels.Count} panel(s), {chosen})");
