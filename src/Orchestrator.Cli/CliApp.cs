@@ -352,7 +352,8 @@ public static class CliApp
         }
 
         var rows = await store.GetSweepCellsAsync(sweepId, ct);
-        if (SelectionReports.Report(sweep, rows, await store.GetSelectionsAsync(sweepId, ct)) is { } selection)
+        if (SelectionReports.Report(sweep, rows, await store.GetSelectionsAsync(sweepId, ct),
+                await Grains.SweepSelection.AttemptLimitsAsync(store, sweepId, ct)) is { } selection)
         {
             Console.Write(selection.ToText());
             WriteWarnings(selection.Warnings);

@@ -115,7 +115,7 @@ public sealed class SweepGrain(IResultStore store, ILogger<SweepGrain> logger) :
         }
 
         var rows = await store.GetSweepCellsAsync(SweepId);
-        var decisions = SweepSelection.Decide(sweep, rows);
+        var decisions = SweepSelection.Decide(sweep, rows, await SweepSelection.AttemptLimitsAsync(store, SweepId));
         var due = SweepSelection.Choices(SweepId, decisions, DateTimeOffset.UtcNow);
         var stored = await store.GetSelectionsAsync(SweepId);
         if (due.Any(d => !stored.Any(s => s.Method == d.Method && s.Size == d.Size)))

@@ -15,12 +15,18 @@ namespace Orchestrator.Grains;
 /// </summary>
 public static class SweepSelection
 {
-    /// <summary>The decisions from the sweep's stored cells (<paramref name="rows"/>); empty when its spec selects nothing.</summary>
-    public static IReadOnlyList<SelectionDecision> Decide(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
-        Decide(SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId), sweep, rows);
+    /// <summary>
+    /// The decisions from the sweep's stored cells (<paramref name="rows"/>); empty when its spec selects nothing. A selection cell
+    /// whose stored failure is not its last allowed attempt (<paramref name="attemptLimits"/>, by cell key: <see cref="AttemptLimitsAsync"/>)
+    /// is being tried again, so it counts as unfinished, not as a failure that blocks its method.
+    /// </summary>
+    public static IReadOnlyList<SelectionDecision> Decide(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
+        IReadOnlyDictionary<string, int> attemptLimits) =>
+        Decide(SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId), sweep, rows, attemptLimits);
 
-    /// <inheritdoc cref="Decide(SweepRecord, IReadOnlyList{ValueTuple{CellDescriptor, CellResultRecord}})"/>
-    public static IReadOnlyList<SelectionDecision> Decide(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows)
+    /// <inheritdoc cref="Decide(SweepRecord, IReadOnlyList{ValueTuple{CellDescriptor, CellResultRecord}}, IReadOnlyDictionary{string, int})"/>
+    public static IReadOnlyList<SelectionDecision> Decide(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
+        IReadOnlyDictionary<string, int> attemptLimits)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(sweep);
@@ -41,12 +47,21 @@ public static class SweepSelection
         {
             Selection = CellExpander.ExpandSelection(spec, any.Dataset, any.Model),
         };
-        return SelectionRound.Decide(plan, Outcomes(rows));
+        return SelectionRound.Decide(plan, Outcomes(rows, attemptLimits));
     }
 
-    /// <summary>The stored selection cells of a sweep, by key.</summary>
-    public static Dictionary<string, SelectionCellOutcome> Outcomes(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
+    /// <summary>
+    /// Each unfinished cell's attempt limit, by key (from the database; a cell whose stored failure has a lower attempt number
+    /// than its limit is queued again).
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, int>> AttemptLimitsAsync(IResultStore store, string sweepId, CancellationToken ct = default) =>
+        (await store.GetUnfinishedCellsAsync(sweepId, ct)).ToDictionary(u => u.CellKey, u => u.AttemptLimit, StringComparer.Ordinal);
+
+    /// <summary>The finished selection cells of a sweep, by key: succeeded, or failed on their last allowed attempt.</summary>
+    public static Dictionary<string, SelectionCellOutcome> Outcomes(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
+        IReadOnlyDictionary<string, int> attemptLimits) =>
         rows.Where(r => r.Result is not null && r.Cell.Method.StartsWith(SweepSpec.SelectionStage + "/", StringComparison.Ordinal))
+            .Where(r => r.Result!.Status == CellStatus.Succeeded || r.Result.Attempt >= attemptLimits.GetValueOrDefault(r.Cell.CellKey))
             .ToDictionary(r => r.Cell.CellKey, r => r.Result!.Status == CellStatus.Succeeded
                 ? new SelectionCellOutcome(true, SelectionRound.BestDevLoss(r.Result.ProvenanceJson), null)
                 : new SelectionCellOutcome(false, double.NaN, r.Result.Error), StringComparer.Ordinal);

@@ -28,19 +28,22 @@ public static class SelectionReports
             return null;
         }
 
-        return SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, await store.GetSweepCellsAsync(sweep.SweepId, ct)),
-            await store.GetSelectionsAsync(sweep.SweepId, ct));
+        return SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, await store.GetSweepCellsAsync(sweep.SweepId, ct),
+            await Grains.SweepSelection.AttemptLimitsAsync(store, sweep.SweepId, ct)), await store.GetSelectionsAsync(sweep.SweepId, ct));
     }
 
     /// <summary>As <see cref="ReportAsync"/>, from the sweep's stored cells (<paramref name="rows"/>) and choices already read.</summary>
+    /// <param name="attemptLimits">Each unfinished cell's attempt limit (<see cref="Grains.SweepSelection.AttemptLimitsAsync"/>): a selection
+    /// cell that failed an attempt before its last is being retried, not failed.</param>
     public static SelectionReport? Report(SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
-        IReadOnlyList<StoredSelection> stored)
+        IReadOnlyList<StoredSelection> stored, IReadOnlyDictionary<string, int> attemptLimits)
     {
         ArgumentNullException.ThrowIfNull(sweep);
         var spec = SpecParser.Parse(sweep.SpecYaml, OrchestratorVocabulary.Default, sweep.SweepId);
-        return spec.Methods.All(m => m.Selection is null) ? null : SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, rows), stored);
+        return spec.Methods.All(m => m.Selection is null) ? null : SelectionReport.From(sweep.SweepId, Decisions(spec, sweep, rows, attemptLimits), stored);
     }
 
-    private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows) =>
-        Grains.SweepSelection.Decide(spec, sweep, rows);
+    private static IReadOnlyList<SelectionDecision> Decisions(SweepSpec spec, SweepRecord sweep, IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> rows,
+        IReadOnlyDictionary<string, int> attemptLimits) =>
+        Grains.SweepSelection.Decide(spec, sweep, rows, attemptLimits);
 }

@@ -276,7 +276,8 @@ public sealed class ResultsApi(IGrainFactory grains, IResultStore store, TimePro
         var none = new SelectionReport(sweep.SweepId, Core.Specs.SelectionSpec.ByDevLoss, []);
         try
         {
-            return SelectionReports.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct)) ?? none;
+            return SelectionReports.Report(sweep, (await StoredAsync(sweep, ct)).Cells, await store.GetSelectionsAsync(sweep.SweepId, ct),
+                await Grains.SweepSelection.AttemptLimitsAsync(store, sweep.SweepId, ct)) ?? none;
         }
         catch (Core.Specs.SpecValidationException)
         {

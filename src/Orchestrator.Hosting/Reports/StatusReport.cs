@@ -70,11 +70,12 @@ public sealed record StatusReport(
         try
         {
             var choices = await store.GetSelectionsAsync(sweep.SweepId, ct);
-            selection = SelectionReports.Report(sweep, rows, choices);
+            var limits = await Grains.SweepSelection.AttemptLimitsAsync(store, sweep.SweepId, ct);
+            selection = SelectionReports.Report(sweep, rows, choices, limits);
             if (selection is not null && await store.GetCandidateCellsAsync(sweep.SweepId, ct) is { Count: > 0 } candidates)
             {
                 // The chosen grids not queued yet (as the sweep grain counts them): the sweep is not complete while any waits.
-                awaiting = Grains.SweepSelection.Waiting(Grains.SweepSelection.Decide(sweep, rows), choices, candidates);
+                awaiting = Grains.SweepSelection.Waiting(Grains.SweepSelection.Decide(sweep, rows, limits), choices, candidates);
             }
         }
         catch (Core.Specs.SpecValidationException)
