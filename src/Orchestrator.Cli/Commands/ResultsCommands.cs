@@ -162,18 +162,56 @@ internal static class ResultsCommands
         exportFormat.AcceptOnlyFromAmong("csv", "jsonl");
         var exportOut = new Option<string>("--out") { Description = "Output file", Required = true };
         var withOutputs = new Option<bool>("--with-outputs") { Description = "Also write each cell's decoded outputs" };
+        var full = new Option<bool>("--full")
+        {
+            Description = "JSON Lines with everything `orchestrator import` needs to store the results in another database: outputs, " +
+                          "each cell's definition and training curve",
+        };
         Make("export", "Every cell of the sweep with its status, provenance and scores, as CSV or JSON Lines.",
-                exportSweep, exportFormat, exportOut, withOutputs)
+                exportSweep, exportFormat, exportOut, withOutputs, full)
             .SetAction((pr, ct) => SweepCommands.Guard(async () =>
             {
+                if (pr.GetValue(full) && pr.GetValue(exportFormat) != "jsonl")
+                {
+                    throw new ArgumentException("--full writes JSON Lines: add --format jsonl");
+                }
+
                 await using var session = await Open(pr, ct);
                 var sweep = await SweepCommands.FindAsync(session, pr.GetValue(exportSweep)!, ct);
                 var cells = await session.Store.GetSweepCellsAsync(sweep.SweepId, ct);
+                if (pr.GetValue(full))
+                {
+                    var withCurves = new List<(Results.CellDescriptor Cell, Results.CellResultRecord? Result)>();
+                    foreach (var (cell, result) in cells)
+                    {
+                        withCurves.Add((cell, result is null ? null : result with { CurveJson = await session.Store.GetCurveAsync(cell.CellKey, ct) }));
+                    }
+
+                    cells = withCurves;
+                }
+
                 var path = pr.GetValue(exportOut)!;
                 var trainings = (await session.Store.GetTrainingRunsAsync(cells.Select(c => c.Cell.CellKey), ct))
                     .GroupBy(r => r.CellKey).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-                var count = ResultsExport.Write(cells, pr.GetValue(exportFormat)!, path, pr.GetValue(withOutputs), trainings);
+                var count = ResultsExport.Write(cells, pr.GetValue(exportFormat)!, path, pr.GetValue(withOutputs) || pr.GetValue(full), trainings, pr.GetValue(full));
                 Console.WriteLine($"wrote {count} cells to {path}");
+                return 0;
+            }));
+
+        // ------------------------------------------------------------ import
+        var importFile = new Argument<string>("FILE") { Description = "A file written by `orchestrator export SWEEP --format jsonl --full`" };
+        Make("import", "Store the succeeded cells of an exported file (export --format jsonl --full) in this database, so that a sweep " +
+                       "submitted here reuses them instead of training them again (results move between machines and databases).",
+                importFile)
+            .SetAction((pr, ct) => SweepCommands.Guard(async () =>
+            {
+                var path = pr.GetValue(importFile)!;
+                var cells = CellImport.Read(path);
+                await using var session = await shared.OpenAsync(pr, train: false, slots: 1, ct, create: true); // a new machine's first command
+                var outcome = await CellImport.StoreAsync(session.Store, cells, ct);
+                Console.WriteLine($"{path}: {outcome.Stored} cell(s) stored, {outcome.AlreadyStored} already had a stored success (kept), " +
+                                  $"{outcome.Skipped} not succeeded (skipped: a sweep trains them)");
+                Console.WriteLine("A sweep whose cells these are now finds them done (`submit`/`run` count them as already done).");
                 return 0;
             }));
 

@@ -20,8 +20,10 @@ internal static class ResultsExport
 
     /// <summary>Writes the file; returns the number of cells written.</summary>
     /// <param name="trainings">Training runs recorded per cell key (the <c>trainings</c> column: how many times it actually trained).</param>
+    /// <param name="full">JSON Lines only: also each cell's definition (<c>cell_json</c>, the text whose hash is its key) and training
+    /// curve (<c>curve</c>), what <c>orchestrator import</c> needs.</param>
     public static int Write(IReadOnlyList<(CellDescriptor Cell, CellResultRecord? Result)> cells, string format, string path, bool withOutputs,
-        IReadOnlyDictionary<string, int>? trainings = null)
+        IReadOnlyDictionary<string, int>? trainings = null, bool full = false)
     {
         trainings ??= new Dictionary<string, int>();
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -90,6 +92,12 @@ internal static class ResultsExport
                     if (withOutputs)
                     {
                         line["outputs"] = result is null ? null : new JsonArray(result.Outputs.Select(o => (JsonNode?)JsonValue.Create(o)).ToArray());
+                    }
+
+                    if (full)
+                    {
+                        line["cell_json"] = cell.CellJson;
+                        line["curve"] = result?.CurveJson is { } curve ? JsonNode.Parse(curve) : null;
                     }
 
                     writer.WriteLine(line.ToJsonString(JsonLines));
