@@ -90,17 +90,10 @@ internal sealed partial class ResultStore
                 metrics = await SweepMetricsAsync(connection, tx, sweepId, token).ConfigureAwait(false);
             }
 
-            IReadOnlyList<PointSums> result = points
+            return PointAggregation.InTableOrder(points
                 .SelectMany(p => metrics.Select(m => sums.TryGetValue((p.Dataset, p.Split, p.Method, p.Size, m), out var s)
                     ? s with { Expected = p.Expected, Failed = p.Failed }
-                    : new PointSums(p.Dataset, p.Split, p.Method, p.Size, m, p.Expected, p.Failed, 0, 0, 0, double.NaN, double.NaN)))
-                .OrderBy(p => p.Metric, StringComparer.Ordinal)
-                .ThenBy(p => p.Dataset, StringComparer.Ordinal)
-                .ThenBy(p => p.Split, StringComparer.Ordinal)
-                .ThenBy(p => p.Method, StringComparer.Ordinal)
-                .ThenBy(p => p.Size)
-                .ToList();
-            return result;
+                    : new PointSums(p.Dataset, p.Split, p.Method, p.Size, m, p.Expected, p.Failed, 0, 0, 0, double.NaN, double.NaN))));
         }, ct);
     }
 

@@ -53,6 +53,15 @@ public sealed record PointSummary(
 /// <summary>Builds result tables from <see cref="PointSums"/>.</summary>
 public static class PointAggregation
 {
+    /// <summary>The order of a results table's finest points: metric, dataset, split, method, size (the database and exported cells alike).</summary>
+    public static IReadOnlyList<PointSums> InTableOrder(IEnumerable<PointSums> points) =>
+        points.OrderBy(p => p.Metric, StringComparer.Ordinal)
+            .ThenBy(p => p.Dataset, StringComparer.Ordinal)
+            .ThenBy(p => p.Split, StringComparer.Ordinal)
+            .ThenBy(p => p.Method, StringComparer.Ordinal)
+            .ThenBy(p => p.Size)
+            .ToList();
+
     /// <summary>
     /// Groups by <paramref name="by"/> (merging the sums of the finer points), for <paramref name="metric"/> (all metrics when
     /// null), ordered by metric, dataset, split, method, size.

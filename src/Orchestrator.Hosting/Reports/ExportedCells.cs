@@ -235,7 +235,7 @@ public static class ExportedCells
         var metrics = metric is not null
             ? [metric]
             : cells.Where(c => c.Result is { Status: CellStatus.Succeeded }).SelectMany(c => c.Result!.Metrics.Keys).Distinct(StringComparer.Ordinal).ToList();
-        return cells.GroupBy(c => (c.Cell.Dataset, c.Cell.Split, c.Cell.Method, c.Cell.Size))
+        return PointAggregation.InTableOrder(cells.GroupBy(c => (c.Cell.Dataset, c.Cell.Split, c.Cell.Method, c.Cell.Size))
             .SelectMany(point => metrics.Select(m =>
             {
                 var values = point.Where(c => c.Result is { Status: CellStatus.Succeeded } && c.Result.Metrics.TryGetValue(m, out var v) && !double.IsNaN(v))
@@ -243,13 +243,7 @@ public static class ExportedCells
                 return new PointSums(point.Key.Dataset, point.Key.Split, point.Key.Method, point.Key.Size, m, point.Count(),
                     point.Count(c => c.Result is { Status: CellStatus.Failed }), values.Count, values.Sum(), values.Sum(v => v * v),
                     values.Count == 0 ? double.NaN : values.Min(), values.Count == 0 ? double.NaN : values.Max());
-            }))
-            .OrderBy(p => p.Metric, StringComparer.Ordinal)
-            .ThenBy(p => p.Dataset, StringComparer.Ordinal)
-            .ThenBy(p => p.Split, StringComparer.Ordinal)
-            .ThenBy(p => p.Method, StringComparer.Ordinal)
-            .ThenBy(p => p.Size)
-            .ToList();
+            })));
     }
 
     /// <summary>
